@@ -1,0 +1,109 @@
+/**
+ * Reference attention over a (possibly compressed) KV cache, in plain TypeScript. Every native and CUDA kernel is
+ * tested against these functions; they favour clarity over speed.
+ *
+ * Shapes (row-major, f32):
+ *   queries  [C × numHeads × headDim]   C new tokens, already rotated (RoPE) at `queryPositions`
+ *   out      [C × numHeads × headDim]
+ * The new tokens' keys and values must already be appended to the cache (a token attends to itself).
+ * Query head h reads KV head floor(h / (numHeads / numKvHeads)) (GQA).
+ * Query c sees every slot whose position ≤ queryPositions[c] (causal by original position), plus the head's
+ * compensation slot, which stands for dropped past tokens and is always visible.
+ */
+import type { KvCache } from "./cache.js";
+
+/** Attention statistics a policy may ask the prefill to collect (DESIGN §2). */
+export interface AttentionStatsRequest {
+  /** H2O: per query head, the sum over all queries of each key's softmax weight. */
+  readonly accumulated?: boolean;
+  /** SnapKV: per query head, the sum over the last `windowQueries` queries of each key's softmax weight. */
+  readonly windowQueries?: number;
+}
+
+/** One layer's statistics: per query head a Float32Array indexed by slot of that head's KV head. */
+export interface LayerAttentionStats {
+  readonly accumulated?: Float32Array[];
+  readonly windowed?: Float32Array[];
+}
+
+export interface AttentionArgs {
+  readonly cache: KvCache;
+  readonly layer: number;
+  readonly numHeads: number;
+  readonly queries: Float32Array;
+  readonly queryPositions: ArrayLike<number>;
+  readonly out: Float32Array;
+  /** Softmax scale; 1/√headDim by default. */
+  readonly scale?: number;
+  readonly stats?: AttentionStatsRequest;
+}
+
+export function attendReference(args: AttentionArgs): LayerAttentionStats {
+  const { cache, layer, numHeads, queries, queryPositions, out } = args;
+  const d = cache.headDim;
+  const numKv = cache.numKvHeads;
+  if (numHeads % numKv !== 0) throw new Error(`numHeads ${numHeads} is not a multiple of numKvHeads ${numKv}`);
+  const group = numHeads / numKv;
+  const C = queryPositions.length;
+  if (queries.length !== C * numHeads * d) throw new Error(`queries has ${queries.length} values, expected ${C}×${numHeads}×${d}`);
+  if (out.length !== queries.length) throw new Error(`out has ${out.length} values, expected ${queries.length}`);
+  const scale = args.scale ?? 1 / Math.sqrt(d);
+  const wantAcc = args.stats?.accumulated === true;
+  const windowQueries = args.stats?.windowQueries ?? 0;
+  const accumulated: Float32Array[] = [];
+  const windowed: Float32Array[] = [];
+
+  for (let h = 0; h < numHeads; h++) {
+    const head = cache.head(layer, Math.floor(h / group));
+    const acc = wantAcc ? new Float32Array(head.length) : null;
+    const win = windowQueries > 0 ? new Float32Array(head.length) : null;
+    if (acc) accumulated.push(acc);
+    if (win) windowed.push(win);
+    const comp = head.compensation;
+    const compBias = comp ? Math.log(comp.count) : 0;
+    const logits = new Float64Array(head.length + 1);
+    let visible = 0;
+    for (let c = 0; c < C; c++) {
+      const qBase = (c * numHeads + h) * d;
+      const qPos = queryPositions[c];
+      // slots are sorted by position: the visible set is a prefix that only grows with qPos
+      if (c > 0 && qPos < queryPositions[c - 1]) visible = 0;
+      while (visible < head.length && head.positions[visible] <= qPos) visible++;
+      let max = -Infinity;
+      for (let s = 0; s < visible; s++) {
+        let dot = 0;
+        const kBase = s * d;
+        for (let i = 0; i < d; i++) dot += queries[qBase + i] * head.keys[kBase + i];
+        logits[s] = dot * scale;
+        if (logits[s] > max) max = logits[s];
+      }
+      if (comp) {
+        let dot = 0;
+        for (let i = 0; i < d; i++) dot += queries[qBase + i] * comp.key[i];
+        logits[visible] = dot * scale + compBias;
+        if (logits[visible] > max) max = logits[visible];
+      }
+      const n = visible + (comp ? 1 : 0);
+      let sum = 0;
+      for (let s = 0; s < n; s++) {
+        logits[s] = Math.exp(logits[s] - max);
+        sum += logits[s];
+      }
+      const oBase = qBase;
+      for (let i = 0; i < d; i++) out[oBase + i] = 0;
+      const inWindow = c >= C - windowQueries;
+      for (let s = 0; s < visible; s++) {
+        const p = logits[s] / sum;
+        const vBase = s * d;
+        for (let i = 0; i < d; i++) out[oBase + i] += p * head.values[vBase + i];
+        if (acc) acc[s] += p;
+        if (win && inWindow) win[s] += p;
+      }
+      if (comp) {
+        const p = logits[visible] / sum;
+        for (let i = 0; i < d; i++) out[oBase + i] += p * comp.value[i];
+      }
+    }
+  }
+  return { ...(wantAcc ? { accumulated } : {}), ...(windowQueries > 0 ? { windowed } : {}) };
+}

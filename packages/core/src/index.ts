@@ -1,0 +1,4 @@
+export { HeadCache, KvCache } from "./cache.js";
+export type { CompensationSlot, KvCacheShape } from "./cache.js";
+export { attendReference } from "./attention.js";
+export type { AttentionArgs, AttentionStatsRequest, LayerAttentionStats } from "./attention.js";
