@@ -18,12 +18,23 @@ export interface AttentionStatsRequest {
   readonly accumulated?: boolean;
   /** SnapKV: per query head, the sum over the last `windowQueries` queries of each key's softmax weight. */
   readonly windowQueries?: number;
+  /**
+   * RazorAttention calibration (arXiv 2407.15891 §3.2): the input repeats a block of `period` tokens that starts at
+   * position `firstPosition`. For every query at position i ≥ firstPosition + period, the echo score sums its
+   * weights on earlier copies of the same token (positions i − m·period, m ≥ 1, not before firstPosition) and the
+   * induction score its weights on the tokens that followed those copies (i − m·period + 1). Per query head, the
+   * mean over those queries.
+   */
+  readonly repeatedSequence?: { readonly period: number; readonly firstPosition: number };
 }
 
 /** One layer's statistics: per query head a Float32Array indexed by slot of that head's KV head. */
 export interface LayerAttentionStats {
   readonly accumulated?: Float32Array[];
   readonly windowed?: Float32Array[];
+  /** Per query head, with `repeatedSequence`: mean echo and induction weight. */
+  readonly echo?: Float64Array;
+  readonly induction?: Float64Array;
 }
 
 export interface AttentionArgs {
@@ -50,6 +61,9 @@ export function attendReference(args: AttentionArgs): LayerAttentionStats {
   const scale = args.scale ?? 1 / Math.sqrt(d);
   const wantAcc = args.stats?.accumulated === true;
   const windowQueries = args.stats?.windowQueries ?? 0;
+  const repeat = args.stats?.repeatedSequence;
+  const echo = repeat ? new Float64Array(numHeads) : null;
+  const induction = repeat ? new Float64Array(numHeads) : null;
   const accumulated: Float32Array[] = [];
   const windowed: Float32Array[] = [];
 
@@ -59,10 +73,14 @@ export function attendReference(args: AttentionArgs): LayerAttentionStats {
     const win = windowQueries > 0 ? new Float32Array(head.length) : null;
     if (acc) accumulated.push(acc);
     if (win) windowed.push(win);
+    if (repeat && (head.compensation || (head.length > 0 && head.positions[head.length - 1] !== head.length - 1))) {
+      throw new Error("repeatedSequence statistics need an uncompressed cache (slot = position)");
+    }
     const comp = head.compensation;
     const compBias = comp ? Math.log(comp.count) : 0;
     const logits = new Float64Array(head.length + 1);
     let visible = 0;
+    let repeatQueries = 0;
     for (let c = 0; c < C; c++) {
       const qBase = (c * numHeads + h) * d;
       const qPos = queryPositions[c];
@@ -103,7 +121,23 @@ export function attendReference(args: AttentionArgs): LayerAttentionStats {
         const p = logits[visible] / sum;
         for (let i = 0; i < d; i++) out[oBase + i] += p * comp.value[i];
       }
+      if (repeat && echo && induction && qPos >= repeat.firstPosition + repeat.period) {
+        // calibration runs on an uncompressed cache, where slot = position
+        for (let j = qPos - repeat.period; j >= repeat.firstPosition; j -= repeat.period) {
+          echo[h] += logits[j] / sum;
+          induction[h] += logits[j + 1] / sum;
+        }
+        repeatQueries++;
+      }
+    }
+    if (echo && induction && repeatQueries > 0) {
+      echo[h] /= repeatQueries;
+      induction[h] /= repeatQueries;
     }
   }
-  return { ...(wantAcc ? { accumulated } : {}), ...(windowQueries > 0 ? { windowed } : {}) };
+  return {
+    ...(wantAcc ? { accumulated } : {}),
+    ...(windowQueries > 0 ? { windowed } : {}),
+    ...(echo && induction ? { echo, induction } : {}),
+  };
 }

@@ -1,0 +1,83 @@
+import { describe, expect, it } from "vitest";
+import { LlamaModel } from "./llama.js";
+import { randomWeights, tinyConfig } from "./random-model.js";
+import { argmax } from "./ops.js";
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+describe("LlamaModel forward pass", () => {
+  const configs = {
+    "GQA, tied": tinyConfig(),
+    "Qwen2-style QKV bias, untied": tinyConfig({ qkvBias: true, tiedEmbeddings: false, numKvHeads: 3, numHeads: 6 }),
+    "MHA": tinyConfig({ numKvHeads: 6 }),
+  };
+  for (const [name, config] of Object.entries(configs)) {
+    it(`${name}: prefill then decode equals one prefill over the whole sequence`, () => {
+      const model = new LlamaModel(randomWeights(config, 7));
+      const tokens = [3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26, 43];
+      const whole = model.prefill(tokens, { logits: "all" });
+      const part = model.prefill(tokens.slice(0, 9));
+      const V = config.vocabSize;
+      expect(maxAbsDiff(part.logits, whole.logits.subarray(8 * V, 9 * V))).toBeLessThan(1e-4);
+      for (let i = 9; i < tokens.length; i++) {
+        const logits = model.decode(part.cache, tokens[i]);
+        expect(maxAbsDiff(logits, whole.logits.subarray(i * V, (i + 1) * V))).toBeLessThan(1e-4);
+      }
+      expect(part.cache.nextPosition).toBe(tokens.length);
+      expect(part.cache.head(1, 0).length).toBe(tokens.length);
+    });
+  }
+
+  it("position matters: the same token at another position gives other logits (RoPE is applied)", () => {
+    const model = new LlamaModel(randomWeights(tinyConfig(), 3));
+    const a = model.prefill([5, 6, 7, 8]).logits;
+    const b = model.prefill([5, 6, 7, 7, 8]).logits;
+    expect(maxAbsDiff(a, b)).toBeGreaterThan(1e-3);
+  });
+
+  it("collects accumulated and windowed attention statistics per layer and head", () => {
+    const config = tinyConfig();
+    const model = new LlamaModel(randomWeights(config, 4));
+    const tokens = Array.from({ length: 20 }, (_, i) => (i * 7) % config.vocabSize);
+    const { stats } = model.prefill(tokens, { stats: { accumulated: true, windowQueries: 5 } });
+    expect(stats).toHaveLength(config.numLayers);
+    for (const layer of stats!) {
+      expect(layer.accumulated).toHaveLength(config.numHeads);
+      for (let h = 0; h < config.numHeads; h++) {
+        // each query's weights sum to one: the column sums add up to the number of queries
+        const acc = layer.accumulated![h].reduce((s, x) => s + x, 0);
+        const win = layer.windowed![h].reduce((s, x) => s + x, 0);
+        expect(acc).toBeCloseTo(20, 4);
+        expect(win).toBeCloseTo(5, 4);
+        // the first key is seen by every query, the last by one only
+        expect(layer.accumulated![h][19]).toBeLessThanOrEqual(1);
+      }
+    }
+  });
+
+  it("refuses tokens outside the vocabulary and sequences beyond the context", () => {
+    const config = tinyConfig({ maxContext: 8 });
+    const model = new LlamaModel(randomWeights(config, 5));
+    expect(() => model.prefill([1, 2, 500])).toThrow(/token id 500 outside the vocabulary of 97/);
+    expect(() => model.prefill(Array.from({ length: 9 }, () => 1))).toThrow(/9 tokens exceed the model's context of 8/);
+  });
+
+  it("decoding greedily is deterministic", () => {
+    const model = new LlamaModel(randomWeights(tinyConfig(), 9));
+    const run = () => {
+      const { cache, logits } = model.prefill([1, 2, 3]);
+      const out: number[] = [];
+      let next = argmax(logits);
+      for (let i = 0; i < 6; i++) {
+        out.push(next);
+        next = argmax(model.decode(cache, next));
+      }
+      return out;
+    };
+    expect(run()).toEqual(run());
+  });
+});

@@ -1,0 +1,189 @@
+/**
+ * The Llama-family forward pass (Llama 2/3, Mistral, Qwen2, SmolLM): pre-norm decoder blocks of
+ * RMSNorm → attention (RoPE, GQA, optional QKV bias) → residual → RMSNorm → SwiGLU MLP → residual,
+ * then a final RMSNorm and the output projection (tied to the embedding or not).
+ *
+ * Every token's keys and values go into a core `KvCache`, so each head's cache is ours to shape between calls:
+ * prefill fills it, a policy compresses it, decode appends to it and attends over whatever it holds.
+ */
+import { KvCache, type AttentionStatsRequest, type LayerAttentionStats } from "@razorkv/core";
+import { typescriptBackend, type ComputeBackend } from "./backend.js";
+import { addBias, addInPlace, rmsNorm, swiglu } from "./ops.js";
+import { Rope } from "./rope.js";
+import type { LlamaConfig, ModelWeights } from "./types.js";
+
+export interface ForwardOptions {
+  /** Attention statistics to collect over this call's queries (H2O, SnapKV). */
+  readonly stats?: AttentionStatsRequest;
+  /** Which positions get logits: the last one (default), all of them, or none. */
+  readonly logits?: "last" | "all" | "none";
+}
+
+export interface ForwardResult {
+  /** [rows × vocabSize]: one row for "last", one per token for "all", empty for "none". */
+  readonly logits: Float32Array;
+  /** Per layer, when `stats` was asked for. */
+  readonly stats: LayerAttentionStats[] | null;
+}
+
+interface LayerWeights {
+  attnNorm: Float32Array;
+  wq: Float32Array;
+  wk: Float32Array;
+  wv: Float32Array;
+  wo: Float32Array;
+  bq: Float32Array | null;
+  bk: Float32Array | null;
+  bv: Float32Array | null;
+  ffnNorm: Float32Array;
+  wGate: Float32Array;
+  wUp: Float32Array;
+  wDown: Float32Array;
+}
+
+export class LlamaModel {
+  readonly config: LlamaConfig;
+  readonly backend: ComputeBackend;
+  private readonly embedding: Float32Array;
+  private readonly outputNorm: Float32Array;
+  private readonly output: Float32Array;
+  private readonly layers: LayerWeights[];
+  private readonly rope: Rope;
+
+  constructor(weights: ModelWeights, backend: ComputeBackend = typescriptBackend) {
+    const c = weights.config;
+    this.config = c;
+    this.backend = backend;
+    const t = (name: string, shape: number[]): Float32Array => {
+      const tensor = weights.tensor(name);
+      const size = shape.reduce((a, b) => a * b, 1);
+      if (tensor.data.length !== size) {
+        throw new Error(`tensor ${name}: expected shape [${shape.join(", ")}] (${size} values), found [${tensor.shape.join(", ")}]`);
+      }
+      return tensor.data;
+    };
+    const qDim = c.numHeads * c.headDim;
+    const kvDim = c.numKvHeads * c.headDim;
+    this.embedding = t("token_embd.weight", [c.vocabSize, c.hiddenSize]);
+    this.outputNorm = t("output_norm.weight", [c.hiddenSize]);
+    this.output = c.tiedEmbeddings ? this.embedding : t("output.weight", [c.vocabSize, c.hiddenSize]);
+    this.layers = [];
+    for (let l = 0; l < c.numLayers; l++) {
+      const p = `blk.${l}.`;
+      this.layers.push({
+        attnNorm: t(p + "attn_norm.weight", [c.hiddenSize]),
+        wq: t(p + "attn_q.weight", [qDim, c.hiddenSize]),
+        wk: t(p + "attn_k.weight", [kvDim, c.hiddenSize]),
+        wv: t(p + "attn_v.weight", [kvDim, c.hiddenSize]),
+        wo: t(p + "attn_output.weight", [c.hiddenSize, qDim]),
+        bq: c.qkvBias ? t(p + "attn_q.bias", [qDim]) : null,
+        bk: c.qkvBias ? t(p + "attn_k.bias", [kvDim]) : null,
+        bv: c.qkvBias ? t(p + "attn_v.bias", [kvDim]) : null,
+        ffnNorm: t(p + "ffn_norm.weight", [c.hiddenSize]),
+        wGate: t(p + "ffn_gate.weight", [c.intermediateSize, c.hiddenSize]),
+        wUp: t(p + "ffn_up.weight", [c.intermediateSize, c.hiddenSize]),
+        wDown: t(p + "ffn_down.weight", [c.hiddenSize, c.intermediateSize]),
+      });
+    }
+    this.rope = new Rope(c.headDim, c.ropeTheta);
+  }
+
+  /** An empty cache shaped for this model. */
+  newCache(): KvCache {
+    const c = this.config;
+    return new KvCache({ numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim });
+  }
+
+  /** Full-attention prefill of `tokens` into a fresh cache. */
+  prefill(tokens: ArrayLike<number>, options: ForwardOptions = {}): ForwardResult & { cache: KvCache } {
+    const cache = this.newCache();
+    return { cache, ...this.forward(cache, tokens, options) };
+  }
+
+  /** One greedy-decoding step: appends `token` to the cache and returns its next-token logits. */
+  decode(cache: KvCache, token: number): Float32Array {
+    return this.forward(cache, [token]).logits;
+  }
+
+  /**
+   * Runs `tokens` at positions cache.nextPosition … +tokens.length−1, appending their keys and values to every
+   * head of the cache and attending over what each head holds (compressed or not).
+   */
+  forward(cache: KvCache, tokens: ArrayLike<number>, options: ForwardOptions = {}): ForwardResult {
+    const c = this.config;
+    const T = tokens.length;
+    if (T === 0) throw new Error("forward: no tokens");
+    const start = cache.nextPosition;
+    if (start + T > c.maxContext) {
+      throw new Error(`forward: ${start + T} tokens exceed the model's context of ${c.maxContext}`);
+    }
+    const H = c.hiddenSize;
+    const d = c.headDim;
+    const qDim = c.numHeads * d;
+    const kvDim = c.numKvHeads * d;
+    const F = c.intermediateSize;
+    const positions = new Int32Array(T);
+    for (let i = 0; i < T; i++) positions[i] = start + i;
+
+    const x = new Float32Array(T * H);
+    for (let i = 0; i < T; i++) {
+      const id = tokens[i];
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`forward: token id ${id} outside the vocabulary of ${c.vocabSize}`);
+      x.set(this.embedding.subarray(id * H, (id + 1) * H), i * H);
+    }
+    const normed = new Float32Array(T * H);
+    const q = new Float32Array(T * qDim);
+    const k = new Float32Array(T * kvDim);
+    const v = new Float32Array(T * kvDim);
+    const attn = new Float32Array(T * qDim);
+    const proj = new Float32Array(T * H);
+    const gate = new Float32Array(T * F);
+    const up = new Float32Array(T * F);
+    const stats: LayerAttentionStats[] | null = options.stats ? [] : null;
+    const mm = this.backend.matmulTransposed.bind(this.backend);
+
+    for (let l = 0; l < c.numLayers; l++) {
+      const w = this.layers[l];
+      rmsNorm(x, w.attnNorm, normed, T, c.rmsNormEps);
+      mm(normed, w.wq, q, T, qDim, H);
+      mm(normed, w.wk, k, T, kvDim, H);
+      mm(normed, w.wv, v, T, kvDim, H);
+      if (w.bq && w.bk && w.bv) {
+        addBias(q, w.bq, T);
+        addBias(k, w.bk, T);
+        addBias(v, w.bv, T);
+      }
+      this.rope.apply(q, c.numHeads, positions);
+      this.rope.apply(k, c.numKvHeads, positions);
+      for (let kv = 0; kv < c.numKvHeads; kv++) {
+        const head = cache.head(l, kv);
+        head.reserve(head.length + T);
+        for (let i = 0; i < T; i++) head.append(positions[i], k, v, (i * c.numKvHeads + kv) * d);
+      }
+      const layerStats = this.backend.attend({
+        cache, layer: l, numHeads: c.numHeads, queries: q, queryPositions: positions, out: attn, stats: options.stats,
+      });
+      if (stats) stats.push(layerStats);
+      mm(attn, w.wo, proj, T, H, qDim);
+      addInPlace(x, proj);
+
+      rmsNorm(x, w.ffnNorm, normed, T, c.rmsNormEps);
+      mm(normed, w.wGate, gate, T, F, H);
+      mm(normed, w.wUp, up, T, F, H);
+      swiglu(gate, up);
+      mm(gate, w.wDown, proj, T, H, F);
+      addInPlace(x, proj);
+    }
+    cache.nextPosition = start + T;
+
+    const mode = options.logits ?? "last";
+    if (mode === "none") return { logits: new Float32Array(0), stats };
+    const rows = mode === "all" ? T : 1;
+    const firstRow = T - rows;
+    const finalNormed = new Float32Array(rows * H);
+    rmsNorm(x.subarray(firstRow * H), this.outputNorm, finalNormed, rows, c.rmsNormEps);
+    const logits = new Float32Array(rows * c.vocabSize);
+    mm(finalNormed, this.output, logits, rows, c.vocabSize, H);
+    return { logits, stats };
+  }
+}

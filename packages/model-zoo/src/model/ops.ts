@@ -1,0 +1,73 @@
+/**
+ * Plain-TypeScript tensor operations of the forward pass. Row-major f32 throughout. These are the reference the
+ * native kernels are tested against, and the fallback when the addon is absent.
+ */
+
+/** out[m, n] = Σ_k x[m, k] · w[n, k]   (x: [M×K], w: [N×K] as PyTorch stores a linear layer, out: [M×N]). */
+export function matmulTransposedReference(x: Float32Array, w: Float32Array, out: Float32Array, M: number, N: number, K: number): void {
+  for (let m = 0; m < M; m++) {
+    const xBase = m * K;
+    for (let n = 0; n < N; n++) {
+      const wBase = n * K;
+      // four partial sums: independent chains let the JIT overlap the multiply-adds
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let k = 0;
+      for (; k + 3 < K; k += 4) {
+        s0 += x[xBase + k] * w[wBase + k];
+        s1 += x[xBase + k + 1] * w[wBase + k + 1];
+        s2 += x[xBase + k + 2] * w[wBase + k + 2];
+        s3 += x[xBase + k + 3] * w[wBase + k + 3];
+      }
+      for (; k < K; k++) s0 += x[xBase + k] * w[wBase + k];
+      out[m * N + n] = s0 + s1 + s2 + s3;
+    }
+  }
+}
+
+/** RMSNorm (Zhang & Sennrich 2019) of each of the `rows` rows of x, scaled by weight, into out. */
+export function rmsNorm(x: Float32Array, weight: Float32Array, out: Float32Array, rows: number, eps: number): void {
+  const n = weight.length;
+  for (let r = 0; r < rows; r++) {
+    const base = r * n;
+    let ss = 0;
+    for (let i = 0; i < n; i++) ss += x[base + i] * x[base + i];
+    const inv = 1 / Math.sqrt(ss / n + eps);
+    for (let i = 0; i < n; i++) out[base + i] = x[base + i] * inv * weight[i];
+  }
+}
+
+/** gate ← silu(gate) ⊙ up, in place (SwiGLU, Shazeer 2020). */
+export function swiglu(gate: Float32Array, up: Float32Array): void {
+  for (let i = 0; i < gate.length; i++) {
+    const g = gate[i];
+    gate[i] = (g / (1 + Math.exp(-g))) * up[i];
+  }
+}
+
+/** Adds `bias` to each of the rows of x ([rows × bias.length]). */
+export function addBias(x: Float32Array, bias: Float32Array, rows: number): void {
+  const n = bias.length;
+  for (let r = 0; r < rows; r++) for (let i = 0; i < n; i++) x[r * n + i] += bias[i];
+}
+
+export function addInPlace(x: Float32Array, y: Float32Array): void {
+  for (let i = 0; i < x.length; i++) x[i] += y[i];
+}
+
+/** log-softmax of one row, in float64 (the precision parity tests compare against). */
+export function logSoftmax(logits: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  const lse = max + Math.log(sum);
+  const out = new Float64Array(logits.length);
+  for (let i = 0; i < logits.length; i++) out[i] = logits[i] - lse;
+  return out;
+}
+
+export function argmax(values: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}

@@ -1,0 +1,43 @@
+/**
+ * Rotary position embedding in Hugging Face's layout ("rotate half"): dimension i of a head rotates with
+ * dimension i + headDim/2 by angle position · θ^(−2i/headDim) (Su et al. 2021, RoFormer eq. 34; HF LlamaRotaryEmbedding).
+ * GGUF files of llama architecture store Q/K permuted for adjacent-pair rotation; the loader undoes that, so this
+ * is the only RoPE.
+ */
+export class Rope {
+  readonly headDim: number;
+  private readonly invFreq: Float32Array;
+
+  constructor(headDim: number, theta: number) {
+    if (headDim % 2 !== 0) throw new Error(`RoPE needs an even head dimension, got ${headDim}`);
+    this.headDim = headDim;
+    this.invFreq = new Float32Array(headDim / 2);
+    // computed as HF does (float32 inverse frequencies), so angles round the same way
+    for (let i = 0; i < headDim / 2; i++) this.invFreq[i] = 1 / Math.pow(theta, (2 * i) / headDim);
+  }
+
+  /** Rotates `numHeads` heads of each of the rows in place; row r is at position positions[r]. */
+  apply(x: Float32Array, numHeads: number, positions: ArrayLike<number>): void {
+    const d = this.headDim;
+    const half = d / 2;
+    const cos = new Float32Array(half);
+    const sin = new Float32Array(half);
+    for (let r = 0; r < positions.length; r++) {
+      const p = positions[r];
+      for (let i = 0; i < half; i++) {
+        const angle = Math.fround(p * this.invFreq[i]);
+        cos[i] = Math.cos(angle);
+        sin[i] = Math.sin(angle);
+      }
+      for (let h = 0; h < numHeads; h++) {
+        const base = (r * numHeads + h) * d;
+        for (let i = 0; i < half; i++) {
+          const a = x[base + i];
+          const b = x[base + i + half];
+          x[base + i] = a * cos[i] - b * sin[i];
+          x[base + i + half] = b * cos[i] + a * sin[i];
+        }
+      }
+    }
+  }
+}
