@@ -81,3 +81,21 @@ describe("LlamaModel forward pass", () => {
     expect(run()).toEqual(run());
   });
 });
+
+describe("LlamaModel.decodeBatch", () => {
+  it("gives each sequence the logits it gets when decoded alone", () => {
+    const config = tinyConfig();
+    const model = new LlamaModel(randomWeights(config, 11));
+    const prompts = [[1, 2, 3, 4, 5], [9, 8, 7], [20, 30, 40, 50, 60, 70, 80]];
+    const alone = prompts.map((p) => {
+      const { cache } = model.prefill(p);
+      return model.decode(cache, 42);
+    });
+    const caches = prompts.map((p) => model.prefill(p).cache);
+    const { logits } = model.decodeBatch(caches, [42, 42, 42]);
+    const V = config.vocabSize;
+    prompts.forEach((_, i) => expect(maxAbsDiff(logits.subarray(i * V, (i + 1) * V), alone[i])).toBeLessThan(1e-5));
+    expect(caches.map((c) => c.nextPosition)).toEqual([6, 4, 8]);
+    expect(() => model.decodeBatch([caches[0], caches[0]], [1, 2])).toThrow(/same cache appears twice/);
+  });
+});

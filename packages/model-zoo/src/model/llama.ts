@@ -110,26 +110,58 @@ export class LlamaModel {
    * head of the cache and attending over what each head holds (compressed or not).
    */
   forward(cache: KvCache, tokens: ArrayLike<number>, options: ForwardOptions = {}): ForwardResult {
+    if (tokens.length === 0) throw new Error("forward: no tokens");
+    return this.run([{ cache, tokens }], options);
+  }
+
+  /**
+   * One decode step for several independent sequences at once (e.g. the cells of a sweep, each with its own
+   * compressed cache): the weight matrices are read once for the whole batch. Returns [B × vocabSize] logits.
+   */
+  decodeBatch(caches: readonly KvCache[], tokens: readonly number[], options: Omit<ForwardOptions, "logits"> = {}): ForwardResult {
+    if (caches.length !== tokens.length) throw new Error(`decodeBatch: ${caches.length} caches but ${tokens.length} tokens`);
+    if (caches.length === 0) throw new Error("decodeBatch: empty batch");
+    if (new Set(caches).size !== caches.length) throw new Error("decodeBatch: the same cache appears twice in one batch");
+    return this.run(caches.map((cache, i) => ({ cache, tokens: [tokens[i]] })), { ...options, logits: "segment-last" });
+  }
+
+  /**
+   * The pass itself over a batch of segments: each segment is a run of tokens continuing one cache. Rows of all
+   * segments go through the matrix products together; attention is per segment, over that segment's cache.
+   */
+  private run(
+    segments: readonly { cache: KvCache; tokens: ArrayLike<number> }[],
+    options: { stats?: AttentionStatsRequest; logits?: ForwardOptions["logits"] | "segment-last" },
+  ): ForwardResult {
     const c = this.config;
-    const T = tokens.length;
-    if (T === 0) throw new Error("forward: no tokens");
-    const start = cache.nextPosition;
-    if (start + T > c.maxContext) {
-      throw new Error(`forward: ${start + T} tokens exceed the model's context of ${c.maxContext}`);
-    }
     const H = c.hiddenSize;
     const d = c.headDim;
     const qDim = c.numHeads * d;
     const kvDim = c.numKvHeads * d;
     const F = c.intermediateSize;
+    const layout = segments.map(({ cache, tokens }) => {
+      const start = cache.nextPosition;
+      if (start + tokens.length > c.maxContext) {
+        throw new Error(`forward: ${start + tokens.length} tokens exceed the model's context of ${c.maxContext}`);
+      }
+      return { cache, tokens, positions: Int32Array.from({ length: tokens.length }, (_, i) => start + i) };
+    });
+    const T = layout.reduce((n, s) => n + s.tokens.length, 0);
     const positions = new Int32Array(T);
-    for (let i = 0; i < T; i++) positions[i] = start + i;
+    let row = 0;
+    for (const s of layout) {
+      positions.set(s.positions, row);
+      row += s.tokens.length;
+    }
 
     const x = new Float32Array(T * H);
-    for (let i = 0; i < T; i++) {
-      const id = tokens[i];
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`forward: token id ${id} outside the vocabulary of ${c.vocabSize}`);
-      x.set(this.embedding.subarray(id * H, (id + 1) * H), i * H);
+    row = 0;
+    for (const s of layout) {
+      for (let i = 0; i < s.tokens.length; i++, row++) {
+        const id = s.tokens[i];
+        if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`forward: token id ${id} outside the vocabulary of ${c.vocabSize}`);
+        x.set(this.embedding.subarray(id * H, (id + 1) * H), row * H);
+      }
     }
     const normed = new Float32Array(T * H);
     const q = new Float32Array(T * qDim);
@@ -139,7 +171,8 @@ export class LlamaModel {
     const proj = new Float32Array(T * H);
     const gate = new Float32Array(T * F);
     const up = new Float32Array(T * F);
-    const stats: LayerAttentionStats[] | null = options.stats ? [] : null;
+    const stats: LayerAttentionStats[] | null = options.stats && segments.length === 1 ? [] : null;
+    if (options.stats && segments.length !== 1) throw new Error("forward: attention statistics are collected for one sequence at a time");
     const mm = this.backend.matmulTransposed.bind(this.backend);
 
     for (let l = 0; l < c.numLayers; l++) {
@@ -155,15 +188,22 @@ export class LlamaModel {
       }
       this.rope.apply(q, c.numHeads, positions);
       this.rope.apply(k, c.numKvHeads, positions);
-      for (let kv = 0; kv < c.numKvHeads; kv++) {
-        const head = cache.head(l, kv);
-        head.reserve(head.length + T);
-        for (let i = 0; i < T; i++) head.append(positions[i], k, v, (i * c.numKvHeads + kv) * d);
+      row = 0;
+      for (const s of layout) {
+        const n = s.tokens.length;
+        for (let kv = 0; kv < c.numKvHeads; kv++) {
+          const head = s.cache.head(l, kv);
+          head.reserve(head.length + n);
+          for (let i = 0; i < n; i++) head.append(s.positions[i], k, v, ((row + i) * c.numKvHeads + kv) * d);
+        }
+        const layerStats = this.backend.attend({
+          cache: s.cache, layer: l, numHeads: c.numHeads,
+          queries: q.subarray(row * qDim, (row + n) * qDim), queryPositions: s.positions,
+          out: attn.subarray(row * qDim, (row + n) * qDim), stats: options.stats,
+        });
+        if (stats) stats.push(layerStats);
+        row += n;
       }
-      const layerStats = this.backend.attend({
-        cache, layer: l, numHeads: c.numHeads, queries: q, queryPositions: positions, out: attn, stats: options.stats,
-      });
-      if (stats) stats.push(layerStats);
       mm(attn, w.wo, proj, T, H, qDim);
       addInPlace(x, proj);
 
@@ -174,16 +214,24 @@ export class LlamaModel {
       mm(gate, w.wDown, proj, T, H, F);
       addInPlace(x, proj);
     }
-    cache.nextPosition = start + T;
+    for (const s of layout) s.cache.nextPosition += s.tokens.length;
 
     const mode = options.logits ?? "last";
     if (mode === "none") return { logits: new Float32Array(0), stats };
-    const rows = mode === "all" ? T : 1;
-    const firstRow = T - rows;
-    const finalNormed = new Float32Array(rows * H);
-    rmsNorm(x.subarray(firstRow * H), this.outputNorm, finalNormed, rows, c.rmsNormEps);
-    const logits = new Float32Array(rows * c.vocabSize);
-    mm(finalNormed, this.output, logits, rows, c.vocabSize, H);
+    // rows of x whose logits are wanted
+    const rows: number[] = [];
+    if (mode === "all") for (let r = 0; r < T; r++) rows.push(r);
+    else if (mode === "last") rows.push(T - 1);
+    else {
+      row = 0;
+      for (const s of layout) rows.push((row += s.tokens.length) - 1);
+    }
+    const finalIn = new Float32Array(rows.length * H);
+    rows.forEach((r, i) => finalIn.set(x.subarray(r * H, (r + 1) * H), i * H));
+    const finalNormed = new Float32Array(rows.length * H);
+    rmsNorm(finalIn, this.outputNorm, finalNormed, rows.length, c.rmsNormEps);
+    const logits = new Float32Array(rows.length * c.vocabSize);
+    mm(finalNormed, this.output, logits, rows.length, c.vocabSize, H);
     return { logits, stats };
   }
 }
