@@ -1,0 +1,419 @@
+/**
+ * GGUF files → `ModelWeights` (Llama family).
+ *
+ * File layout (GGUF v2/v3, little-endian): "GGUF" magic, version, tensor count, metadata key/values, tensor infos
+ * (name, ne[] innermost first, ggml type, offset relative to the data section), padding to `general.alignment`
+ * (default 32), then the data section. `@huggingface/gguf` parses everything up to the data section; tensor data is
+ * read here, by offset, only when a tensor is asked for.
+ *
+ * Every tensor's extent is checked against the file size when the file is opened, so a truncated download fails
+ * before any compute, with the first tensor that runs past the end named.
+ *
+ * Q and K: llama.cpp's converter reorders the rows of attn_q / attn_k for llama-architecture models so that ggml's
+ * adjacent-pair RoPE matches HF's rotate-half RoPE. We use HF's RoPE, so those rows are put back in HF order on
+ * read (`ggufRowsToHf`), for the f32 tensors and for the raw quantized bytes alike.
+ */
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { gguf } from "@huggingface/gguf";
+import type { LlamaConfig, ModelWeights, Tensor } from "../model/types.js";
+import {
+  SUPPORTED_TYPE_NAMES,
+  dequantize,
+  ggmlByteSize,
+  ggmlTypeName,
+  ggmlTypeTraits,
+  isDequantizable,
+} from "./dequant.js";
+import { ModelFileError } from "./errors.js";
+import { checkLlamaTensors, llamaTensorShapes } from "./llama-tensors.js";
+
+const GGUF_MAGIC = "GGUF";
+const DEFAULT_ALIGNMENT = 32; // ggml.h GGUF_DEFAULT_ALIGNMENT
+
+/** Architectures this harness runs with one forward pass (DESIGN §5): RMSNorm, RoPE, GQA, SwiGLU. */
+export const LLAMA_FAMILY_ARCHITECTURES: readonly string[] = ["llama", "mistral", "qwen2"];
+
+/**
+ * Architectures whose converter permuted Q/K rows (convert_hf_to_gguf's LlamaModel.permute). Qwen2 is converted
+ * without the permutation: llama.cpp runs it with NeoX (rotate-half) RoPE, which is already HF's layout.
+ */
+const PERMUTED_QK_ARCHITECTURES: ReadonlySet<string> = new Set(["llama", "mistral"]);
+
+export interface GgufTensorInfo {
+  readonly name: string;
+  /** ggml type id (see `GgmlType`). */
+  readonly type: number;
+  readonly typeName: string;
+  /** PyTorch order, outermost first: GGUF's ne[] reversed. A linear layer is [out, in]. */
+  readonly shape: readonly number[];
+  readonly nElements: number;
+  /** Absolute byte offset of the data in the file. */
+  readonly fileOffset: number;
+  /** Bytes of data; undefined for a type whose block size this reader does not know. */
+  readonly byteLength: number | undefined;
+}
+
+/** A tensor's bytes exactly as stored (quantized blocks), with Q/K rows already in HF order (see file comment). */
+export interface RawTensor {
+  readonly name: string;
+  readonly type: number;
+  readonly typeName: string;
+  readonly shape: readonly number[];
+  readonly bytes: Uint8Array;
+}
+
+/** Everything in front of the data section, with tensor extents validated against the file. */
+export interface GgufHeader {
+  readonly path: string;
+  readonly version: number;
+  readonly fileSize: number;
+  readonly alignment: number;
+  /** Absolute offset of the data section. */
+  readonly dataOffset: number;
+  /**
+   * Metadata as stored (uint64 values are bigints): `general.*`, `<arch>.*`, `tokenizer.ggml.*`,
+   * `tokenizer.chat_template`.
+   */
+  readonly metadata: Readonly<Record<string, unknown>>;
+  /** In file order. */
+  readonly tensorInfos: ReadonlyMap<string, GgufTensorInfo>;
+}
+
+export interface GgufModel extends ModelWeights, GgufHeader {
+  readonly architecture: string;
+  /** Whether Q/K rows are reordered from llama.cpp's layout on read. */
+  readonly unpermutesQK: boolean;
+  /** The stored bytes of a tensor, read from the file on every call (not cached). */
+  rawTensor(name: string): RawTensor;
+  /** Drops the f32 tensors decoded so far (they are cached after the first `tensor(name)`). */
+  clearCache(): void;
+}
+
+/** Reads and validates the header: magic, metadata, tensor infos and that every tensor lies inside the file. */
+export async function readGgufHeader(path: string): Promise<GgufHeader> {
+  const fileSize = statOrThrow(path);
+  checkMagic(path, fileSize);
+
+  let parsed: Awaited<ReturnType<typeof gguf>>;
+  try {
+    parsed = await gguf(path, { allowLocalFile: true });
+  } catch (err) {
+    throw new ModelFileError(path, `unparsable GGUF header: ${(err as Error).message}`, { cause: err });
+  }
+  const headerEnd = parsed.tensorInfoByteRange[1];
+  if (headerEnd > fileSize) {
+    throw new ModelFileError(path, `truncated: the header needs bytes up to ${headerEnd} but the file has ${fileSize}`);
+  }
+  const metadata = parsed.metadata as unknown as Record<string, unknown>;
+  const alignment = Number(metadata["general.alignment"] ?? DEFAULT_ALIGNMENT);
+  const dataOffset = Number(parsed.tensorDataOffset);
+
+  const tensorInfos = new Map<string, GgufTensorInfo>();
+  for (const info of parsed.tensorInfos) {
+    if (tensorInfos.has(info.name)) throw new ModelFileError(path, `duplicate tensor name ${info.name}`);
+    const shape = info.shape.map(Number).reverse();
+    const nElements = shape.reduce((a, b) => a * b, 1);
+    const traits = ggmlTypeTraits(info.dtype);
+    if (traits !== undefined && Number(info.shape[0] ?? 1) % traits.blockSize !== 0) {
+      throw new ModelFileError(
+        path,
+        `tensor ${info.name}: innermost dimension ${info.shape[0]} is not a multiple of the ${traits.name} block size ${traits.blockSize}`,
+      );
+    }
+    tensorInfos.set(info.name, {
+      name: info.name,
+      type: info.dtype,
+      typeName: ggmlTypeName(info.dtype),
+      shape,
+      nElements,
+      fileOffset: dataOffset + Number(info.offset),
+      byteLength: ggmlByteSize(info.dtype, nElements),
+    });
+  }
+  checkExtents(path, fileSize, dataOffset, tensorInfos);
+
+  return { path, version: Number(parsed.metadata.version), fileSize, alignment, dataOffset, metadata, tensorInfos };
+}
+
+/**
+ * Opens a Llama-family GGUF file: header, config, and lazily dequantized weights in HF layout. Checks up front that
+ * every tensor the forward pass needs is present, shaped as the config says, and of a type we can dequantize.
+ */
+export async function openGguf(path: string): Promise<GgufModel> {
+  const header = await readGgufHeader(path);
+  const config = llamaConfigFromGguf(header);
+  checkLlamaTensors(path, config, (name) => header.tensorInfos.get(name)?.shape);
+  const unsupported = [...llamaTensorShapes(config).keys()]
+    .map((name) => header.tensorInfos.get(name) as GgufTensorInfo)
+    .filter((info) => !isDequantizable(info.type));
+  if (unsupported.length > 0) {
+    const [first] = unsupported;
+    const more = unsupported.length > 1 ? ` (and ${unsupported.length - 1} more tensors)` : "";
+    throw new ModelFileError(
+      path,
+      `tensor ${first.name} has type ${first.typeName}, which cannot be dequantized${more} (supported: ${SUPPORTED_TYPE_NAMES.join(", ")})`,
+    );
+  }
+  return new GgufWeights(header, config);
+}
+
+/** `LlamaConfig` from `<arch>.*` metadata and the tensor list (DESIGN §5). */
+export function llamaConfigFromGguf(header: GgufHeader): LlamaConfig {
+  const { path, metadata, tensorInfos } = header;
+  const architecture = metadata["general.architecture"];
+  if (typeof architecture !== "string") throw new ModelFileError(path, "missing metadata key general.architecture");
+  if (!LLAMA_FAMILY_ARCHITECTURES.includes(architecture)) {
+    throw new ModelFileError(
+      path,
+      `architecture ${architecture} is not one this harness runs (${LLAMA_FAMILY_ARCHITECTURES.join(", ")})`,
+    );
+  }
+  const key = (suffix: string) => `${architecture}.${suffix}`;
+  const optional = (suffix: string): number | undefined => {
+    const value = metadata[key(suffix)];
+    if (value === undefined) return undefined;
+    if (typeof value !== "number" && typeof value !== "bigint") {
+      throw new ModelFileError(path, `metadata ${key(suffix)}: expected a number, found ${describeValue(value)}`);
+    }
+    return Number(value);
+  };
+  const required = (suffix: string): number => {
+    const value = optional(suffix);
+    if (value === undefined) throw new ModelFileError(path, `missing metadata key ${key(suffix)}`);
+    return value;
+  };
+
+  const numLayers = required("block_count");
+  const hiddenSize = required("embedding_length");
+  const intermediateSize = required("feed_forward_length");
+  const maxContext = required("context_length");
+  const rmsNormEps = shortestFloat32(required("attention.layer_norm_rms_epsilon"));
+  const ropeTheta = shortestFloat32(optional("rope.freq_base") ?? 10000);
+  const numHeads = required("attention.head_count");
+  const numKvHeads = optional("attention.head_count_kv") ?? numHeads;
+  const headDim = optional("attention.key_length") ?? hiddenSize / numHeads;
+  if (!Number.isInteger(headDim)) {
+    throw new ModelFileError(path, `${key("embedding_length")} ${hiddenSize} is not divisible by ${numHeads} heads`);
+  }
+  if (numHeads % numKvHeads !== 0) {
+    throw new ModelFileError(path, `${numHeads} query heads are not a multiple of ${numKvHeads} KV heads`);
+  }
+
+  const embedding = tensorInfos.get("token_embd.weight");
+  const tokens = metadata["tokenizer.ggml.tokens"];
+  const vocabSize =
+    embedding?.shape[0] ?? (Array.isArray(tokens) ? tokens.length : undefined) ?? optional("vocab_size");
+  if (vocabSize === undefined) throw new ModelFileError(path, "no token_embd.weight tensor, token list or vocab size");
+
+  return {
+    architecture,
+    numLayers,
+    hiddenSize,
+    intermediateSize,
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize,
+    rmsNormEps,
+    ropeTheta,
+    maxContext,
+    tiedEmbeddings: !tensorInfos.has("output.weight"),
+    qkvBias: tensorInfos.has("blk.0.attn_q.bias"),
+  };
+}
+
+/**
+ * Undoes llama.cpp's Q/K row permutation. The converter computes, per projection,
+ *   w.reshape(nHead, 2, headDim/2, ...).swapaxes(1, 2).reshape(w.shape)
+ * so GGUF row h·headDim + 2i + s holds HF row h·headDim + s·headDim/2 + i (s ∈ {0, 1}, i < headDim/2).
+ * `rowLength` is the number of array elements per row (`in` for f32 weights, bytes per row for raw blocks, 1 for a
+ * bias). Returns a new array.
+ */
+export function ggufRowsToHf<T extends Float32Array | Uint8Array>(src: T, nHead: number, rowLength: number): T {
+  const nRows = src.length / rowLength;
+  const headDim = nRows / nHead;
+  if (!Number.isInteger(nRows) || !Number.isInteger(headDim) || headDim % 2 !== 0) {
+    throw new Error(
+      `cannot split ${src.length} elements into ${nHead} heads of rows of ${rowLength} with an even head size`,
+    );
+  }
+  const half = headDim / 2;
+  const out = (src instanceof Float32Array ? new Float32Array(src.length) : new Uint8Array(src.length)) as T;
+  for (let h = 0; h < nHead; h++) {
+    for (let s = 0; s < 2; s++) {
+      for (let i = 0; i < half; i++) {
+        const hfRow = h * headDim + s * half + i;
+        const ggufRow = h * headDim + 2 * i + s;
+        out.set(src.subarray(ggufRow * rowLength, (ggufRow + 1) * rowLength), hfRow * rowLength);
+      }
+    }
+  }
+  return out;
+}
+
+class GgufWeights implements GgufModel {
+  readonly path: string;
+  readonly version: number;
+  readonly fileSize: number;
+  readonly alignment: number;
+  readonly dataOffset: number;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly tensorInfos: ReadonlyMap<string, GgufTensorInfo>;
+  readonly architecture: string;
+  readonly unpermutesQK: boolean;
+  private readonly cache = new Map<string, Tensor>();
+
+  constructor(
+    header: GgufHeader,
+    readonly config: LlamaConfig,
+  ) {
+    this.path = header.path;
+    this.version = header.version;
+    this.fileSize = header.fileSize;
+    this.alignment = header.alignment;
+    this.dataOffset = header.dataOffset;
+    this.metadata = header.metadata;
+    this.tensorInfos = header.tensorInfos;
+    this.architecture = config.architecture;
+    this.unpermutesQK = PERMUTED_QK_ARCHITECTURES.has(config.architecture);
+  }
+
+  has(name: string): boolean {
+    return this.tensorInfos.has(name);
+  }
+
+  tensor(name: string): Tensor {
+    const cached = this.cache.get(name);
+    if (cached !== undefined) return cached;
+    const info = this.info(name);
+    if (!isDequantizable(info.type)) {
+      throw new ModelFileError(
+        this.path,
+        `tensor ${name} has type ${info.typeName}, which cannot be dequantized (supported: ${SUPPORTED_TYPE_NAMES.join(", ")})`,
+      );
+    }
+    let data = dequantize(info.type, this.readBytes(info), info.nElements, name);
+    const heads = this.permutedHeads(name);
+    if (heads !== undefined) {
+      data = ggufRowsToHf(data, heads, info.shape.length > 1 ? info.shape[info.shape.length - 1] : 1);
+    }
+    const tensor: Tensor = { name, shape: info.shape, data };
+    this.cache.set(name, tensor);
+    return tensor;
+  }
+
+  rawTensor(name: string): RawTensor {
+    const info = this.info(name);
+    if (info.byteLength === undefined) {
+      throw new ModelFileError(this.path, `tensor ${name} has type ${info.typeName}, whose block size is unknown here`);
+    }
+    let bytes = this.readBytes(info);
+    const heads = this.permutedHeads(name);
+    if (heads !== undefined) {
+      const nRows = info.shape.length > 1 ? info.shape[0] : info.nElements;
+      bytes = ggufRowsToHf(bytes, heads, info.byteLength / nRows);
+    }
+    return { name, type: info.type, typeName: info.typeName, shape: info.shape, bytes };
+  }
+
+  clearCache(): void {
+    this.cache.clear();
+  }
+
+  private info(name: string): GgufTensorInfo {
+    const info = this.tensorInfos.get(name);
+    if (info === undefined) throw new ModelFileError(this.path, `no tensor named ${name}`);
+    return info;
+  }
+
+  /** Number of heads whose rows llama.cpp interleaved in this tensor, or undefined when it is stored as in HF. */
+  private permutedHeads(name: string): number | undefined {
+    if (!this.unpermutesQK) return undefined;
+    const match = /^blk\.\d+\.attn_([qk])\.(weight|bias)$/.exec(name);
+    if (match === null) return undefined;
+    return match[1] === "q" ? this.config.numHeads : this.config.numKvHeads;
+  }
+
+  private readBytes(info: GgufTensorInfo): Uint8Array {
+    const length = info.byteLength as number; // sized: checked by the callers' type checks
+    const bytes = new Uint8Array(length);
+    const fd = openSync(this.path, "r");
+    try {
+      let done = 0;
+      while (done < length) {
+        const n = readSync(fd, bytes, done, length - done, info.fileOffset + done);
+        if (n === 0) {
+          throw new ModelFileError(
+            this.path,
+            `truncated: tensor ${info.name} needs bytes up to ${info.fileOffset + length} but reading stopped at ${info.fileOffset + done}`,
+          );
+        }
+        done += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return bytes;
+  }
+}
+
+function statOrThrow(path: string): number {
+  try {
+    const stats = statSync(path);
+    if (!stats.isFile()) throw new ModelFileError(path, "not a regular file");
+    return stats.size;
+  } catch (err) {
+    if (err instanceof ModelFileError) throw err;
+    throw new ModelFileError(path, `cannot read: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function checkMagic(path: string, fileSize: number): void {
+  const head = new Uint8Array(Math.min(8, fileSize));
+  const fd = openSync(path, "r");
+  try {
+    readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const magic = String.fromCharCode(...head.subarray(0, 4));
+  if (magic !== GGUF_MAGIC) {
+    const found = [...head.subarray(0, 4)].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+    throw new ModelFileError(path, `not a GGUF file: bad magic (expected "GGUF", found ${found || "an empty file"})`);
+  }
+  if (fileSize < 24) {
+    throw new ModelFileError(path, `truncated: ${fileSize} bytes cannot hold a GGUF header (at least 24)`);
+  }
+}
+
+/** Throws for the first tensor, in file order, that runs past the end of the file. */
+function checkExtents(path: string, fileSize: number, dataOffset: number, infos: ReadonlyMap<string, GgufTensorInfo>) {
+  if (infos.size > 0 && dataOffset > fileSize) {
+    throw new ModelFileError(path, `truncated: tensor data starts at byte ${dataOffset} but the file has ${fileSize}`);
+  }
+  const overruns = [...infos.values()]
+    .filter((t) => t.fileOffset + (t.byteLength ?? 0) > fileSize)
+    .sort((a, b) => a.fileOffset - b.fileOffset);
+  if (overruns.length === 0) return;
+  const first = overruns[0];
+  const more = overruns.length > 1 ? ` (and ${overruns.length - 1} more tensors past the end)` : "";
+  throw new ModelFileError(
+    path,
+    `truncated: tensor ${first.name} needs bytes up to ${first.fileOffset + (first.byteLength ?? 0)} but the file has ${fileSize}${more}`,
+  );
+}
+
+/** The shortest decimal that rounds to the same float32: GGUF stores 1e-5 as 9.99999974737875e-6. */
+function shortestFloat32(x: number): number {
+  const target = Math.fround(x);
+  for (let digits = 1; digits <= 9; digits++) {
+    const candidate = Number(x.toPrecision(digits));
+    if (Math.fround(candidate) === target) return candidate;
+  }
+  return x;
+}
+
+function describeValue(value: unknown): string {
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  return `${typeof value} ${String(value).slice(0, 40)}`;
+}

@@ -1,0 +1,14 @@
+/** Model references → files → weights, tokenizers, and the Llama-family forward pass. */
+export type { LlamaConfig, ModelWeights, Tensor } from "./model/types.js";
+export { LlamaModel, type ForwardOptions, type ForwardResult } from "./model/llama.js";
+export { typescriptBackend, type ComputeBackend } from "./model/backend.js";
+export { matmulTransposedReference, logSoftmax, argmax } from "./model/ops.js";
+export { randomWeights, tinyConfig, weightsFromMap } from "./model/random-model.js";
+export { continueGreedy, generateGreedy, tokenLogProbs, type GreedyOptions } from "./generate.js";
+export { loadLanguageModel, defaultBackend, type LanguageModel, type LoadOptions } from "./language-model.js";
+export { openModel, type LoadedModel } from "./load.js";
+export { parseModelRef, resolveModelRef, hubCacheDir, type ResolveOptions } from "./resolve.js";
+export { MODEL_ALIASES, knownAliases } from "./aliases.js";
+export { ModelFileError, ModelNotFoundError, ModelRefError } from "./formats/errors.js";
+export { SUPPORTED_TYPE_NAMES } from "./formats/dequant.js";
+export * from "./tokenizer/index.js";
