@@ -4,3 +4,22 @@ export { attendReference } from "./attention.js";
 export type { AttentionArgs, AttentionStatsRequest, LayerAttentionStats } from "./attention.js";
 export { mulberry32, randomArray } from "./testing/random.js";
 export { RazorkvError } from "./errors.js";
+export {
+  assertRealizedBudget, budgetMissPerHead, compressionRatio, describeBudget, entriesPerHead, kvBudget, parseBudget,
+  toKvBudget, tokenBudget,
+} from "./budget.js";
+export type { Budget } from "./budget.js";
+export { aggregateGroup, gqaAggregationParam, groupSize, queryHeadsOf } from "./gqa.js";
+export type { GqaAggregation } from "./gqa.js";
+export { defaultParams, param, parseParams } from "./params.js";
+export type { BooleanParam, ChoiceParam, CustomParam, NumberParam, ParamSpec, ParamsOf, ParamsSchema } from "./params.js";
+export { definePolicy, layerStat, mergeStatsRequests, noStats, nominalKvBudget, requireWindow } from "./policy.js";
+export type { CompressionPolicy, DecodeHook, DecodeSession, PolicyContext, PolicyDefinition, PrefillStats } from "./policy.js";
+export { createPolicy, findWorkspaceRoot, instantiatePolicy, loadPolicy, policyPackageCandidates, workspacePackageDirs } from "./registry.js";
+export type { LoadedPolicy, LoadPolicyOptions } from "./registry.js";
+export { decodeTarget, entriesToKeep, evictSlot, keepRecentAndTop, requireFullCache, selectPerHead, topKSlots } from "./selection.js";
+export type { SelectOptions } from "./selection.js";
+export { randomDecodeStep, randomPrefill } from "./testing/prefill.js";
+export type { RandomPrefill, RandomPrefillOptions, RandomShape } from "./testing/prefill.js";
+export { checkPolicyConformance } from "./testing/conformance.js";
+export type { ConformanceOptions, ConformanceRow } from "./testing/conformance.js";

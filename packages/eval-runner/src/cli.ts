@@ -7,6 +7,8 @@ import { Command } from "commander";
 import { RazorkvError } from "@razorkv/core";
 import { generateCommand } from "./commands/generate.js";
 import { pplCommand } from "./commands/ppl.js";
+import { calibrateCommand } from "./commands/calibrate.js";
+import { newPolicyCommand } from "./commands/new-policy.js";
 
 const program = new Command()
   .name("razorkv")
@@ -15,6 +17,8 @@ const program = new Command()
 
 program.addCommand(generateCommand());
 program.addCommand(pplCommand());
+program.addCommand(calibrateCommand());
+program.addCommand(newPolicyCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,164 @@
+/**
+ * The CompressionPolicy contract (DESIGN §2). The runner prefills a sample once, collecting the union of the
+ * statistics the sweep's policies declared; then for every (policy, budget) cell it calls `compress` on the same
+ * full cache — so `compress` must never mutate it — and decodes with the result, calling the policy's decode
+ * session after every forward if it has one.
+ *
+ *   const request = mergeStatsRequests(policies.map((p) => p.statsRequest));
+ *   const { cache: full, stats } = model.prefill(prompt, { stats: request });
+ *   const prefill = { request, layers: stats ?? [] };
+ *   for (const [policy, budget] of cells) {
+ *     const cache = policy.compress(full, prefill, budget);
+ *     assertRealizedBudget(cache, nominalKvBudget(policy, full, budget));
+ *     const session = policy.decode?.start(cache, prefill, budget);
+ *     // each step: const r = model.forward(cache, [token], { stats: policy.decode?.statsRequest });
+ *     //            session?.afterForward(r.stats);
+ *   }
+ */
+import type { AttentionStatsRequest, LayerAttentionStats } from "./attention.js";
+import type { KvCache } from "./cache.js";
+import { toKvBudget, type Budget } from "./budget.js";
+import { RazorkvError } from "./errors.js";
+import type { ParamsOf, ParamsSchema } from "./params.js";
+
+/** What one prefill collected: the merged request it ran with, and per layer the statistics (attention.ts). */
+export interface PrefillStats {
+  readonly request: AttentionStatsRequest;
+  /** Per layer; per query head, indexed by slot of the full cache (slot = position). Empty when nothing was asked. */
+  readonly layers: readonly LayerAttentionStats[];
+}
+
+export const noStats: PrefillStats = { request: {}, layers: [] };
+
+export interface CompressionPolicy {
+  /** Short name for result rows and errors, e.g. "snapkv". */
+  readonly name: string;
+  /** The prefill statistics `compress` reads (empty for policies that need none). */
+  readonly statsRequest: AttentionStatsRequest;
+  /**
+   * A new cache that holds what the policy keeps of `fullCache` under `budget`. Must not mutate `fullCache` or
+   * share mutable head storage with it (build heads with HeadCache.select / clone). Throws a RazorkvError when the
+   * budget is infeasible for this policy, saying why and what would be feasible.
+   */
+  compress(fullCache: KvCache, stats: PrefillStats, budget: Budget): KvCache;
+  /**
+   * The kvBudget this policy realizes on a sequence of `sequenceLength` tokens when asked for `budget`, for
+   * policies that do not follow the requested budget (Full keeps everything; RazorAttention's paper mode fixes
+   * its window). Absent: the requested budget. The runner records it as the row's nominal budget.
+   */
+  nominalBudget?(sequenceLength: number, budget: Budget): number;
+  /** Present when the policy keeps acting while decoding (H2O and StreamingLLM hold their budget). */
+  readonly decode?: DecodeHook;
+}
+
+export interface DecodeHook {
+  /**
+   * Statistics each decode forward must collect: the runner passes them as `forward(cache, tokens, { stats })`,
+   * and the session reads the result. With `accumulated`, the forward returns for every query head the new
+   * queries' softmax weights on each slot of the cache it attended over — after the step's append, so the new
+   * tokens' own slots are included.
+   */
+  readonly statsRequest: AttentionStatsRequest;
+  /**
+   * Begins decoding one cell: `cache` is what `compress` returned for `budget` (the cell owns it; the session
+   * edits it in place), `prefill` the statistics compress saw.
+   */
+  start(cache: KvCache, prefill: PrefillStats, budget: Budget): DecodeSession;
+}
+
+export interface DecodeSession {
+  /**
+   * Called after every forward over the session's cache (one decoded token, or a chunk such as the question in
+   * query-agnostic mode), with that forward's statistics. May evict entries from the cache in place.
+   */
+  afterForward(stats: readonly LayerAttentionStats[] | null): void;
+}
+
+/** What the runner knows when it instantiates a policy; policies may use it to find per-model artefacts. */
+export interface PolicyContext {
+  /** The model reference as the manifest gave it (e.g. "smollm2-135m-instruct"). */
+  readonly modelRef?: string;
+}
+
+/**
+ * What a policy package exports (default export, or a named export `policy`): a documented parameter schema and a
+ * factory. The registry validates manifest params against `params` before calling `create`.
+ */
+export interface PolicyDefinition<S extends ParamsSchema = ParamsSchema> {
+  /** Short name, e.g. "snapkv"; by convention the package is named `policy-<name>`. */
+  readonly name: string;
+  /** One line: what the method does and the paper it comes from. */
+  readonly description: string;
+  readonly params: S;
+  create(params: ParamsOf<S>, context?: PolicyContext): CompressionPolicy;
+}
+
+/** Identity, for type inference: `export default definePolicy({ name, description, params, create })`. */
+export function definePolicy<S extends ParamsSchema>(definition: PolicyDefinition<S>): PolicyDefinition<S> {
+  return definition;
+}
+
+/** The nominal kvBudget of a cell: the policy's own answer when it has one, else the converted budget. */
+export function nominalKvBudget(policy: CompressionPolicy, fullCache: KvCache, budget: Budget): number {
+  const n = fullCache.nextPosition;
+  return policy.nominalBudget ? policy.nominalBudget(n, budget) : toKvBudget(budget, n);
+}
+
+/**
+ * One request that collects what every request asks for, for a single prefill. Windowed statistics exist for one
+ * window length per prefill (the sums over different windows cannot be recovered from each other), so two
+ * different `windowQueries` are an error; likewise two different repeated-sequence layouts.
+ */
+export function mergeStatsRequests(requests: readonly AttentionStatsRequest[]): AttentionStatsRequest {
+  let accumulated = false;
+  let windowQueries: number | undefined;
+  let repeatedSequence: AttentionStatsRequest["repeatedSequence"];
+  for (const r of requests) {
+    if (r.accumulated) accumulated = true;
+    if (r.windowQueries !== undefined && r.windowQueries > 0) {
+      if (windowQueries !== undefined && windowQueries !== r.windowQueries) {
+        throw new RazorkvError(
+          `policies ask for attention windows of ${windowQueries} and ${r.windowQueries} queries; one prefill collects one window, ` +
+            `so give them the same window or run them in separate experiments`,
+        );
+      }
+      windowQueries = r.windowQueries;
+    }
+    if (r.repeatedSequence) {
+      const a = repeatedSequence;
+      const b = r.repeatedSequence;
+      if (a && (a.period !== b.period || a.firstPosition !== b.firstPosition)) {
+        throw new RazorkvError(`policies ask for two repeated-sequence layouts (period ${a.period} and ${b.period}); one prefill has one input`);
+      }
+      repeatedSequence = b;
+    }
+  }
+  return {
+    ...(accumulated ? { accumulated: true } : {}),
+    ...(windowQueries !== undefined ? { windowQueries } : {}),
+    ...(repeatedSequence ? { repeatedSequence } : {}),
+  };
+}
+
+/**
+ * Layer `layer`'s per-query-head statistic `field`, or a RazorkvError saying the prefill did not collect it
+ * (the runner did not merge the policy's statsRequest). `policy` names the caller.
+ */
+export function layerStat(stats: PrefillStats, layer: number, field: "accumulated" | "windowed", policy: string): Float32Array[] {
+  const s = stats.layers[layer]?.[field];
+  if (!s) {
+    const asked = field === "accumulated" ? "accumulated: true" : "windowQueries";
+    throw new RazorkvError(`${policy}: the prefill statistics of layer ${layer} have no "${field}" weights; prefill with stats { ${asked} } (the policy's statsRequest)`);
+  }
+  return s;
+}
+
+/** Windowed statistics are only meaningful for the window they were collected over: check it is the policy's. */
+export function requireWindow(stats: PrefillStats, window: number, policy: string): void {
+  const collected = stats.request.windowQueries;
+  if (collected !== window) {
+    throw new RazorkvError(
+      `${policy}: needs attention of the last ${window} queries, but the prefill collected ${collected ? `a window of ${collected}` : "no window"}`,
+    );
+  }
+}
