@@ -1,1 +1,2 @@
-export {};
+export * from "./tasks/index.js";
+export * from "./metrics/index.js";

@@ -1,0 +1,147 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { RazorkvError } from "@razorkv/core";
+import { longBenchMetric, readLongBench, readRuler, truncateMiddle } from "./jsonl-tasks.js";
+import { countTokens } from "./prompt.js";
+import { WordTokenizer } from "./testing/word-tokenizer.js";
+import type { Segment } from "./types.js";
+
+// ../shared beside the repository, as model-zoo's tests locate it (RAZORKV_SHARED overrides)
+const shared = process.env.RAZORKV_SHARED ?? resolve(fileURLToPath(import.meta.url), "../../../../../../shared");
+const MULTI_NEWS = join(shared, "data", "longbench", "multi_news.jsonl");
+const text = (s: Segment): string => {
+  if (!("text" in s)) throw new Error("expected a text segment");
+  return s.text;
+};
+
+const dir = mkdtempSync(join(tmpdir(), "razorkv-jsonl-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("truncateMiddle", () => {
+  it("keeps the first ⌊max/2⌋ and last ⌈max/2⌉ tokens", () => {
+    const tok = new WordTokenizer();
+    expect(truncateMiddle(tok, "one two three four five six seven", 5)).toEqual({ text: "one two five six seven", truncated: true });
+    expect(truncateMiddle(tok, "one two three", 5)).toEqual({ text: "one two three", truncated: false });
+  });
+});
+
+describe.skipIf(!existsSync(MULTI_NEWS))("LongBench reader on multi_news.jsonl", () => {
+  const records = readFileSync(MULTI_NEWS, "utf8").split("\n").slice(0, 3).map((l) => JSON.parse(l));
+
+  it("reads the first records: answers, ROUGE-L, LongBench's 512-token summaries, stable ids", () => {
+    const samples = readLongBench({ file: MULTI_NEWS, maxContextTokens: 100_000, limit: 3 }, new WordTokenizer());
+    expect(samples).toHaveLength(3);
+    samples.forEach((s, i) => {
+      expect(s.id).toBe(`longbench/multi_news/L100000/${records[i]._id}`);
+      expect(s.task).toBe("longbench/multi_news");
+      expect(s.target).toEqual({ kind: "generate", answers: records[i].answers, maxNewTokens: 512, metric: "rouge-l" });
+      // under the budget: the whole document, then the question in the query
+      expect(text(s.context)).toContain(records[i].context.trim());
+      expect(text(s.context).endsWith(records[i].context.trim())).toBe(true);
+      expect(text(s.query)).toMatch(/^\n\nNow write a one-page summary of all the news above\.\n\nSummary:<\|im_end\|>\n<\|im_start\|>assistant\n$/);
+    });
+    expect(longBenchMetric("multi_news")).toBe("rouge-l");
+    expect(longBenchMetric("hotpotqa")).toBe("token-f1");
+    expect(longBenchMetric("lcc")).toBeUndefined();
+  });
+
+  it("truncates long documents in the middle to the context budget, keeping head and tail", () => {
+    const tok = new WordTokenizer();
+    const [s] = readLongBench({ file: MULTI_NEWS, maxContextTokens: 1000, limit: 1 }, tok);
+    const tokens = countTokens(tok, text(s.context));
+    expect(tokens).toBeLessThanOrEqual(1000);
+    expect(tokens).toBeGreaterThanOrEqual(997);
+    expect(s.contextLength).toBe(tokens);
+    const doc: string = records[0].context.trim();
+    expect(text(s.context)).toContain(doc.slice(0, 200));
+    expect(text(s.context).endsWith(doc.slice(-200))).toBe(true);
+    expect(text(s.context)).not.toContain(doc.slice(doc.length / 2 - 100, doc.length / 2 + 100));
+  });
+
+  it("takes a metric override and plain prompts", () => {
+    const [s] = readLongBench({ file: MULTI_NEWS, maxContextTokens: 4000, limit: 1, metric: "token-f1", chat: false, maxNewTokens: 64 }, new WordTokenizer());
+    expect(s.target).toMatchObject({ metric: "token-f1", maxNewTokens: 64 });
+    expect(text(s.context)).toMatch(/^Read the following news articles\./);
+    expect(text(s.query)).toBe("\n\nNow write a one-page summary of all the news above.\n\nSummary:");
+  });
+});
+
+describe("LongBench reader errors", () => {
+  const tok = new WordTokenizer();
+  it("needs a metric for datasets without one, and names file, line and field", () => {
+    const file = join(dir, "lcc.jsonl");
+    const record = { input: "", context: "def f():\n    return 1", answers: ["return 2"], length: 4, dataset: "lcc", _id: "x1", all_classes: null };
+    writeFileSync(file, JSON.stringify(record) + "\n\n" + JSON.stringify({ ...record, answers: "oops" }) + "\n{not json\n");
+    expect(() => readLongBench({ file, maxContextTokens: 100, limit: 1 }, tok)).toThrow(`${file}:1: LongBench dataset "lcc" has no built-in metric here; set parameter "metric"`);
+    const [s] = readLongBench({ file, maxContextTokens: 100, limit: 1, metric: "rouge-l" }, tok);
+    expect(s.id).toBe("longbench/lcc/L100/x1");
+    expect(() => readLongBench({ file, maxContextTokens: 100, limit: 2, metric: "rouge-l" }, tok)).toThrow(`${file}:3: field "answers" must be a non-empty list of strings`);
+    expect(() => readLongBench({ file, maxContextTokens: 100, metric: "rouge-l" }, tok)).toThrow(new RegExp(`${file}:4: not valid JSON`));
+  });
+  it("names a missing file and a missing budget", () => {
+    const file = join(dir, "absent.jsonl");
+    expect(() => readLongBench({ file, maxContextTokens: 100 }, tok)).toThrow(RazorkvError);
+    expect(() => readLongBench({ file, maxContextTokens: 100 }, tok)).toThrow(`longbench: parameter "file": cannot read ${file} (ENOENT)`);
+    expect(() => readLongBench({ file } as never, tok)).toThrow(/parameter "maxContextTokens" must be a positive integer/);
+  });
+});
+
+describe("RULER reader", () => {
+  const taskDir = join(dir, "niah_single_2");
+  mkdirSync(taskDir, { recursive: true });
+  const file = join(taskDir, "validation.jsonl");
+  const instruction = "A magic number is hidden in the text below. Remember it.";
+  const rows = [
+    {
+      index: 0,
+      input: `${instruction}\nThe grass is green. The magic number for tall-tree is: 4821937. The sky is blue.\nWhat is the magic number for tall-tree in the text?`,
+      outputs: ["4821937"],
+      length: 48,
+      length_w_model_temp: 60,
+      answer_prefix: " The magic number for tall-tree in the text is",
+    },
+    {
+      index: 1,
+      input: `${instruction}\nThe sun is yellow. The magic number for red-door is: 1112223.\n\nQuestion: which number belongs to red-door?`,
+      outputs: ["1112223", "1112223."],
+      length: 40,
+      query: "Question: which number belongs to red-door?",
+    },
+  ];
+  writeFileSync(file, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+
+  it("splits input at the last line, takes the task name from the directory, appends answer_prefix", () => {
+    const tok = new WordTokenizer();
+    const samples = readRuler({ file }, tok);
+    expect(samples.map((s) => s.id)).toEqual(["ruler/niah_single_2/0", "ruler/niah_single_2/1"]);
+    const [a, b] = samples;
+    expect(a.contextLength).toBe(48);
+    expect(text(a.context)).toMatch(/<\|im_start\|>user\nA magic number is hidden .* The sky is blue\.$/s);
+    expect(text(a.query)).toBe("\nWhat is the magic number for tall-tree in the text?<|im_end|>\n<|im_start|>assistant\nThe magic number for tall-tree in the text is");
+    expect(a.target).toEqual({ kind: "generate", answers: ["4821937"], maxNewTokens: 128, metric: "contains" });
+    // a record's own query field decides the split; whitespace before it moves to the query
+    expect(text(b.context).endsWith("red-door is: 1112223.")).toBe(true);
+    expect(text(b.query)).toBe("\n\nQuestion: which number belongs to red-door?<|im_end|>\n<|im_start|>assistant\n");
+    expect((b.target as { answers: string[] }).answers).toEqual(["1112223", "1112223."]);
+  });
+
+  it("plain prompts follow RULER: input, then answer_prefix", () => {
+    const [a] = readRuler({ file, chat: false, task: "niah", limit: 1, maxNewTokens: 16, metric: "exact" }, new WordTokenizer());
+    expect(a.id).toBe("ruler/niah/0");
+    expect(text(a.context) + text(a.query)).toBe(rows[0].input + rows[0].answer_prefix);
+    expect(a.target).toMatchObject({ maxNewTokens: 16, metric: "exact" });
+  });
+
+  it("reports a record it cannot split, and bad fields", () => {
+    const bad = join(dir, "bad.jsonl");
+    writeFileSync(bad, JSON.stringify({ index: 0, input: "no newline here", outputs: ["x"], length: 3 }) + "\n");
+    expect(() => readRuler({ file: bad }, new WordTokenizer())).toThrow(`${bad}:1: "input" has no "\\n" after its start (parameter "querySplit")`);
+    writeFileSync(bad, JSON.stringify({ index: 0, input: "a\nb", outputs: [], length: 3 }) + "\n");
+    expect(() => readRuler({ file: bad }, new WordTokenizer())).toThrow(`${bad}:1: field "outputs" must be a non-empty list of strings`);
+    writeFileSync(bad, JSON.stringify({ index: 0, input: "a\nb", outputs: ["b"] }) + "\n");
+    expect(() => readRuler({ file: bad }, new WordTokenizer())).toThrow(`${bad}:1: field "length" must be a positive integer`);
+  });
+});
