@@ -3,7 +3,9 @@
  * the report depends on nothing else, so it can render results from any machine or any version that kept the format.
  *
  *   <out>/results.jsonl   one ResultRow per line, appended as each (cell × sample) completes
- *   <out>/results.csv     the same rows (csv-stringify), columns in ResultRow order
+ *   <out>/results.csv     the same rows without the wall-clock columns (csv-stringify, RESULT_COLUMNS order, sweep
+ *                         order): a pure function of manifest + seed + machine kind, so a rerun or a resumed run
+ *                         reproduces it byte for byte
  *   <out>/summary.json    Summary: mean and 95% interval per cell
  *   <out>/manifest.yaml   the manifest as run
  *   <out>/profiles/*.json RazorAttention head profiles used (HeadProfile, policy-razor)
@@ -45,11 +47,11 @@ export interface ResultRow {
   readonly decodeTokens: number;
 }
 
-/** Column order of results.csv. */
+/** Column order of results.csv: every deterministic field (timings live in results.jsonl only). */
 export const RESULT_COLUMNS: readonly (keyof ResultRow)[] = [
   "experiment", "model", "task", "sampleId", "mode", "targetLength", "promptTokens", "depth", "policy",
   "policyParams", "policyLabel", "cell", "budgetNominal", "budgetRealized", "kvBytes", "kvBytesFull", "metric",
-  "score", "prediction", "prefillMs", "decodeMs", "decodeTokens",
+  "score", "prediction", "decodeTokens",
 ];
 
 export interface SummaryCell {
