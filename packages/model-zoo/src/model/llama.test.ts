@@ -97,5 +97,13 @@ describe("LlamaModel.decodeBatch", () => {
     prompts.forEach((_, i) => expect(maxAbsDiff(logits.subarray(i * V, (i + 1) * V), alone[i])).toBeLessThan(1e-5));
     expect(caches.map((c) => c.nextPosition)).toEqual([6, 4, 8]);
     expect(() => model.decodeBatch([caches[0], caches[0]], [1, 2])).toThrow(/same cache appears twice/);
+    // statistics come back per sequence, equal to what a lone forward collects
+    const lone = model.prefill(prompts[2]).cache;
+    const loneStats = model.forward(lone, [7], { stats: { accumulated: true } }).stats!;
+    const batch = prompts.map((p) => model.prefill(p).cache);
+    const batchStats = model.decodeBatch(batch, [1, 2, 7], { stats: { accumulated: true } }).stats!;
+    expect(batchStats).toHaveLength(3);
+    expect(maxAbsDiff(batchStats[2][1].accumulated![4], loneStats[1].accumulated![4])).toBeLessThan(1e-6);
+    expect(batchStats[0][0].accumulated![0]).toHaveLength(6);
   });
 });

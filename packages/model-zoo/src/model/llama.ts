@@ -19,6 +19,12 @@ export interface ForwardOptions {
   readonly logits?: "last" | "all" | "none";
 }
 
+/** decodeBatch's result: logits [B × vocabSize] and, when asked, per sequence its per-layer statistics. */
+export interface BatchResult {
+  readonly logits: Float32Array;
+  readonly stats: LayerAttentionStats[][] | null;
+}
+
 export interface ForwardResult {
   /** [rows × vocabSize]: one row for "last", one per token for "all", empty for "none". */
   readonly logits: Float32Array;
@@ -111,14 +117,15 @@ export class LlamaModel {
    */
   forward(cache: KvCache, tokens: ArrayLike<number>, options: ForwardOptions = {}): ForwardResult {
     if (tokens.length === 0) throw new Error("forward: no tokens");
-    return this.run([{ cache, tokens }], options);
+    const { logits, stats } = this.run([{ cache, tokens }], options);
+    return { logits, stats: stats ? stats[0] : null };
   }
 
   /**
    * One decode step for several independent sequences at once (e.g. the cells of a sweep, each with its own
    * compressed cache): the weight matrices are read once for the whole batch. Returns [B × vocabSize] logits.
    */
-  decodeBatch(caches: readonly KvCache[], tokens: readonly number[], options: Omit<ForwardOptions, "logits"> = {}): ForwardResult {
+  decodeBatch(caches: readonly KvCache[], tokens: readonly number[], options: Omit<ForwardOptions, "logits"> = {}): BatchResult {
     if (caches.length !== tokens.length) throw new Error(`decodeBatch: ${caches.length} caches but ${tokens.length} tokens`);
     if (caches.length === 0) throw new Error("decodeBatch: empty batch");
     if (new Set(caches).size !== caches.length) throw new Error("decodeBatch: the same cache appears twice in one batch");
@@ -132,7 +139,7 @@ export class LlamaModel {
   private run(
     segments: readonly { cache: KvCache; tokens: ArrayLike<number> }[],
     options: { stats?: AttentionStatsRequest; logits?: ForwardOptions["logits"] | "segment-last" },
-  ): ForwardResult {
+  ): BatchResult {
     const c = this.config;
     const H = c.hiddenSize;
     const d = c.headDim;
@@ -171,8 +178,7 @@ export class LlamaModel {
     const proj = new Float32Array(T * H);
     const gate = new Float32Array(T * F);
     const up = new Float32Array(T * F);
-    const stats: LayerAttentionStats[] | null = options.stats && segments.length === 1 ? [] : null;
-    if (options.stats && segments.length !== 1) throw new Error("forward: attention statistics are collected for one sequence at a time");
+    const stats: LayerAttentionStats[][] | null = options.stats ? segments.map(() => []) : null;
     const mm = this.backend.matmulTransposed.bind(this.backend);
 
     for (let l = 0; l < c.numLayers; l++) {
@@ -189,7 +195,7 @@ export class LlamaModel {
       this.rope.apply(q, c.numHeads, positions);
       this.rope.apply(k, c.numKvHeads, positions);
       row = 0;
-      for (const s of layout) {
+      for (const [segment, s] of layout.entries()) {
         const n = s.tokens.length;
         for (let kv = 0; kv < c.numKvHeads; kv++) {
           const head = s.cache.head(l, kv);
@@ -201,7 +207,7 @@ export class LlamaModel {
           queries: q.subarray(row * qDim, (row + n) * qDim), queryPositions: s.positions,
           out: attn.subarray(row * qDim, (row + n) * qDim), stats: options.stats,
         });
-        if (stats) stats.push(layerStats);
+        if (stats) stats[segment].push(layerStats);
         row += n;
       }
       mm(attn, w.wo, proj, T, H, qDim);
