@@ -9,6 +9,7 @@ import { generateCommand } from "./commands/generate.js";
 import { pplCommand } from "./commands/ppl.js";
 import { calibrateCommand } from "./commands/calibrate.js";
 import { newPolicyCommand } from "./commands/new-policy.js";
+import { runCommand } from "./commands/run.js";
 
 const program = new Command()
   .name("razorkv")
@@ -19,6 +20,7 @@ program.addCommand(generateCommand());
 program.addCommand(pplCommand());
 program.addCommand(calibrateCommand());
 program.addCommand(newPolicyCommand());
+program.addCommand(runCommand());
 
 try {
   await program.parseAsync(process.argv);

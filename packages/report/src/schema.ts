@@ -74,7 +74,6 @@ export interface SummaryCell {
 
 export interface Summary {
   readonly experiment: string;
-  readonly generatedAt: string;
   readonly cells: readonly SummaryCell[];
 }
 

@@ -1,0 +1,51 @@
+import { existsSync } from "node:fs";
+import { Command } from "commander";
+import { RazorkvError } from "@razorkv/core";
+import { loadLanguageModel } from "@razorkv/model-zoo";
+import { loadManifest } from "../manifest.js";
+import { checkPolicies, runExperiment } from "../experiment.js";
+import { estimateSweep } from "../estimate.js";
+import { formatDuration } from "../progress.js";
+import { TASKS, type Sample } from "../tasks/index.js";
+
+const DEFAULT_MANIFEST = "experiments/default.yaml";
+
+export function runCommand(): Command {
+  return new Command("run")
+    .description(`run an experiment manifest (default ${DEFAULT_MANIFEST}); rerunning resumes where it stopped`)
+    .argument("[manifest]", "YAML experiment manifest", DEFAULT_MANIFEST)
+    .option("--dry-run", "print the number of cells and samples and an estimate of the time, then stop", false)
+    .option("--no-share-prefill", "prefill every cell separately (the naive protocol), for comparison")
+    .option("--no-report", "do not render report.html at the end")
+    .action(async (path: string, opts: { dryRun: boolean; sharePrefill: boolean; report: boolean }) => {
+      if (!existsSync(path)) throw new RazorkvError(`${path}: no such manifest`);
+      const manifest = loadManifest(path);
+      await checkPolicies(manifest);
+      if (opts.dryRun) {
+        for (const modelRef of manifest.models) {
+          const lm = await loadLanguageModel(modelRef);
+          const samples: Sample[] = [];
+          for (const t of manifest.tasks) {
+            const generate = TASKS[t.type] as (p: unknown, tok: typeof lm.tokenizer, seed: number) => Sample[];
+            for (const s of generate(t.params, lm.tokenizer, manifest.seed)) for (const _ of manifest.modes) samples.push(s);
+          }
+          const cells = manifest.policies.reduce((n, p) => n + p.budgets.length, 0);
+          const e = estimateSweep(lm, samples, cells, opts.sharePrefill);
+          process.stdout.write(
+            `${manifest.name} on ${modelRef}: ${e.samples} samples × ${e.cells} cells = ${e.samples * e.cells} result rows; ` +
+              `${e.prefillTokens} prefill tokens, ${e.decodeSteps} decode steps per cell; estimated ${formatDuration(e.seconds * 1000)} ` +
+              `(${opts.sharePrefill ? "shared prefill" : "prefill per cell"}, backend ${lm.model.backend.name})\n`,
+          );
+        }
+        return;
+      }
+      const { outDir } = await runExperiment(manifest, { sharePrefill: opts.sharePrefill });
+      if (opts.report) {
+        const { renderReport } = (await import("@razorkv/report")) as unknown as { renderReport: (dir: string) => Promise<string> };
+        const html = await renderReport(outDir);
+        process.stdout.write(`report: ${html}\n`);
+      } else {
+        process.stdout.write(`results: ${outDir}\n`);
+      }
+    });
+}

@@ -1,0 +1,72 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { RazorkvError } from "@razorkv/core";
+import { loadManifest, parseManifest } from "./manifest.js";
+import { checkPolicies } from "./experiment.js";
+
+const dir = mkdtempSync(join(tmpdir(), "razorkv-manifest-"));
+const good = `name: t
+seed: 1
+models: [smollm2-135m-instruct]
+budgets: [0.5, {compressionRatio: 0.7}, {tokens: 256}]
+policies:
+  - name: full
+    budgets: [1.0]
+  - name: snapkv
+    params: { window: 16 }
+tasks:
+  - type: passkey
+    params: { lengths: [1024] }
+`;
+
+function errorOf(text: string): string {
+  const path = join(dir, "m.yaml");
+  writeFileSync(path, text);
+  try {
+    loadManifest(path, dir);
+  } catch (error) {
+    expect(error).toBeInstanceOf(RazorkvError);
+    return (error as Error).message;
+  }
+  throw new Error("expected the manifest to be rejected");
+}
+
+describe("manifest validation", () => {
+  it("accepts a good manifest and converts budgets", () => {
+    const m = parseManifest(good, "good.yaml", dir);
+    expect(m.policies.map((p) => p.label)).toEqual(["full", "snapkv"]);
+    expect(m.policies[1].budgets).toEqual([
+      { kind: "kvBudget", value: 0.5 }, { kind: "compressionRatio", value: 0.7 }, { kind: "tokens", value: 256 },
+    ]);
+    expect(m.modes).toEqual(["query-agnostic"]);
+    expect(m.output).toBe(join(dir, "reports", "t"));
+  });
+
+  it("a negative budget names the file, the line and the field", () => {
+    const msg = errorOf(good.replace("budgets: [0.5,", "budgets: [-0.5,"));
+    expect(msg).toMatch(/m\.yaml:4: budgets\[0\]: a kvBudget must be > 0/);
+  });
+
+  it("an unknown field and a wrong type are named with their line", () => {
+    expect(errorOf(good + "sed: 3\n")).toMatch(/m\.yaml:1: \(top level\): unknown field "sed"/);
+    expect(errorOf(good.replace("seed: 1", "seed: one"))).toMatch(/m\.yaml:2: seed: expected number/);
+    expect(errorOf(good.replace("type: passkey", "type: passkeys"))).toMatch(/m\.yaml:11: tasks\[0\]\.type: expected one of "passkey"/);
+  });
+
+  it("a missing haystack file names the field and the path", () => {
+    const msg = errorOf(good.replace("params: { lengths: [1024] }", "params: { lengths: [1024], haystackDir: ./no-such-essays }"));
+    expect(msg).toMatch(/m\.yaml:12: tasks\[0\]\.params\.haystackDir: \.\/no-such-essays does not exist/);
+  });
+
+  it("a misspelled policy package fails with the manifest entry named, before any model loads", async () => {
+    const m = parseManifest(good.replace("name: snapkv", "name: snapvk"), "m.yaml", process.cwd());
+    await expect(checkPolicies(m)).rejects.toThrow(/m\.yaml:8: policies\[1\]: no policy package named "snapvk"/);
+  });
+
+  it("bad policy params are refused with the package and the field", async () => {
+    const m = parseManifest(good.replace("window: 16", "window: -2"), "m.yaml", process.cwd());
+    await expect(checkPolicies(m)).rejects.toThrow(/m\.yaml:8: policies\[1\]: .*window/);
+  });
+});
