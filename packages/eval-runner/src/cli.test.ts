@@ -1,6 +1,6 @@
 /** The CLI's failure modes as a user meets them: one line on stderr naming the problem, a non-zero exit. */
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync, openSync, readSync, closeSync } from "node:fs";
+import { mkdtempSync, writeFileSync, openSync, readSync, closeSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +25,29 @@ function expectOneLineError(result: { code: number; stderr: string }, pattern: R
   expect(lines[0]).toMatch(pattern);
   expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
 }
+
+const realModel = await resolveModelRef("smollm2-135m-instruct", { offline: true }).catch(() => null);
+const skipReal = !realModel && !process.env.CI;
+if (skipReal) console.warn("real-model CLI tests skipped: run ../shared/bin/seed-hf-cache");
+
+describe.skipIf(skipReal)("razorkv CLI on the real model (required under CI)", () => {
+  it("generate answers the capital of France with Paris", async () => {
+    const r = await run(["generate", "--model", "smollm2-135m-instruct", "--chat", "--prompt", "What is the capital of France?", "--max-new-tokens", "16"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Paris/);
+  }, 120_000);
+
+  it("ppl of the first 512 essay tokens agrees with the transformers reference within 1%", async () => {
+    const fixture = JSON.parse(readFileSync(new URL("../../model-zoo/test/fixtures/logprobs-reference.json", import.meta.url), "utf8"));
+    const essay = fileURLToPath(new URL("../../../../shared/data/paul-graham-essays/avg.txt", import.meta.url));
+    const r = await run(["ppl", "--model", "smollm2-135m-instruct", "--file", essay, "--max-tokens", "512"]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { tokens: number; nll: number; ppl: number };
+    expect(out.tokens).toBe(512);
+    expect(Math.abs(out.ppl - fixture.ppl.ppl) / fixture.ppl.ppl).toBeLessThan(0.01);
+  }, 120_000);
+});
 
 describe("razorkv CLI errors", () => {
   const dir = mkdtempSync(join(tmpdir(), "razorkv-cli-"));

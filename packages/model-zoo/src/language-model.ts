@@ -9,6 +9,7 @@ import { LlamaModel } from "./model/llama.js";
 import { typescriptBackend, type ComputeBackend } from "./model/backend.js";
 import { tokenizerFromGguf, tokenizerFromJson, type Tokenizer } from "./tokenizer/index.js";
 import type { ResolveOptions } from "./resolve.js";
+import { kernelsUnavailableReason, loadKernels } from "@razorkv/kernels-cpu";
 
 export interface LanguageModel {
   readonly ref: string;
@@ -40,8 +41,18 @@ function tokenizerFor(loaded: LoadedModel): Tokenizer {
 
 let chosenBackend: ComputeBackend | null = null;
 
-/** The backend every model uses unless told otherwise; resolved once per process. */
+/**
+ * The backend every model uses unless told otherwise, resolved once per process: the native addon when it loads
+ * (kernels-cpu), else the plain-TypeScript reference — said once on stderr, since it is 50–100× slower.
+ */
 export async function defaultBackend(): Promise<ComputeBackend> {
-  chosenBackend ??= typescriptBackend;
+  if (!chosenBackend) {
+    const native = loadKernels();
+    if (native) chosenBackend = native;
+    else {
+      process.stderr.write(`razorkv: native CPU kernels unavailable (${kernelsUnavailableReason() ?? "unknown reason"}); using the TypeScript reference path\n`);
+      chosenBackend = typescriptBackend;
+    }
+  }
   return chosenBackend;
 }

@@ -1,0 +1,308 @@
+// N-API surface of razorkv_cpu.node. Thin: reads typed arrays without copying, checks that every buffer is large
+// enough for the sizes given (the TypeScript wrapper in src/index.ts gives the friendly errors; these checks only
+// keep a wrong call from writing out of bounds), and calls the kernels synchronously on the JS thread, which the
+// kernels' worker threads join for the duration of the call.
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "attention.h"
+#include "gemm.h"
+#include "quant.h"
+#include "simd.h"
+#include "threadpool.h"
+
+namespace {
+
+using razorkv::GemmBackend;
+
+[[noreturn]] void throwRange(Napi::Env env, const std::string& message) {
+  throw Napi::RangeError::New(env, message);
+}
+
+template <typename T>
+struct TypedArrayTraits;
+template <>
+struct TypedArrayTraits<float> {
+  static constexpr napi_typedarray_type type = napi_float32_array;
+  static constexpr const char* name = "Float32Array";
+};
+template <>
+struct TypedArrayTraits<double> {
+  static constexpr napi_typedarray_type type = napi_float64_array;
+  static constexpr const char* name = "Float64Array";
+};
+template <>
+struct TypedArrayTraits<int32_t> {
+  static constexpr napi_typedarray_type type = napi_int32_array;
+  static constexpr const char* name = "Int32Array";
+};
+template <>
+struct TypedArrayTraits<uint8_t> {
+  static constexpr napi_typedarray_type type = napi_uint8_array;
+  static constexpr const char* name = "Uint8Array";
+};
+
+/** The data of typed array `value` (argument `name`), which must hold at least `minLength` elements. */
+template <typename T>
+T* arrayData(Napi::Env env, const Napi::Value& value, const std::string& name, size_t minLength) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != TypedArrayTraits<T>::type) {
+    throw Napi::TypeError::New(env, name + ": expected a " + TypedArrayTraits<T>::name);
+  }
+  auto array = value.As<Napi::TypedArrayOf<T>>();
+  if (array.ElementLength() < minLength) {
+    throwRange(env, name + ": expected at least " + std::to_string(minLength) + " elements, got " + std::to_string(array.ElementLength()));
+  }
+  return array.Data();
+}
+
+template <typename T>
+T* optionalArrayData(Napi::Env env, const Napi::Value& value, const std::string& name, size_t minLength) {
+  if (value.IsNull() || value.IsUndefined()) return nullptr;
+  return arrayData<T>(env, value, name, minLength);
+}
+
+int intArg(Napi::Env env, const Napi::Value& value, const std::string& name, int min) {
+  if (!value.IsNumber()) throw Napi::TypeError::New(env, name + ": expected an integer");
+  double v = value.As<Napi::Number>().DoubleValue();
+  if (v != std::floor(v) || v < min || v > 2147483647.0) {
+    throwRange(env, name + ": expected an integer ≥ " + std::to_string(min) + ", got " + std::to_string(v));
+  }
+  return static_cast<int>(v);
+}
+
+Napi::Array arrayArg(Napi::Env env, const Napi::Value& value, const std::string& name, uint32_t length) {
+  if (!value.IsArray()) throw Napi::TypeError::New(env, name + ": expected an array");
+  auto array = value.As<Napi::Array>();
+  if (array.Length() != length) {
+    throwRange(env, name + ": expected " + std::to_string(length) + " entries, got " + std::to_string(array.Length()));
+  }
+  return array;
+}
+
+GemmBackend parseBackend(Napi::Env env, const Napi::Value& value) {
+  if (value.IsUndefined() || value.IsNull()) return razorkv::defaultGemmBackend();
+  std::string name = value.As<Napi::String>().Utf8Value();
+  for (GemmBackend b : {GemmBackend::OpenBlas, GemmBackend::Avx2, GemmBackend::Scalar}) {
+    if (name == razorkv::gemmBackendName(b)) {
+      if (!razorkv::gemmBackendAvailable(b)) throwRange(env, "backend: " + name + " is not compiled into this build");
+      return b;
+    }
+  }
+  throwRange(env, "backend: expected openblas, avx2 or scalar, got " + name);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+Napi::Value GemmBackendName(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), razorkv::gemmBackendName(razorkv::defaultGemmBackend()));
+}
+
+Napi::Value GemmBackends(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (GemmBackend b : {GemmBackend::OpenBlas, GemmBackend::Avx2, GemmBackend::Scalar}) {
+    if (razorkv::gemmBackendAvailable(b)) out.Set(i++, Napi::String::New(env, razorkv::gemmBackendName(b)));
+  }
+  return out;
+}
+
+Napi::Value Simd(const Napi::CallbackInfo& info) {
+#ifdef RAZORKV_AVX2
+  return Napi::String::New(info.Env(), "avx2");
+#else
+  return Napi::String::New(info.Env(), "none");
+#endif
+}
+
+Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), razorkv::kernelThreads()); }
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  int n = intArg(info.Env(), info[0], "threads", 1);
+  razorkv::setKernelThreads(n);
+  razorkv::setBlasThreads(n);
+  return info.Env().Undefined();
+}
+
+/** matmulTransposed(x, w, out, M, N, K, backend?) */
+Napi::Value MatmulTransposed(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int M = intArg(env, info[3], "M", 0), N = intArg(env, info[4], "N", 0), K = intArg(env, info[5], "K", 0);
+  const float* x = arrayData<float>(env, info[0], "x", static_cast<size_t>(M) * K);
+  const float* w = arrayData<float>(env, info[1], "w", static_cast<size_t>(N) * K);
+  float* out = arrayData<float>(env, info[2], "out", static_cast<size_t>(M) * N);
+  razorkv::matmulTransposed(x, w, out, M, N, K, parseBackend(env, info[6]));
+  return env.Undefined();
+}
+
+/** Reads the optional stats object { accumulated?: Float32Array[], windowed?, windowQueries, echo?, induction?, period, firstPosition }. */
+void readStats(Napi::Env env, const Napi::Value& value, int H, const std::vector<int>& lengthPerQueryHead, razorkv::AttentionStatsOut& stats) {
+  if (value.IsUndefined() || value.IsNull()) return;
+  if (!value.IsObject()) throw Napi::TypeError::New(env, "stats: expected an object");
+  Napi::Object o = value.As<Napi::Object>();
+  Napi::Value acc = o.Get("accumulated");
+  if (!acc.IsUndefined() && !acc.IsNull()) {
+    Napi::Array a = arrayArg(env, acc, "stats.accumulated", H);
+    for (int h = 0; h < H; h++) {
+      stats.accumulated.push_back(arrayData<float>(env, a.Get(h), "stats.accumulated[" + std::to_string(h) + "]", lengthPerQueryHead[h]));
+    }
+  }
+  Napi::Value win = o.Get("windowed");
+  if (!win.IsUndefined() && !win.IsNull()) {
+    stats.windowQueries = intArg(env, o.Get("windowQueries"), "stats.windowQueries", 0);
+    Napi::Array a = arrayArg(env, win, "stats.windowed", H);
+    for (int h = 0; h < H; h++) {
+      stats.windowed.push_back(arrayData<float>(env, a.Get(h), "stats.windowed[" + std::to_string(h) + "]", lengthPerQueryHead[h]));
+    }
+  }
+  stats.echo = optionalArrayData<double>(env, o.Get("echo"), "stats.echo", H);
+  stats.induction = optionalArrayData<double>(env, o.Get("induction"), "stats.induction", H);
+  if (stats.echo || stats.induction) {
+    if (!stats.echo || !stats.induction) throw Napi::TypeError::New(env, "stats: echo and induction come together");
+    stats.period = intArg(env, o.Get("period"), "stats.period", 1);
+    stats.firstPosition = intArg(env, o.Get("firstPosition"), "stats.firstPosition", 0);
+  }
+}
+
+/**
+ * attendCache(queries, queryPositions, out, numHeads, headDim, scale, heads, stats?)
+ *   heads: per KV head { keys: Float32Array, values: Float32Array, positions: Int32Array, length,
+ *                        compKey?: Float32Array, compValue?: Float32Array, compCount? }
+ * The arrays are a core HeadCache's own (slot-major [capacity × d]); only the first `length` slots are read.
+ */
+Napi::Value AttendCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  razorkv::AttentionProblem p;
+  p.numHeads = intArg(env, info[3], "numHeads", 1);
+  p.headDim = intArg(env, info[4], "headDim", 1);
+  const int d = p.headDim;
+  if (!info[1].IsTypedArray()) throw Napi::TypeError::New(env, "queryPositions: expected an Int32Array");
+  p.numQueries = static_cast<int>(info[1].As<Napi::TypedArray>().ElementLength());
+  p.queryPositions = arrayData<int32_t>(env, info[1], "queryPositions", p.numQueries);
+  const size_t qSize = static_cast<size_t>(p.numQueries) * p.numHeads * d;
+  p.queries = arrayData<float>(env, info[0], "queries", qSize);
+  p.out = arrayData<float>(env, info[2], "out", qSize);
+  p.scale = static_cast<float>(info[5].As<Napi::Number>().DoubleValue());
+
+  if (!info[6].IsArray()) throw Napi::TypeError::New(env, "heads: expected an array of KV-head views");
+  Napi::Array heads = info[6].As<Napi::Array>();
+  const int Hkv = static_cast<int>(heads.Length());
+  if (Hkv == 0 || p.numHeads % Hkv != 0) {
+    throwRange(env, "heads: numHeads " + std::to_string(p.numHeads) + " is not a multiple of the " + std::to_string(Hkv) + " KV heads given");
+  }
+  for (int kv = 0; kv < Hkv; kv++) {
+    const std::string name = "heads[" + std::to_string(kv) + "]";
+    Napi::Value hv = heads.Get(kv);
+    if (!hv.IsObject()) throw Napi::TypeError::New(env, name + ": expected an object");
+    Napi::Object h = hv.As<Napi::Object>();
+    razorkv::KvHeadView view;
+    view.length = intArg(env, h.Get("length"), name + ".length", 0);
+    view.stride = d;
+    view.keys = arrayData<float>(env, h.Get("keys"), name + ".keys", static_cast<size_t>(view.length) * d);
+    view.values = arrayData<float>(env, h.Get("values"), name + ".values", static_cast<size_t>(view.length) * d);
+    view.positions = arrayData<int32_t>(env, h.Get("positions"), name + ".positions", view.length);
+    view.compKey = optionalArrayData<float>(env, h.Get("compKey"), name + ".compKey", d);
+    if (view.compKey) {
+      view.compValue = arrayData<float>(env, h.Get("compValue"), name + ".compValue", d);
+      view.compCount = h.Get("compCount").As<Napi::Number>().DoubleValue();
+    }
+    p.kvHeads.push_back(view);
+  }
+  std::vector<int> lengthPerQueryHead(p.numHeads);
+  for (int h = 0; h < p.numHeads; h++) lengthPerQueryHead[h] = p.kvHeads[h / (p.numHeads / Hkv)].length;
+  readStats(env, info[7], p.numHeads, lengthPerQueryHead, p.stats);
+  razorkv::attend(p);
+  return env.Undefined();
+}
+
+/**
+ * attendPrefill(queries, keys, values, out, numQueries, kvLength, numHeads, numKvHeads, headDim, scale, stats?)
+ *   queries [numQueries × numHeads × d] at positions kvLength − numQueries …; keys, values [kvLength × numKvHeads × d]
+ *   at positions 0 … kvLength − 1 (the projection output, RoPE applied).
+ */
+Napi::Value AttendPrefill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  razorkv::AttentionProblem p;
+  p.numQueries = intArg(env, info[4], "numQueries", 0);
+  const int kvLength = intArg(env, info[5], "kvLength", p.numQueries);
+  p.numHeads = intArg(env, info[6], "numHeads", 1);
+  const int Hkv = intArg(env, info[7], "numKvHeads", 1);
+  p.headDim = intArg(env, info[8], "headDim", 1);
+  p.scale = static_cast<float>(info[9].As<Napi::Number>().DoubleValue());
+  const int d = p.headDim;
+  if (p.numHeads % Hkv != 0) throwRange(env, "numHeads " + std::to_string(p.numHeads) + " is not a multiple of numKvHeads " + std::to_string(Hkv));
+  const size_t qSize = static_cast<size_t>(p.numQueries) * p.numHeads * d;
+  const size_t kvSize = static_cast<size_t>(kvLength) * Hkv * d;
+  p.queries = arrayData<float>(env, info[0], "queries", qSize);
+  const float* keys = arrayData<float>(env, info[1], "keys", kvSize);
+  const float* values = arrayData<float>(env, info[2], "values", kvSize);
+  p.out = arrayData<float>(env, info[3], "out", qSize);
+  std::vector<int32_t> positions(p.numQueries);
+  for (int c = 0; c < p.numQueries; c++) positions[c] = kvLength - p.numQueries + c;
+  p.queryPositions = positions.data();
+  for (int kv = 0; kv < Hkv; kv++) {
+    razorkv::KvHeadView view;
+    view.keys = keys + static_cast<size_t>(kv) * d;
+    view.values = values + static_cast<size_t>(kv) * d;
+    view.stride = Hkv * d;
+    view.length = kvLength;
+    p.kvHeads.push_back(view);
+  }
+  readStats(env, info[10], p.numHeads, std::vector<int>(p.numHeads, kvLength), p.stats);
+  razorkv::attend(p);
+  return env.Undefined();
+}
+
+/** gemvQuantized(format, blocks, x, out, N, K): out[N] = W·x with W [N × K] in ggml blocks (quant.h). */
+Napi::Value GemvQuantized(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string formatName = info[0].As<Napi::String>().Utf8Value();
+  razorkv::QuantFormat format;
+  if (formatName == "q8_0") format = razorkv::QuantFormat::Q8_0;
+  else if (formatName == "q4_1") format = razorkv::QuantFormat::Q4_1;
+  else throwRange(env, "format: expected q8_0 or q4_1, got " + formatName);
+  int N = intArg(env, info[4], "N", 0), K = intArg(env, info[5], "K", 0);
+  if (K % razorkv::kQuantBlock != 0) throwRange(env, "K: expected a multiple of 32, got " + std::to_string(K));
+  const size_t bytes = razorkv::quantizedRowBytes(format, K) * N;
+  const uint8_t* blocks = arrayData<uint8_t>(env, info[1], "blocks", bytes);
+  const float* x = arrayData<float>(env, info[2], "x", K);
+  float* out = arrayData<float>(env, info[3], "out", N);
+  razorkv::gemvQuantized(format, blocks, x, out, N, K);
+  return env.Undefined();
+}
+
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::invalid_argument& e) {
+    throw Napi::RangeError::New(info.Env(), e.what());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // RAZORKV_THREADS governs OpenBLAS too; without it OpenBLAS keeps its own default (OPENBLAS_NUM_THREADS or all cores)
+  if (std::getenv("RAZORKV_THREADS")) razorkv::setBlasThreads(razorkv::kernelThreads());
+  exports.Set("gemmBackend", Napi::Function::New(env, guarded<GemmBackendName>, "gemmBackend"));
+  exports.Set("gemmBackends", Napi::Function::New(env, guarded<GemmBackends>, "gemmBackends"));
+  exports.Set("simd", Napi::Function::New(env, guarded<Simd>, "simd"));
+  exports.Set("threads", Napi::Function::New(env, guarded<Threads>, "threads"));
+  exports.Set("setThreads", Napi::Function::New(env, guarded<SetThreads>, "setThreads"));
+  exports.Set("matmulTransposed", Napi::Function::New(env, guarded<MatmulTransposed>, "matmulTransposed"));
+  exports.Set("attendCache", Napi::Function::New(env, guarded<AttendCache>, "attendCache"));
+  exports.Set("attendPrefill", Napi::Function::New(env, guarded<AttendPrefill>, "attendPrefill"));
+  exports.Set("gemvQuantized", Napi::Function::New(env, guarded<GemvQuantized>, "gemvQuantized"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(razorkv_cpu, Init)

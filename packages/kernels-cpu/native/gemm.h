@@ -1,0 +1,23 @@
+// Matrix multiplication against PyTorch-layout weights: out = x · wᵀ.
+//
+// Layout (row-major f32, no padding):
+//   x   [M × K]   M activations (tokens) of K features
+//   w   [N × K]   a linear layer as PyTorch stores it: [out_features × in_features]
+//   out [M × N]   out[m·N + n] = Σ_k x[m·K + k] · w[n·K + k]
+#pragma once
+
+namespace razorkv {
+
+enum class GemmBackend { OpenBlas, Avx2, Scalar };
+
+const char* gemmBackendName(GemmBackend backend);
+bool gemmBackendAvailable(GemmBackend backend);
+/** OpenBLAS when the addon was built against it, else AVX2 when compiled in, else scalar. */
+GemmBackend defaultGemmBackend();
+
+void matmulTransposed(const float* x, const float* w, float* out, int M, int N, int K, GemmBackend backend);
+
+/** Threads OpenBLAS uses (its own pool); no effect without OpenBLAS. The own kernels follow kernelThreads(). */
+void setBlasThreads(int n);
+
+}  // namespace razorkv

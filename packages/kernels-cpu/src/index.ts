@@ -1,0 +1,399 @@
+/**
+ * @razorkv/kernels-cpu: the CPU hot path as an N-API addon (native/, built by node-gyp into
+ * build/Release/razorkv_cpu.node), behind typed wrappers that check every argument.
+ *
+ *   matmulTransposed  out[M×N] = x[M×K] · w[N×K]ᵀ: OpenBLAS cblas_sgemm when the build found it, the own register-tiled
+ *                     AVX2/FMA kernel otherwise (or on request), a 2-thread GEMV for M ≤ 4 (decode)
+ *   attend            core's attendReference semantics over one layer of a KvCache (ragged heads, compensation slot,
+ *                     H2O/SnapKV/RazorAttention statistics): a drop-in for the reference in the forward pass
+ *   attendHeads       the same over KV heads given as arrays (a core HeadCache is one), without copying
+ *   attendPrefill     causal attention straight from the projection output [T × Hkv × d], optionally chunked
+ *   gemvQuantized     GEMV reading ggml Q8_0 / Q4_1 blocks directly
+ *
+ * `loadKernels()` returns null when the addon is missing or fails to load (the reason is in
+ * `kernelsUnavailableReason()`), so callers fall back to the plain-TypeScript reference and can say why.
+ * An object from `loadKernels()` has the shape of model-zoo's ComputeBackend (name, matmulTransposed, attend).
+ */
+import { createRequire } from "node:module";
+import type { AttentionArgs, AttentionStatsRequest, LayerAttentionStats } from "@razorkv/core";
+
+export type GemmBackend = "openblas" | "avx2" | "scalar";
+export type QuantFormat = "q8_0" | "q4_1";
+
+export interface MatmulOptions {
+  /** Which GEMM runs; default: the kernels' default backend (`gemmBackend()`). */
+  readonly backend?: GemmBackend;
+}
+
+/** One KV head's cache as typed arrays: slot s at keys[s·d …], values[s·d …], positions[s]. A core HeadCache fits. */
+export interface KvHeadArrays {
+  readonly keys: Float32Array;
+  readonly values: Float32Array;
+  readonly positions: Int32Array;
+  readonly length: number;
+  readonly compensation?: { readonly key: Float32Array; readonly value: Float32Array; readonly count: number } | null;
+}
+
+export interface HeadsAttentionArgs {
+  /** The layer's KV heads, in KV-head order. */
+  readonly heads: readonly KvHeadArrays[];
+  readonly headDim: number;
+  readonly numHeads: number;
+  /** [C × numHeads × headDim], rotated. */
+  readonly queries: Float32Array;
+  /** [C] positions of the queries (causal: a query sees slots at positions ≤ its own). */
+  readonly queryPositions: ArrayLike<number>;
+  /** [C × numHeads × headDim]; must not overlap `queries`. */
+  readonly out: Float32Array;
+  /** Softmax scale; 1/√headDim by default. */
+  readonly scale?: number;
+  readonly stats?: AttentionStatsRequest;
+}
+
+export interface PrefillAttentionArgs {
+  /** [numQueries × numHeads × headDim] at positions kvLength − numQueries … kvLength − 1, rotated. */
+  readonly queries: Float32Array;
+  /** [kvLength × numKvHeads × headDim] at positions 0 … kvLength − 1, rotated (the K projection's layout). */
+  readonly keys: Float32Array;
+  /** [kvLength × numKvHeads × headDim]. */
+  readonly values: Float32Array;
+  /** [numQueries × numHeads × headDim]; must not overlap `queries`. */
+  readonly out: Float32Array;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly numQueries: number;
+  /** Keys and values available; numQueries by default (plain prefill). More: a chunk after a cached prefix. */
+  readonly kvLength?: number;
+  readonly scale?: number;
+  readonly stats?: AttentionStatsRequest;
+}
+
+export interface CpuKernels {
+  /** For logs and benchmark rows, e.g. "native (openblas)". */
+  readonly name: string;
+  /** The GEMM backend a call without `backend` uses. */
+  gemmBackend(): GemmBackend;
+  /** Backends compiled into this build, best first. */
+  gemmBackends(): GemmBackend[];
+  /** SIMD the addon was compiled with. */
+  simd(): "avx2" | "none";
+  /** Threads the kernels (and OpenBLAS, once set) use: RAZORKV_THREADS, else the hardware threads. */
+  threads(): number;
+  setThreads(threads: number): void;
+  /** out[M×N] = x[M×K] · w[N×K]ᵀ (w as PyTorch stores a linear layer). */
+  matmulTransposed(x: Float32Array, w: Float32Array, out: Float32Array, M: number, N: number, K: number, options?: MatmulOptions): void;
+  /** core's attendReference, natively: new queries over one layer of the cache. */
+  attend(args: AttentionArgs): LayerAttentionStats;
+  /** Attention over KV heads given as arrays (zero-copy); statistics per query head, indexed by slot. */
+  attendHeads(args: HeadsAttentionArgs): LayerAttentionStats;
+  /** Causal attention over the projection-layout keys and values; statistics indexed by position. */
+  attendPrefill(args: PrefillAttentionArgs): LayerAttentionStats;
+  /** out[N] = W·x, W [N × K] stored as ggml blocks (`format`), K a multiple of 32. */
+  gemvQuantized(format: QuantFormat, blocks: Uint8Array, x: Float32Array, out: Float32Array, N: number, K: number): void;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+interface NativeStats {
+  accumulated?: Float32Array[];
+  windowed?: Float32Array[];
+  windowQueries?: number;
+  echo?: Float64Array;
+  induction?: Float64Array;
+  period?: number;
+  firstPosition?: number;
+}
+
+interface NativeHead {
+  keys: Float32Array;
+  values: Float32Array;
+  positions: Int32Array;
+  length: number;
+  compKey?: Float32Array;
+  compValue?: Float32Array;
+  compCount?: number;
+}
+
+interface NativeAddon {
+  gemmBackend(): GemmBackend;
+  gemmBackends(): GemmBackend[];
+  simd(): "avx2" | "none";
+  threads(): number;
+  setThreads(n: number): void;
+  matmulTransposed(x: Float32Array, w: Float32Array, out: Float32Array, M: number, N: number, K: number, backend?: GemmBackend): void;
+  attendCache(
+    queries: Float32Array, queryPositions: Int32Array, out: Float32Array, numHeads: number, headDim: number, scale: number,
+    heads: NativeHead[], stats?: NativeStats,
+  ): void;
+  attendPrefill(
+    queries: Float32Array, keys: Float32Array, values: Float32Array, out: Float32Array, numQueries: number, kvLength: number,
+    numHeads: number, numKvHeads: number, headDim: number, scale: number, stats?: NativeStats,
+  ): void;
+  gemvQuantized(format: QuantFormat, blocks: Uint8Array, x: Float32Array, out: Float32Array, N: number, K: number): void;
+}
+
+/** Where the build puts the addon, relative to this file (src/ in tests, dist/ when built). */
+const ADDON_PATH = "../build/Release/razorkv_cpu.node";
+const Q_BLOCK_BYTES: Record<QuantFormat, number> = { q8_0: 34, q4_1: 20 };
+
+let addon: NativeAddon | null | undefined;
+let unavailableReason: string | null = null;
+
+function loadAddon(): NativeAddon | null {
+  if (addon !== undefined) return addon;
+  const setting = (process.env.RAZORKV_CPU_KERNELS ?? "").toLowerCase();
+  if (["0", "off", "false", "no"].includes(setting)) {
+    unavailableReason = `disabled by RAZORKV_CPU_KERNELS=${process.env.RAZORKV_CPU_KERNELS}`;
+    addon = null;
+    return addon;
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    addon = require(ADDON_PATH) as NativeAddon;
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    unavailableReason = `@razorkv/kernels-cpu: ${new URL(ADDON_PATH, import.meta.url).pathname} did not load (${message}); ` +
+      "build it with `pnpm --filter @razorkv/kernels-cpu build` (needs a C++17 compiler and npm_config_nodedir=/usr)";
+    addon = null;
+  }
+  return addon;
+}
+
+/** Why `loadKernels()` returned null, or null when the kernels are available. */
+export function kernelsUnavailableReason(): string | null {
+  loadAddon();
+  return unavailableReason;
+}
+
+/**
+ * The native kernels, or null when the addon is not built, fails to load, or RAZORKV_CPU_KERNELS=off
+ * (see `kernelsUnavailableReason()`). `gemmBackend` picks the default GEMM of the returned object.
+ */
+export function loadKernels(options: { readonly gemmBackend?: GemmBackend } = {}): CpuKernels | null {
+  const native = loadAddon();
+  if (!native) return null;
+  const available = native.gemmBackends();
+  const backend = options.gemmBackend ?? native.gemmBackend();
+  if (!available.includes(backend)) {
+    throw new RangeError(`loadKernels: gemmBackend "${backend}" is not compiled into this build (available: ${available.join(", ")})`);
+  }
+  return makeKernels(native, backend);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// argument checks: name the argument, the expected size and what was found
+
+function checkCount(fn: string, name: string, value: number, min = 0): void {
+  if (!Number.isInteger(value) || value < min) throw new RangeError(`${fn}: ${name} must be an integer ≥ ${min}, got ${value}`);
+}
+
+function checkArray(fn: string, name: string, array: unknown, type: "Float32Array" | "Int32Array" | "Uint8Array"): void {
+  const ctor = { Float32Array, Int32Array, Uint8Array }[type];
+  if (!(array instanceof ctor)) {
+    const found = array === null || array === undefined ? String(array) : (array as object).constructor?.name ?? typeof array;
+    throw new TypeError(`${fn}: ${name} must be a ${type}, got ${found}`);
+  }
+}
+
+function checkLength(fn: string, name: string, array: { length: number }, expected: number, shape: string, exact: boolean): void {
+  if (exact ? array.length !== expected : array.length < expected) {
+    throw new RangeError(`${fn}: ${name} has ${array.length} values, expected ${exact ? "" : "at least "}${shape} = ${expected}`);
+  }
+}
+
+function overlaps(a: Float32Array, b: Float32Array): boolean {
+  if (a.buffer !== b.buffer) return false;
+  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+function checkStats(fn: string, stats: AttentionStatsRequest | undefined): void {
+  if (!stats) return;
+  if (stats.windowQueries !== undefined) checkCount(fn, "stats.windowQueries", stats.windowQueries);
+  if (stats.repeatedSequence) {
+    checkCount(fn, "stats.repeatedSequence.period", stats.repeatedSequence.period, 1);
+    checkCount(fn, "stats.repeatedSequence.firstPosition", stats.repeatedSequence.firstPosition);
+  }
+}
+
+/** Output buffers for the requested statistics; `lengthOf(h)` is the slot count query head h's stats cover. */
+function allocateStats(stats: AttentionStatsRequest | undefined, numHeads: number, lengthOf: (h: number) => number): NativeStats | undefined {
+  if (!stats) return undefined;
+  const out: NativeStats = {};
+  if (stats.accumulated === true) out.accumulated = Array.from({ length: numHeads }, (_, h) => new Float32Array(lengthOf(h)));
+  const w = stats.windowQueries ?? 0;
+  if (w > 0) {
+    out.windowed = Array.from({ length: numHeads }, (_, h) => new Float32Array(lengthOf(h)));
+    out.windowQueries = w;
+  }
+  if (stats.repeatedSequence) {
+    out.echo = new Float64Array(numHeads);
+    out.induction = new Float64Array(numHeads);
+    out.period = stats.repeatedSequence.period;
+    out.firstPosition = stats.repeatedSequence.firstPosition;
+  }
+  return out;
+}
+
+function statsResult(native: NativeStats | undefined): LayerAttentionStats {
+  if (!native) return {};
+  return {
+    ...(native.accumulated ? { accumulated: native.accumulated } : {}),
+    ...(native.windowed ? { windowed: native.windowed } : {}),
+    ...(native.echo && native.induction ? { echo: native.echo, induction: native.induction } : {}),
+  };
+}
+
+function toInt32(fn: string, positions: ArrayLike<number>): Int32Array {
+  if (positions instanceof Int32Array) return positions;
+  const out = new Int32Array(positions.length);
+  for (let i = 0; i < positions.length; i++) {
+    const p = positions[i];
+    if (!Number.isInteger(p) || p < 0 || p > 0x7fffffff) throw new RangeError(`${fn}: queryPositions[${i}] must be a non-negative integer, got ${p}`);
+    out[i] = p;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKernels {
+  const available = native.gemmBackends();
+
+  function matmulTransposed(x: Float32Array, w: Float32Array, out: Float32Array, M: number, N: number, K: number, options?: MatmulOptions): void {
+    const fn = "matmulTransposed";
+    checkCount(fn, "M", M);
+    checkCount(fn, "N", N);
+    checkCount(fn, "K", K);
+    checkArray(fn, "x", x, "Float32Array");
+    checkArray(fn, "w", w, "Float32Array");
+    checkArray(fn, "out", out, "Float32Array");
+    checkLength(fn, "x", x, M * K, `M×K = ${M}×${K}`, false);
+    checkLength(fn, "w", w, N * K, `N×K = ${N}×${K}`, false);
+    checkLength(fn, "out", out, M * N, `M×N = ${M}×${N}`, false);
+    if (overlaps(out, x) || overlaps(out, w)) throw new RangeError(`${fn}: out must not overlap x or w`);
+    const backend = options?.backend ?? defaultBackend;
+    if (!available.includes(backend)) {
+      throw new RangeError(`${fn}: backend "${backend}" is not compiled into this build (available: ${available.join(", ")})`);
+    }
+    native.matmulTransposed(x, w, out, M, N, K, backend);
+  }
+
+  function attendHeads(args: HeadsAttentionArgs): LayerAttentionStats {
+    const fn = "attendHeads";
+    const { heads, headDim: d, numHeads, queries, out } = args;
+    checkCount(fn, "headDim", d, 1);
+    checkCount(fn, "numHeads", numHeads, 1);
+    if (heads.length === 0 || numHeads % heads.length !== 0) {
+      throw new RangeError(`${fn}: numHeads ${numHeads} is not a multiple of the number of KV heads (${heads.length})`);
+    }
+    const group = numHeads / heads.length;
+    const positions = toInt32(fn, args.queryPositions);
+    const C = positions.length;
+    checkArray(fn, "queries", queries, "Float32Array");
+    checkArray(fn, "out", out, "Float32Array");
+    checkLength(fn, "queries", queries, C * numHeads * d, `C×numHeads×headDim = ${C}×${numHeads}×${d}`, true);
+    checkLength(fn, "out", out, C * numHeads * d, `C×numHeads×headDim = ${C}×${numHeads}×${d}`, true);
+    if (overlaps(out, queries)) throw new RangeError(`${fn}: out must not overlap queries`);
+    checkStats(fn, args.stats);
+    const nativeHeads: NativeHead[] = heads.map((head, kv) => {
+      const name = `heads[${kv}]`;
+      checkCount(fn, `${name}.length`, head.length);
+      checkArray(fn, `${name}.keys`, head.keys, "Float32Array");
+      checkArray(fn, `${name}.values`, head.values, "Float32Array");
+      checkArray(fn, `${name}.positions`, head.positions, "Int32Array");
+      checkLength(fn, `${name}.keys`, head.keys, head.length * d, `length×headDim = ${head.length}×${d}`, false);
+      checkLength(fn, `${name}.values`, head.values, head.length * d, `length×headDim = ${head.length}×${d}`, false);
+      checkLength(fn, `${name}.positions`, head.positions, head.length, `length = ${head.length}`, false);
+      const comp = head.compensation;
+      if (!comp) return { keys: head.keys, values: head.values, positions: head.positions, length: head.length };
+      checkArray(fn, `${name}.compensation.key`, comp.key, "Float32Array");
+      checkArray(fn, `${name}.compensation.value`, comp.value, "Float32Array");
+      checkLength(fn, `${name}.compensation.key`, comp.key, d, "headDim", true);
+      checkLength(fn, `${name}.compensation.value`, comp.value, d, "headDim", true);
+      if (!(comp.count >= 1)) throw new RangeError(`${fn}: ${name}.compensation.count must be ≥ 1, got ${comp.count}`);
+      return {
+        keys: head.keys, values: head.values, positions: head.positions, length: head.length,
+        compKey: comp.key, compValue: comp.value, compCount: comp.count,
+      };
+    });
+    if (args.stats?.repeatedSequence) {
+      for (const [kv, head] of heads.entries()) {
+        if (head.compensation || (head.length > 0 && head.positions[head.length - 1] !== head.length - 1)) {
+          throw new RangeError(`${fn}: repeatedSequence statistics need an uncompressed cache (slot = position); heads[${kv}] is compressed`);
+        }
+      }
+    }
+    const stats = allocateStats(args.stats, numHeads, (h) => heads[Math.floor(h / group)].length);
+    native.attendCache(queries, positions, out, numHeads, d, args.scale ?? 1 / Math.sqrt(d), nativeHeads, stats);
+    return statsResult(stats);
+  }
+
+  function attend(args: AttentionArgs): LayerAttentionStats {
+    const { cache, layer } = args;
+    if (!Number.isInteger(layer) || layer < 0 || layer >= cache.numLayers) {
+      throw new RangeError(`attend: layer ${layer} outside the cache's ${cache.numLayers} layers`);
+    }
+    const heads = cache.heads.slice(layer * cache.numKvHeads, (layer + 1) * cache.numKvHeads);
+    return attendHeads({ ...args, heads, headDim: cache.headDim });
+  }
+
+  function attendPrefill(args: PrefillAttentionArgs): LayerAttentionStats {
+    const fn = "attendPrefill";
+    const { queries, keys, values, out, numHeads, numKvHeads, headDim: d, numQueries } = args;
+    const kvLength = args.kvLength ?? numQueries;
+    checkCount(fn, "numHeads", numHeads, 1);
+    checkCount(fn, "numKvHeads", numKvHeads, 1);
+    checkCount(fn, "headDim", d, 1);
+    checkCount(fn, "numQueries", numQueries);
+    checkCount(fn, "kvLength", kvLength, numQueries);
+    if (numHeads % numKvHeads !== 0) throw new RangeError(`${fn}: numHeads ${numHeads} is not a multiple of numKvHeads ${numKvHeads}`);
+    for (const [name, array] of [["queries", queries], ["keys", keys], ["values", values], ["out", out]] as const) {
+      checkArray(fn, name, array, "Float32Array");
+    }
+    const qShape = `numQueries×numHeads×headDim = ${numQueries}×${numHeads}×${d}`;
+    const kvShape = `kvLength×numKvHeads×headDim = ${kvLength}×${numKvHeads}×${d}`;
+    checkLength(fn, "queries", queries, numQueries * numHeads * d, qShape, true);
+    checkLength(fn, "out", out, numQueries * numHeads * d, qShape, true);
+    checkLength(fn, "keys", keys, kvLength * numKvHeads * d, kvShape, true);
+    checkLength(fn, "values", values, kvLength * numKvHeads * d, kvShape, true);
+    if (overlaps(out, queries)) throw new RangeError(`${fn}: out must not overlap queries`);
+    checkStats(fn, args.stats);
+    const stats = allocateStats(args.stats, numHeads, () => kvLength);
+    native.attendPrefill(queries, keys, values, out, numQueries, kvLength, numHeads, numKvHeads, d, args.scale ?? 1 / Math.sqrt(d), stats);
+    return statsResult(stats);
+  }
+
+  function gemvQuantized(format: QuantFormat, blocks: Uint8Array, x: Float32Array, out: Float32Array, N: number, K: number): void {
+    const fn = "gemvQuantized";
+    if (!(format in Q_BLOCK_BYTES)) throw new RangeError(`${fn}: format must be q8_0 or q4_1, got ${String(format)}`);
+    checkCount(fn, "N", N);
+    checkCount(fn, "K", K);
+    if (K % 32 !== 0) throw new RangeError(`${fn}: K must be a multiple of the block size 32, got ${K}`);
+    checkArray(fn, "blocks", blocks, "Uint8Array");
+    checkArray(fn, "x", x, "Float32Array");
+    checkArray(fn, "out", out, "Float32Array");
+    const bytes = N * (K / 32) * Q_BLOCK_BYTES[format];
+    checkLength(fn, "blocks", blocks, bytes, `N×(K/32)×${Q_BLOCK_BYTES[format]} bytes = ${N}×${K / 32}×${Q_BLOCK_BYTES[format]}`, false);
+    checkLength(fn, "x", x, K, "K", false);
+    checkLength(fn, "out", out, N, "N", false);
+    native.gemvQuantized(format, blocks, x, out, N, K);
+  }
+
+  return {
+    name: `native (${defaultBackend})`,
+    gemmBackend: () => defaultBackend,
+    gemmBackends: () => native.gemmBackends(),
+    simd: () => native.simd(),
+    threads: () => native.threads(),
+    setThreads: (threads: number) => {
+      checkCount("setThreads", "threads", threads, 1);
+      native.setThreads(threads);
+    },
+    matmulTransposed,
+    attend,
+    attendHeads,
+    attendPrefill,
+    gemvQuantized,
+  };
+}
