@@ -123,15 +123,17 @@ export function runSample(ctx: SampleContext, sample: Sample, cells: readonly Ce
   for (;;) {
     const active = runs.filter((r) => !r.done && r.feed.length > 0);
     if (active.length === 0) break;
-    const tokens = active.map((r) => r.feed.shift()!);
+    // whole pending runs (the question) go in one pass; afterwards one token per cell per step
+    const inputs = active.map((r) => r.feed.splice(0, r.feed.length));
     const t = performance.now();
-    const step = model.decodeBatch(active.map((r) => r.cache), tokens, wantStats ? { stats: decodeStats } : {});
-    const share = (performance.now() - t) / active.length;
+    const step = model.extendBatch(active.map((r) => r.cache), inputs, wantStats ? { stats: decodeStats } : {});
+    const rows = inputs.reduce((n, x) => n + x.length, 0);
+    const msPerRow = (performance.now() - t) / rows;
     active.forEach((run, i) => {
       run.logits = step.logits.slice(i * V, (i + 1) * V);
       run.session?.afterForward(step.stats ? step.stats[i] : null);
-      run.decodeMs += share;
-      run.decodeTokens++;
+      run.decodeMs += msPerRow * inputs[i].length;
+      run.decodeTokens += inputs[i].length;
       advance(run);
     });
   }

@@ -126,10 +126,20 @@ export class LlamaModel {
    * compressed cache): the weight matrices are read once for the whole batch. Returns [B × vocabSize] logits.
    */
   decodeBatch(caches: readonly KvCache[], tokens: readonly number[], options: Omit<ForwardOptions, "logits"> = {}): BatchResult {
-    if (caches.length !== tokens.length) throw new Error(`decodeBatch: ${caches.length} caches but ${tokens.length} tokens`);
-    if (caches.length === 0) throw new Error("decodeBatch: empty batch");
-    if (new Set(caches).size !== caches.length) throw new Error("decodeBatch: the same cache appears twice in one batch");
-    return this.run(caches.map((cache, i) => ({ cache, tokens: [tokens[i]] })), { ...options, logits: "segment-last" });
+    return this.extendBatch(caches, tokens.map((t) => [t]), options);
+  }
+
+  /**
+   * Continues several caches by a run of tokens each (lengths may differ), in one pass whose matrix products see
+   * all rows together — a question fed to every cell of a sweep costs one large GEMM instead of one per token.
+   * Returns each sequence's last-position logits ([B × vocabSize]) and, when asked, its statistics.
+   */
+  extendBatch(caches: readonly KvCache[], tokens: readonly (readonly number[])[], options: Omit<ForwardOptions, "logits"> = {}): BatchResult {
+    if (caches.length !== tokens.length) throw new Error(`extendBatch: ${caches.length} caches but ${tokens.length} token runs`);
+    if (caches.length === 0) throw new Error("extendBatch: empty batch");
+    if (new Set(caches).size !== caches.length) throw new Error("extendBatch: the same cache appears twice in one batch");
+    if (tokens.some((t) => t.length === 0)) throw new Error("extendBatch: an empty token run");
+    return this.run(caches.map((cache, i) => ({ cache, tokens: tokens[i] })), { ...options, logits: "segment-last" });
   }
 
   /**
