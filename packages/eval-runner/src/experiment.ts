@@ -80,10 +80,14 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
         const pending = cells.filter((_, i) => !store.has(keys[i]));
         if (pending.length === 0) continue;
         const ctx = { experiment: manifest.name, modelRef, model: lm.model, tokenizer: lm.tokenizer, task: u.task, mode: u.mode };
-        const batches = options.sharePrefill ? [pending] : pending.map((c) => [c]);
+        // a sample is recomputed with all its cells, never a subset: the decode batch then has the same rows as in
+        // an uninterrupted run, so the native GEMM rounds the same way and a resumed run matches bit for bit
+        // (the store keeps the rows it already had)
+        const batches = options.sharePrefill ? [cells] : pending.map((c) => [c]);
         for (const batch of batches) {
+          const before = store.completedCount;
           store.append(runSample(ctx, u.sample, batch));
-          done += batch.length;
+          done += store.completedCount - before;
           progress.update(done, `${u.task} ${u.sample.id} ${u.mode}`);
         }
       }
