@@ -12,26 +12,31 @@ export interface Estimate {
   readonly samples: number;
   readonly cells: number;
   readonly prefillTokens: number;
+  /** Answer tokens decoded per cell, over all samples (generation tokens at most, continuation tokens exactly). */
   readonly decodeSteps: number;
   readonly seconds: number;
 }
 
 export function estimateSweep(lm: LanguageModel, samples: readonly Sample[], cellCount: number, sharePrefill: boolean): Estimate {
   let prefillTokens = 0;
+  let queryTokens = 0;
   let decodeSteps = 0;
   for (const s of samples) {
     const context = segmentIds(s.context, lm.tokenizer).length;
     const query = segmentIds(s.query, lm.tokenizer).length;
     const answer = s.target.kind === "generate" ? s.target.maxNewTokens : segmentIds(s.target.continuation, lm.tokenizer).length;
     prefillTokens += context;
-    decodeSteps += query + answer;
+    queryTokens += query;
+    decodeSteps += answer;
   }
   const prefills = sharePrefill ? 1 : cellCount;
   const { prefillPerToken, stepFixed, stepPerRow } = measure(lm, Math.min(cellCount, 8));
   const batchesPerStep = sharePrefill ? 1 : cellCount;
   const rowsPerBatch = sharePrefill ? cellCount : 1;
+  // the question goes to all cells in one pass (prefill-like rows); answers are decoded one token per step
   const seconds =
-    prefills * prefillTokens * prefillPerToken + decodeSteps * batchesPerStep * (stepFixed + rowsPerBatch * stepPerRow);
+    prefills * prefillTokens * prefillPerToken + cellCount * queryTokens * prefillPerToken +
+    decodeSteps * batchesPerStep * (stepFixed + rowsPerBatch * stepPerRow);
   return { samples: samples.length, cells: cellCount, prefillTokens: prefillTokens * prefills, decodeSteps, seconds };
 }
 
