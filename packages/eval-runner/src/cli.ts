@@ -10,6 +10,7 @@ import { pplCommand } from "./commands/ppl.js";
 import { calibrateCommand } from "./commands/calibrate.js";
 import { newPolicyCommand } from "./commands/new-policy.js";
 import { runCommand } from "./commands/run.js";
+import { reportCommand } from "./commands/report.js";
 
 const program = new Command()
   .name("razorkv")
@@ -21,6 +22,7 @@ program.addCommand(pplCommand());
 program.addCommand(calibrateCommand());
 program.addCommand(newPolicyCommand());
 program.addCommand(runCommand());
+program.addCommand(reportCommand());
 
 try {
   await program.parseAsync(process.argv);

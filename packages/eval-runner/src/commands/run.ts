@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { Command } from "commander";
 import { RazorkvError } from "@razorkv/core";
+import { renderReport, ReportInputError } from "@razorkv/report";
 import { loadLanguageModel } from "@razorkv/model-zoo";
 import { loadManifest } from "../manifest.js";
 import { checkPolicies, runExperiment } from "../experiment.js";
@@ -41,8 +42,13 @@ export function runCommand(): Command {
       }
       const { outDir } = await runExperiment(manifest, { sharePrefill: opts.sharePrefill });
       if (opts.report) {
-        const { renderReport } = (await import("@razorkv/report")) as unknown as { renderReport: (dir: string) => Promise<string> };
-        const html = await renderReport(outDir);
+        let html: string;
+        try {
+          html = await renderReport(outDir);
+        } catch (error) {
+          if (error instanceof ReportInputError) throw new RazorkvError(error.message);
+          throw error;
+        }
         process.stdout.write(`report: ${html}\n`);
       } else {
         process.stdout.write(`results: ${outDir}\n`);

@@ -1,0 +1,114 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadResults, parseResultsJsonl, ReportInputError } from "./load.js";
+import { interval95, summarizeRows, tQuantile975, wilson } from "./summarize.js";
+import { fixtureRows, writeFixture } from "./testing/fixture.js";
+
+const fresh = () => mkdtempSync(join(tmpdir(), "razorkv-report-load-"));
+
+function expectInputError(fn: () => unknown, pattern: RegExp): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(ReportInputError);
+  const message = (caught as Error).message;
+  expect(message).toMatch(pattern);
+  expect(message).not.toContain("\n");
+}
+
+describe("loadResults", () => {
+  it("reads the fixture folder: rows, summary.json, profiles, the csv", () => {
+    const dir = fresh();
+    const fixture = writeFixture(dir);
+    const data = loadResults(dir);
+    expect(data.rows).toHaveLength(fixture.rows.length);
+    expect(data.summarySource).toBe("summary.json");
+    expect(data.summary.cells).toHaveLength(fixture.summary.cells.length);
+    expect(data.profiles.map((p) => p.file)).toEqual(["profiles/synthetic-fixture-model.json"]);
+    expect(data.profiles[0].profile.retrieval).toEqual(fixture.profile.retrieval);
+    expect(data.hasCsv).toBe(true);
+    expect(data.hasManifest).toBe(true);
+  });
+
+  it("recomputes the summary when summary.json is missing (a run in progress)", () => {
+    const dir = fresh();
+    const fixture = writeFixture(dir, { withoutSummary: true, withoutProfile: true });
+    const data = loadResults(dir);
+    expect(data.summarySource).toBe("results.jsonl");
+    expect(data.summary.cells).toEqual(fixture.summary.cells);
+    expect(data.profiles).toEqual([]);
+  });
+
+  it("reads null interval bounds in summary.json as unbounded", () => {
+    const dir = fresh();
+    const fixture = writeFixture(dir);
+    const cells = fixture.summary.cells.map((c, i) => (i === 0 ? { ...c, n: 1, ciLow: null, ciHigh: null } : c));
+    writeFileSync(join(dir, "summary.json"), JSON.stringify({ experiment: "x", cells }));
+    const data = loadResults(dir);
+    expect(data.summary.cells[0].ciLow).toBe(-Infinity);
+    expect(data.summary.cells[0].ciHigh).toBe(Infinity);
+  });
+
+  it("names the folder when it or results.jsonl is missing", () => {
+    const dir = fresh();
+    expectInputError(() => loadResults(join(dir, "nope")), /nope: no such results folder/);
+    expectInputError(() => loadResults(dir), /results\.jsonl: missing/);
+    writeFileSync(join(dir, "results.jsonl"), "\n");
+    expectInputError(() => loadResults(dir), /results\.jsonl: no result rows yet/);
+    writeFileSync(join(dir, "file"), "");
+    expectInputError(() => loadResults(join(dir, "file")), /not a folder/);
+  });
+
+  it("names the file and line of a line that is not JSON, or a field of the wrong type", () => {
+    const [a, b] = fixtureRows();
+    const file = "/r/results.jsonl";
+    expectInputError(() => parseResultsJsonl(`${JSON.stringify(a)}\n{"experiment": \n${JSON.stringify(b)}\n`, file), /^\/r\/results\.jsonl:2: not valid JSON/);
+    expectInputError(() => parseResultsJsonl(`${JSON.stringify(a)}\n{"experiment": "x"`, file), /:2: not valid JSON \(the last line is incomplete/);
+    expectInputError(() => parseResultsJsonl(`${JSON.stringify({ ...a, score: "high" })}\n`, file), /:1: field "score": expected a finite number, found "high"/);
+    expectInputError(() => parseResultsJsonl(`${JSON.stringify({ ...a, depth: "mid" })}\n`, file), /:1: field "depth"/);
+    expectInputError(() => parseResultsJsonl(`[1, 2]\n`, file), /:1: expected a result row object/);
+    expect(parseResultsJsonl(`${JSON.stringify(a)}\n\n${JSON.stringify(b)}\n`, file)).toHaveLength(2);
+  });
+
+  it("names summary.json and profile files that are not what they should be", () => {
+    const dir = fresh();
+    writeFixture(dir);
+    writeFileSync(join(dir, "summary.json"), "{ nope");
+    expectInputError(() => loadResults(dir), /summary\.json: not valid JSON/);
+    writeFileSync(join(dir, "summary.json"), JSON.stringify({ experiment: "x", cells: [{ task: 3 }] }));
+    expectInputError(() => loadResults(dir), /summary\.json: cells\[0\]\.model: expected a string/);
+    const dir2 = fresh();
+    writeFixture(dir2);
+    mkdirSync(join(dir2, "profiles"), { recursive: true });
+    writeFileSync(join(dir2, "profiles", "bad.json"), JSON.stringify({ model: "m", numLayers: 2, numHeads: 4, numKvHeads: 2, echo: [[0, 0, 0, 0]], induction: [], retrieval: [] }));
+    expectInputError(() => loadResults(dir2), /profiles\/bad\.json: field "echo": expected an array of 2 layers/);
+  });
+});
+
+describe("intervals of the recomputed summary", () => {
+  it("Wilson for 0/1 scores, Student t otherwise, unbounded for one sample", () => {
+    const w = wilson(7, 10);
+    expect(w.mean).toBe(0.7);
+    expect(w.low).toBeCloseTo(0.3968, 3); // textbook Wilson 95% interval of 7/10: [0.397, 0.892]
+    expect(w.high).toBeCloseTo(0.8922, 3);
+    expect(interval95([1, 1, 1]).high).toBe(1);
+    expect(interval95([1, 1, 1]).low).toBeGreaterThan(0.4);
+    const t = interval95([1, 2, 3, 4]);
+    expect(t.mean).toBe(2.5);
+    expect(t.high - t.mean).toBeCloseTo((3.1824 * Math.sqrt(5 / 3)) / 2, 9);
+    expect(interval95([0.5]).low).toBe(-Infinity);
+    expect(tQuantile975(60)).toBeCloseTo(2.0003, 3);
+  });
+
+  it("one cell per (task, policy, budget) in first-seen order", () => {
+    const rows = fixtureRows();
+    const cells = summarizeRows(rows).cells;
+    expect(cells).toHaveLength(4 * (1 + 4 + 5 * 3));
+    expect(cells[0]).toMatchObject({ task: "niah-single", policyLabel: "full", budgetNominal: 1, n: 30 });
+  });
+});

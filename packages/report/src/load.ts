@@ -1,0 +1,201 @@
+/**
+ * Reading an experiment's result files (schema.ts) into memory, with errors a user can act on: each names the file,
+ * the line or field, what was expected and what was found. The report never trusts a file it did not check: a run
+ * killed mid-write leaves a half line in results.jsonl, and that must read as such, not as a chart with a hole.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { HeadProfile, ResultRow, Summary, SummaryCell } from "./schema.js";
+import { summarizeRows } from "./summarize.js";
+
+/** A results folder or file the report cannot read; the message is one line and names the file. */
+export class ReportInputError extends Error {
+  override readonly name = "ReportInputError";
+}
+
+export interface LoadedProfile {
+  /** The file under <results>/profiles/ it came from. */
+  readonly file: string;
+  readonly profile: HeadProfile;
+}
+
+export interface ResultsData {
+  readonly dir: string;
+  readonly rows: readonly ResultRow[];
+  readonly summary: Summary;
+  /** Where the means and intervals came from: the runner's summary.json, or recomputed here when it is missing. */
+  readonly summarySource: "summary.json" | "results.jsonl";
+  readonly profiles: readonly LoadedProfile[];
+  /** Whether <results>/results.csv exists (the report links it). */
+  readonly hasCsv: boolean;
+  /** Whether <results>/manifest.yaml exists (the report links it). */
+  readonly hasManifest: boolean;
+}
+
+const STRING_FIELDS = ["experiment", "model", "task", "sampleId", "mode", "policy", "policyParams", "policyLabel", "cell", "metric", "prediction"] as const;
+const NUMBER_FIELDS = [
+  "targetLength", "promptTokens", "budgetNominal", "budgetRealized", "kvBytes", "kvBytesFull", "score", "prefillMs", "decodeMs", "decodeTokens",
+] as const;
+
+function describe(value: unknown): string {
+  if (value === undefined) return "nothing";
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** Checks one parsed results.jsonl line; `where` is "file:line". */
+export function parseResultRow(value: unknown, where: string): ResultRow {
+  if (!value || typeof value !== "object" || Array.isArray(value)) {
+    throw new ReportInputError(`${where}: expected a result row object, found ${describe(value)}`);
+  }
+  const v = value as Record<string, unknown>;
+  for (const field of STRING_FIELDS) {
+    if (typeof v[field] !== "string") throw new ReportInputError(`${where}: field "${field}": expected a string, found ${describe(v[field])}`);
+  }
+  for (const field of NUMBER_FIELDS) {
+    const x = v[field];
+    if (typeof x !== "number" || !Number.isFinite(x)) {
+      throw new ReportInputError(`${where}: field "${field}": expected a finite number, found ${describe(x)}`);
+    }
+  }
+  if (v.depth !== null && (typeof v.depth !== "number" || !Number.isFinite(v.depth))) {
+    throw new ReportInputError(`${where}: field "depth": expected a number in [0, 1] or null, found ${describe(v.depth)}`);
+  }
+  if (v.mode !== "query-agnostic" && v.mode !== "query-aware") {
+    throw new ReportInputError(`${where}: field "mode": expected "query-agnostic" or "query-aware", found ${describe(v.mode)}`);
+  }
+  return value as ResultRow;
+}
+
+/** Parses results.jsonl text; blank lines are skipped, anything else must be one valid row. */
+export function parseResultsJsonl(text: string, file: string): ResultRow[] {
+  const rows: ResultRow[] = [];
+  const lines = text.split("\n");
+  lines.forEach((line, i) => {
+    if (line.trim() === "") return;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (error) {
+      const cut = i === lines.length - 1 && !text.endsWith("\n") ? " (the last line is incomplete: was the run interrupted while writing?)" : "";
+      throw new ReportInputError(`${file}:${i + 1}: not valid JSON${cut}: ${(error as Error).message}`);
+    }
+    rows.push(parseResultRow(value, `${file}:${i + 1}`));
+  });
+  return rows;
+}
+
+const CELL_STRINGS = ["model", "task", "mode", "policyLabel", "policy", "policyParams", "metric"] as const;
+const CELL_NUMBERS = ["budgetNominal", "n", "mean", "budgetRealizedMean", "kvBytesMean"] as const;
+
+/** Checks summary.json; ciLow/ciHigh may be null (JSON's spelling of ±∞: the t interval of a single sample). */
+export function parseSummary(value: unknown, file: string): Summary {
+  if (!value || typeof value !== "object" || Array.isArray(value)) throw new ReportInputError(`${file}: expected a summary object, found ${describe(value)}`);
+  const v = value as Record<string, unknown>;
+  if (!Array.isArray(v.cells)) throw new ReportInputError(`${file}: field "cells": expected an array, found ${describe(v.cells)}`);
+  const cells = v.cells.map((c: unknown, i: number): SummaryCell => {
+    const where = `${file}: cells[${i}]`;
+    if (!c || typeof c !== "object") throw new ReportInputError(`${where}: expected a cell object, found ${describe(c)}`);
+    const cell = c as Record<string, unknown>;
+    for (const field of CELL_STRINGS) {
+      if (typeof cell[field] !== "string") throw new ReportInputError(`${where}.${field}: expected a string, found ${describe(cell[field])}`);
+    }
+    for (const field of CELL_NUMBERS) {
+      if (typeof cell[field] !== "number" || !Number.isFinite(cell[field])) {
+        throw new ReportInputError(`${where}.${field}: expected a finite number, found ${describe(cell[field])}`);
+      }
+    }
+    for (const field of ["ciLow", "ciHigh"] as const) {
+      if (cell[field] !== null && typeof cell[field] !== "number") {
+        throw new ReportInputError(`${where}.${field}: expected a number or null, found ${describe(cell[field])}`);
+      }
+    }
+    const bound = (x: unknown, infinite: number) => (typeof x === "number" ? x : infinite);
+    return { ...(cell as unknown as SummaryCell), ciLow: bound(cell.ciLow, -Infinity), ciHigh: bound(cell.ciHigh, Infinity) };
+  });
+  return {
+    experiment: typeof v.experiment === "string" ? v.experiment : "",
+    cells,
+  };
+}
+
+/** Checks a head profile (the shape policy-razor writes: echo/induction [layer][query head], retrieval KV heads). */
+export function parseHeadProfile(value: unknown, file: string): HeadProfile {
+  const fail = (field: string, expected: string, found: unknown): never => {
+    throw new ReportInputError(`${file}: field "${field}": expected ${expected}, found ${describe(found)}`);
+  };
+  if (!value || typeof value !== "object" || Array.isArray(value)) fail("profile", "a head-profile object (see `razorkv calibrate`)", value);
+  const v = value as Record<string, unknown>;
+  if (typeof v.model !== "string") fail("model", "a string", v.model);
+  for (const k of ["numLayers", "numHeads", "numKvHeads"]) {
+    if (typeof v[k] !== "number" || !Number.isInteger(v[k]) || (v[k] as number) <= 0) fail(k, "a positive integer", v[k]);
+  }
+  const [L, H, K] = [v.numLayers, v.numHeads, v.numKvHeads] as number[];
+  if (H % K !== 0) fail("numHeads", `a multiple of numKvHeads (${K})`, H);
+  for (const field of ["echo", "induction"]) {
+    const m = v[field];
+    if (!Array.isArray(m) || m.length !== L) fail(field, `an array of ${L} layers`, Array.isArray(m) ? `${m.length} layers` : m);
+    (m as unknown[]).forEach((row, l) => {
+      if (!Array.isArray(row) || row.length !== H || row.some((x) => typeof x !== "number" || !Number.isFinite(x))) {
+        fail(`${field}[${l}]`, `${H} finite numbers (one per query head)`, row);
+      }
+    });
+  }
+  if (!Array.isArray(v.retrieval)) fail("retrieval", "an array of {layer, kvHead}", v.retrieval);
+  (v.retrieval as unknown[]).forEach((r, i) => {
+    const e = (r ?? {}) as Record<string, unknown>;
+    const ok = Number.isInteger(e.layer) && Number.isInteger(e.kvHead) && (e.layer as number) >= 0 && (e.layer as number) < L &&
+      (e.kvHead as number) >= 0 && (e.kvHead as number) < K;
+    if (!ok) fail(`retrieval[${i}]`, `{layer in [0, ${L}), kvHead in [0, ${K})}`, r);
+  });
+  return { ...(value as HeadProfile), params: (v.params && typeof v.params === "object" ? v.params : {}) as Record<string, unknown> };
+}
+
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ReportInputError(`${file}: cannot read (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new ReportInputError(`${file}: not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Reads <dir>/results.jsonl (required), summary.json (recomputed from the rows when absent, e.g. while a run is still
+ * going) and profiles/*.json (optional).
+ */
+export function loadResults(dir: string): ResultsData {
+  if (!existsSync(dir)) throw new ReportInputError(`${dir}: no such results folder`);
+  if (!statSync(dir).isDirectory()) throw new ReportInputError(`${dir}: not a folder (pass the experiment's results folder, which holds results.jsonl)`);
+  const jsonl = join(dir, "results.jsonl");
+  if (!existsSync(jsonl)) throw new ReportInputError(`${jsonl}: missing; is ${dir} an experiment's results folder?`);
+  let text: string;
+  try {
+    text = readFileSync(jsonl, "utf8");
+  } catch (error) {
+    throw new ReportInputError(`${jsonl}: cannot read (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  const rows = parseResultsJsonl(text, jsonl);
+  if (rows.length === 0) throw new ReportInputError(`${jsonl}: no result rows yet`);
+
+  const summaryFile = join(dir, "summary.json");
+  const fromFile = existsSync(summaryFile);
+  const summary = fromFile ? parseSummary(readJson(summaryFile), summaryFile) : summarizeRows(rows);
+  if (summary.cells.length === 0) throw new ReportInputError(`${summaryFile}: no cells`);
+
+  const profileDir = join(dir, "profiles");
+  const profiles: LoadedProfile[] = [];
+  if (existsSync(profileDir) && statSync(profileDir).isDirectory()) {
+    for (const name of readdirSync(profileDir).filter((n) => n.endsWith(".json")).sort()) {
+      const file = join(profileDir, name);
+      profiles.push({ file: `profiles/${name}`, profile: parseHeadProfile(readJson(file), file) });
+    }
+  }
+  return { dir, rows, summary, summarySource: fromFile ? "summary.json" : "results.jsonl", profiles,
+    hasCsv: existsSync(join(dir, "results.csv")), hasManifest: existsSync(join(dir, "manifest.yaml")) };
+}

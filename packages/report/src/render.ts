@@ -1,0 +1,25 @@
+/** `renderReport(dir)`: results folder → <dir>/report.html. */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { keyFindings } from "./findings.js";
+import { loadLibraries, renderHtml } from "./html.js";
+import { loadResults, ReportInputError } from "./load.js";
+import { buildSpecs } from "./specs.js";
+
+/**
+ * Reads an experiment's results folder (results.jsonl, summary.json, profiles/*.json), writes the self-contained
+ * <dir>/report.html and returns its path. Unreadable or malformed inputs throw ReportInputError naming the file.
+ */
+export async function renderReport(resultsDir: string): Promise<string> {
+  const data = loadResults(resultsDir);
+  const profiles = data.profiles.map((p) => p.profile);
+  const specs = buildSpecs(data.rows, data.summary, profiles);
+  const html = renderHtml({ data, specs, findings: keyFindings(data.summary, data.profiles), libraries: loadLibraries() });
+  const path = join(resultsDir, "report.html");
+  try {
+    writeFileSync(path, html);
+  } catch (error) {
+    throw new ReportInputError(`${path}: cannot write the report (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  return path;
+}

@@ -1,0 +1,165 @@
+import { compile } from "vega-lite";
+import * as vega from "vega";
+import { describe, expect, it } from "vitest";
+import { keyFindings, nearestBudget } from "./findings.js";
+import type { Summary } from "./schema.js";
+import {
+  buildSpecs, chartMeta, headLabel, headProfileSpecs, memorySpecs, needleSpecs, scoreSpecs, throughputSpecs, type VegaLiteSpec,
+} from "./specs.js";
+import { summarizeRows } from "./summarize.js";
+import { fixtureProfile, fixtureRows } from "./testing/fixture.js";
+
+const rows = fixtureRows();
+const summary = summarizeRows(rows);
+const profile = fixtureProfile();
+
+interface SceneNode {
+  marktype?: string;
+  role?: string;
+  items?: SceneNode[];
+}
+
+/** Items drawn by data marks (role "mark"), walking the Vega scenegraph: axes, legends and titles do not count. */
+function dataMarkItems(node: SceneNode): number {
+  let n = node.role === "mark" && node.marktype !== "group" ? (node.items?.length ?? 0) : 0;
+  for (const child of node.items ?? []) n += dataMarkItems(child);
+  return n;
+}
+
+/** Compiles with Vega-Lite (collecting every warning) and runs the Vega view headless. */
+async function render(spec: VegaLiteSpec): Promise<{ warnings: string[]; marks: number; svg: string }> {
+  const warnings: string[] = [];
+  const logger = {
+    level() { return this as never; },
+    warn: (...args: unknown[]) => { warnings.push(args.join(" ")); return logger as never; },
+    info: () => logger as never,
+    debug: () => logger as never,
+    error: (...args: unknown[]) => { warnings.push(`error: ${args.join(" ")}`); return logger as never; },
+  };
+  const { spec: vg } = compile(spec, { logger: logger as never });
+  const view = new vega.View(vega.parse(vg), { renderer: "none" });
+  await view.runAsync();
+  const svg = await view.toSVG();
+  const marks = dataMarkItems((view.scenegraph() as unknown as { root: SceneNode }).root);
+  view.finalize();
+  return { warnings, marks, svg };
+}
+
+describe("spec builders on the synthetic fixture", () => {
+  const specs = buildSpecs(rows, summary, [profile]);
+
+  it("build every chart: one score chart per task, a heatmap per needle task, the profile, memory, two throughput", () => {
+    expect(scoreSpecs(rows, summary, [])).toHaveLength(4);
+    expect(needleSpecs(rows, summary, [])).toHaveLength(2);
+    expect(headProfileSpecs(rows, summary, [profile])).toHaveLength(1);
+    expect(memorySpecs(rows, summary, [])).toHaveLength(1);
+    expect(throughputSpecs(rows, summary, [])).toHaveLength(2);
+    expect(specs).toHaveLength(10);
+    expect(specs.map((s) => chartMeta(s).section)).toEqual([
+      "scores", "scores", "scores", "scores", "needle", "needle", "heads", "memory", "throughput", "throughput",
+    ]);
+  });
+
+  it("every spec compiles without a Vega-Lite warning and draws data marks headless", async () => {
+    for (const spec of specs) {
+      const { warnings, marks, svg } = await render(spec);
+      const title = JSON.stringify(spec.title);
+      expect(warnings, title).toEqual([]);
+      expect(marks, title).toBeGreaterThan(0);
+      expect(svg).toContain("<svg");
+    }
+  });
+
+  it("specs are self-contained: inline data only, no URL", () => {
+    for (const spec of specs) {
+      const text = JSON.stringify(spec);
+      expect(text).not.toMatch(/https?:/);
+      expect(text).not.toMatch(/"url"\s*:/);
+    }
+  });
+
+  it("labels NLL as lower-is-better and fixes bounded metrics to [0, 1]", () => {
+    const [niah, , , lmLoss] = scoreSpecs(rows, summary, []);
+    expect(JSON.stringify(lmLoss)).toContain("mean NLL, nats per token (lower is better)");
+    expect(JSON.stringify(niah)).toContain('"domain":[0,1]');
+    expect(JSON.stringify(niah)).toContain("KV budget (fraction of the full KV cache kept)");
+  });
+
+  it("draws a policy run only at the full budget as a reference line, and keeps the others' exact budgets", () => {
+    const [niah] = scoreSpecs(rows, summary, []);
+    const values = (niah as { data: { values: { policy: string; budget: number; reference: boolean }[] } }).data.values;
+    expect(values.filter((v) => v.reference).map((v) => v.policy)).toEqual(["full"]);
+    expect(values.filter((v) => v.policy === "razor").map((v) => v.budget)).toEqual([1, 0.5, 0.3, 0.2]);
+  });
+
+  it("an unbounded interval (one sample) becomes null, not a bar to infinity", () => {
+    const one: Summary = { experiment: "x", cells: [{ ...summary.cells[0], n: 1, ciLow: -Infinity, ciHigh: Infinity }] };
+    const [spec] = scoreSpecs([], one, []);
+    const [value] = (spec as { data: { values: { ciLow: number | null; ciHigh: number | null }[] } }).data.values;
+    expect(value.ciLow).toBeNull();
+    expect(value.ciHigh).toBeNull();
+  });
+
+  it("needle heatmaps average the samples of each (policy, budget, length, depth) cell", () => {
+    const [niah] = needleSpecs(rows, summary, []);
+    const values = (niah as { data: { values: { policy: string; budget: number; length: number; depth: number; mean: number; n: number }[] } }).data.values;
+    expect(values).toHaveLength((1 + 4 + 5 * 3) * 3 * 5); // cells × lengths × depths
+    const cell = values.find((v) => v.policy === "h2o" && v.budget === 0.3 && v.length === 2048 && v.depth === 0.5)!;
+    const expected = rows.filter((r) => r.task === "niah-single" && r.policyLabel === "h2o" && r.budgetNominal === 0.3 && r.targetLength === 2048 && r.depth === 0.5);
+    expect(cell.n).toBe(expected.length);
+    expect(cell.mean).toBeCloseTo(expected.reduce((s, r) => s + r.score, 0) / expected.length, 12);
+  });
+
+  it("the head profile marks every query head of each protected KV head", () => {
+    const [spec] = headProfileSpecs([], summary, [profile]);
+    const values = (spec as { data: { values: { layer: number; kvHead: number; protected: boolean }[] } }).data.values;
+    expect(values).toHaveLength(30 * 9);
+    const marked = values.filter((v) => v.protected);
+    expect(marked).toHaveLength(profile.retrieval.length * 3);
+    for (const r of profile.retrieval) expect(marked.filter((v) => v.layer === r.layer && v.kvHead === r.kvHead)).toHaveLength(3);
+  });
+
+  it("realized memory is bytes kept / full bytes; throughput is tokens per second", () => {
+    const [memory] = memorySpecs(rows, summary, []);
+    const mem = (memory as { layer: { data?: { values: { policy: string; budget: number; fraction: number }[] } }[] }).layer[1].data!.values;
+    const full = mem.find((v) => v.policy === "full")!;
+    expect(full.fraction).toBeCloseTo(1, 9);
+    const [prefill, decode] = throughputSpecs(rows, summary, []);
+    const p = (prefill as { data: { values: { policy: string; rate: number }[] } }).data.values;
+    const fullRows = rows.filter((r) => r.policyLabel === "full");
+    expect(p.find((v) => v.policy === "full")!.rate).toBeCloseTo(
+      fullRows.reduce((s, r) => s + r.promptTokens / (r.prefillMs / 1000), 0) / fullRows.length, 6);
+    const d = (decode as { data: { values: { policy: string; budget: number; rate: number }[] } }).data.values;
+    expect(d.find((v) => v.policy === "snapkv" && v.budget === 0.1)!.rate).toBeGreaterThan(d.find((v) => v.policy === "snapkv" && v.budget === 1)!.rate);
+  });
+
+  it("an experiment without needle tasks, profiles or timings simply has fewer charts", () => {
+    const plain = rows.filter((r) => r.depth === null).map((r) => ({ ...r, prefillMs: 0, decodeMs: 0 }));
+    const s = summarizeRows(plain);
+    const sections = buildSpecs(plain, s, []).map((x) => chartMeta(x).section);
+    expect(sections).toEqual(["scores", "scores", "memory"]);
+  });
+});
+
+describe("key findings", () => {
+  it("names the best policy per task at budget 0.3, with its interval, and the protected heads", () => {
+    const findings = keyFindings(summary, [{ file: "profiles/p.json", profile }]);
+    const niah = findings.tasks.find((t) => t.task === "niah-single")!;
+    expect(niah.budget).toBe(0.3);
+    expect(niah.ranking[0].policyLabel).toBe("razor");
+    expect(niah.ranking.map((r) => r.policyLabel).sort()).toEqual(["h2o", "razor", "snapkv", "streamingllm"]);
+    expect(niah.references.map((r) => r.policyLabel)).toEqual(["full"]);
+    const lm = findings.tasks.find((t) => t.task === "lm-loss")!;
+    expect(lm.lowerIsBetter).toBe(true);
+    for (let i = 1; i < lm.ranking.length; i++) expect(lm.ranking[i].mean).toBeGreaterThanOrEqual(lm.ranking[i - 1].mean);
+    expect(findings.heads[0].protectedHeads).toEqual(profile.retrieval.map((r) => headLabel(r.layer, r.kvHead)));
+    expect(findings.heads[0].protectedHeads[0]).toMatch(/^L\d+·kv\d$/);
+  });
+
+  it("falls back to the nearest compressed budget, ties to the lower one", () => {
+    expect(nearestBudget([1, 0.5, 0.25], 0.3)).toBe(0.25);
+    expect(nearestBudget([1, 0.4, 0.2], 0.3)).toBe(0.2);
+    expect(nearestBudget([1, 0.6], 0.3)).toBe(0.6);
+    expect(nearestBudget([1], 0.3)).toBe(1);
+  });
+});

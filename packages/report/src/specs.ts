@@ -1,0 +1,595 @@
+/**
+ * Vega-Lite specs of an experiment's charts: pure functions (rows, summary, profiles) → specs, with every dataset
+ * aggregated here and inlined as `data.values`, so a spec renders without fetching anything. Each spec carries its
+ * place in the report in `usermeta.razorkv` (section and caption).
+ *
+ * Conventions that hold across charts: one colour per policy label, the same in every chart (sweep order, Tableau
+ * 10); the KV budget axis is the nominal kvBudget, the fraction of the full cache's entries kept (DESIGN §3); points
+ * of different policies at one budget are nudged apart by a few pixels so their error bars do not hide each other
+ * (tooltips give the exact budget).
+ */
+import type { Config, TopLevelSpec } from "vega-lite";
+import type { HeadProfile, ResultRow, Summary, SummaryCell } from "./schema.js";
+
+export type VegaLiteSpec = TopLevelSpec;
+
+export type ChartSection = "scores" | "needle" | "heads" | "memory" | "throughput";
+
+export interface ChartMeta {
+  readonly section: ChartSection;
+  /** One or two sentences on how to read the chart, shown under it. */
+  readonly caption: string;
+}
+
+/** The report metadata a spec built here carries. */
+export function chartMeta(spec: VegaLiteSpec): ChartMeta {
+  const meta = (spec.usermeta as { razorkv?: ChartMeta } | undefined)?.razorkv;
+  if (!meta) throw new Error("chartMeta: the spec carries no usermeta.razorkv (was it built by @razorkv/report?)");
+  return meta;
+}
+
+export const FONT = "'DejaVu Sans', 'Liberation Sans', Arial, sans-serif";
+
+export const CHART_CONFIG: Config = {
+  font: FONT,
+  title: { anchor: "start", fontSize: 14, subtitleFontSize: 11, subtitleColor: "#555555", offset: 12 },
+  axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: "normal", titleColor: "#333333" },
+  legend: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: "normal", labelLimit: 220 },
+  header: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: "normal" },
+};
+
+/** Metrics where a lower score is better (NLL in nats per token; its exponential, perplexity). */
+export function lowerIsBetter(metric: string): boolean {
+  return metric === "nll" || metric === "ppl" || metric === "perplexity";
+}
+
+const METRIC_LABELS: Record<string, string> = {
+  exact: "exact match (share of samples)",
+  contains: "answer found in output (share of samples)",
+  "token-f1": "token F1",
+  "rouge-l": "ROUGE-L F-score",
+  "token-accuracy": "next-token accuracy (greedy, teacher-forced)",
+  nll: "mean NLL, nats per token (lower is better)",
+  ppl: "perplexity (lower is better)",
+  perplexity: "perplexity (lower is better)",
+};
+
+/** An axis title for a metric a reader understands without the code. */
+export function metricLabel(metric: string): string {
+  return METRIC_LABELS[metric] ?? (lowerIsBetter(metric) ? `${metric} (lower is better)` : metric);
+}
+
+const TASK_TITLES: Record<string, string> = {
+  passkey: "Passkey retrieval",
+  "niah-single": "Needle in a haystack, one needle",
+  "niah-multikey": "Needle in a haystack, several keys",
+  "repeated-tokens": "Continuing a repeated random-token sequence",
+  "lm-loss": "Language-model loss on the continuation of a long text",
+};
+
+/** A readable task title, with the manifest's task name in parentheses. */
+export function taskTitle(task: string): string {
+  const known = TASK_TITLES[task];
+  return known ? `${known} (${task})` : task;
+}
+
+/** Policy labels in sweep order (first appearance in the summary, then in the rows). */
+export function policyOrder(rows: readonly ResultRow[], summary: Summary): string[] {
+  const seen = new Set<string>();
+  for (const c of summary.cells) seen.add(c.policyLabel);
+  for (const r of rows) seen.add(r.policyLabel);
+  return [...seen];
+}
+
+function colorEncoding(policies: readonly string[]) {
+  return {
+    field: "policy",
+    type: "nominal" as const,
+    title: "policy",
+    scale: { domain: [...policies], scheme: "tableau10" },
+    legend: { orient: "right" as const, symbolStrokeWidth: 2 },
+  };
+}
+
+function nudge(policy: string, policies: readonly string[]): number {
+  const i = Math.max(0, policies.indexOf(policy));
+  return (i - (policies.length - 1) / 2) * 0.006;
+}
+
+/** Non-finite bounds (the unbounded t interval of one sample) become null: JSON has no ∞, Vega's isValid skips it. */
+function finiteOrNull(x: number): number | null {
+  return Number.isFinite(x) ? x : null;
+}
+
+function distinct<T>(xs: Iterable<T>): T[] {
+  return [...new Set(xs)];
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const g = groups.get(k);
+    if (g) g.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
+
+const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+
+/** "model, mode" qualifiers for titles, only for the dimensions that vary within the experiment. */
+function qualifier(items: readonly { model: string; mode: string }[], item: { model: string; mode: string }): string {
+  const parts: string[] = [];
+  if (distinct(items.map((i) => i.model)).length > 1) parts.push(item.model);
+  if (distinct(items.map((i) => i.mode)).length > 1) parts.push(item.mode);
+  return parts.length ? ` — ${parts.join(", ")}` : "";
+}
+
+function budgetAxis(budgets: readonly number[]) {
+  return {
+    title: "KV budget (fraction of the full KV cache kept)",
+    values: [...budgets].sort((a, b) => a - b),
+    format: "~g",
+    grid: true,
+  };
+}
+
+const BUDGET_SCALE = { domain: [0, 1.04], nice: false, zero: true };
+
+/**
+ * Score vs kvBudget, one chart per (task, metric) (and model and mode where the experiment has several): one line per
+ * policy through the cell means, error bars the 95% interval over samples. A policy run at a single budget equal to
+ * the largest (the full cache at 1.0) is drawn as a dashed horizontal reference line across the chart.
+ */
+export function scoreSpecs(rows: readonly ResultRow[], summary: Summary, _profiles: readonly HeadProfile[] = []): VegaLiteSpec[] {
+  const policies = policyOrder(rows, summary);
+  const groups = groupBy(summary.cells, (c) => JSON.stringify([c.model, c.mode, c.task, c.metric]));
+  const specs: VegaLiteSpec[] = [];
+  for (const cells of groups.values()) {
+    const { task, metric } = cells[0];
+    const lower = lowerIsBetter(metric);
+    const budgets = distinct(cells.map((c) => c.budgetNominal));
+    const maxBudget = Math.max(...budgets);
+    const byPolicy = groupBy(cells, (c) => c.policyLabel);
+    const isReference = (c: SummaryCell) =>
+      budgets.length > 1 && byPolicy.get(c.policyLabel)!.length === 1 && c.budgetNominal === maxBudget;
+    const values = cells.map((c) => ({
+      policy: c.policyLabel,
+      budget: c.budgetNominal,
+      budgetPlot: c.budgetNominal + nudge(c.policyLabel, policies),
+      mean: c.mean,
+      ciLow: finiteOrNull(c.ciLow),
+      ciHigh: finiteOrNull(c.ciHigh),
+      n: c.n,
+      realized: c.budgetRealizedMean,
+      reference: isReference(c),
+    }));
+    const hasReference = values.some((v) => v.reference);
+    const yTitle = metricLabel(metric);
+    const bounded = !lower && cells.every((c) => c.mean >= 0 && c.mean <= 1);
+    const y = {
+      field: "mean",
+      type: "quantitative" as const,
+      title: yTitle,
+      scale: bounded ? { domain: [0, 1], clamp: true } : { zero: false, nice: true },
+    };
+    const x = { field: "budgetPlot", type: "quantitative" as const, scale: BUDGET_SCALE, axis: budgetAxis(budgets) };
+    const tooltip = [
+      { field: "policy", type: "nominal" as const, title: "policy" },
+      { field: "budget", type: "quantitative" as const, title: "KV budget (nominal)", format: "~g" },
+      { field: "realized", type: "quantitative" as const, title: "KV budget (realized)", format: ".3f" },
+      { field: "mean", type: "quantitative" as const, title: `mean ${metric}`, format: ".3f" },
+      { field: "ciLow", type: "quantitative" as const, title: "95% interval low", format: ".3f" },
+      { field: "ciHigh", type: "quantitative" as const, title: "95% interval high", format: ".3f" },
+      { field: "n", type: "quantitative" as const, title: "samples" },
+    ];
+    const caption =
+      `Mean ${metric} over samples for each policy at each KV budget; bars are 95% intervals ` +
+      `(Wilson for right/wrong scores, Student t otherwise). ${lower ? "Lower is better." : "Higher is better."}` +
+      (hasReference ? " Dashed: a policy run only at the full budget (the full cache), for reference." : "");
+    specs.push({
+      title: {
+        text: `${taskTitle(task)}${qualifier(cells, cells[0])}`,
+        subtitle: `${yTitle} vs KV budget, one line per policy; bars: 95% interval over samples`,
+      },
+      description: caption,
+      usermeta: { razorkv: { section: "scores", caption } },
+      width: 400,
+      height: 250,
+      config: CHART_CONFIG,
+      data: { values },
+      layer: [
+        ...(hasReference
+          ? [
+              {
+                transform: [{ filter: "datum.reference" }],
+                mark: { type: "rule" as const, strokeDash: [6, 4], strokeWidth: 1.5 },
+                encoding: { y, color: colorEncoding(policies), tooltip },
+              },
+            ]
+          : []),
+        {
+          transform: [{ filter: "!datum.reference && isValid(datum.ciLow) && isValid(datum.ciHigh)" }],
+          mark: { type: "rule" as const, strokeWidth: 1.5, opacity: 0.7 },
+          encoding: { x, y: { ...y, field: "ciLow" }, y2: { field: "ciHigh" }, color: colorEncoding(policies) },
+        },
+        {
+          transform: [{ filter: "!datum.reference" }],
+          mark: { type: "line" as const, strokeWidth: 2 },
+          encoding: { x, y, color: colorEncoding(policies) },
+        },
+        {
+          mark: { type: "point" as const, filled: true, size: 45, opacity: 1 },
+          encoding: { x, y, color: colorEncoding(policies), tooltip },
+        },
+      ],
+    });
+  }
+  return specs;
+}
+
+/**
+ * Needle heatmaps: for every task whose rows carry a needle depth, the mean score per (context length × depth) cell,
+ * one panel per policy (rows) and budget (columns, largest first).
+ */
+export function needleSpecs(rows: readonly ResultRow[], summary: Summary, _profiles: readonly HeadProfile[] = []): VegaLiteSpec[] {
+  const policies = policyOrder(rows, summary);
+  const needleRows = rows.filter((r) => r.depth !== null);
+  const groups = groupBy(needleRows, (r) => JSON.stringify([r.model, r.mode, r.task, r.metric]));
+  const specs: VegaLiteSpec[] = [];
+  for (const group of groups.values()) {
+    const { task, metric } = group[0];
+    const cells = groupBy(group, (r) => JSON.stringify([r.policyLabel, r.budgetNominal, r.targetLength, r.depth]));
+    const values = [...cells.values()].map((g) => ({
+      policy: g[0].policyLabel,
+      budget: g[0].budgetNominal,
+      length: g[0].targetLength,
+      depth: g[0].depth as number,
+      mean: mean(g.map((r) => r.score)),
+      n: g.length,
+    }));
+    const lengths = distinct(values.map((v) => v.length)).sort((a, b) => a - b);
+    const depths = distinct(values.map((v) => v.depth)).sort((a, b) => a - b);
+    const shownPolicies = policies.filter((p) => values.some((v) => v.policy === p));
+    const lower = lowerIsBetter(metric);
+    const bounded = !lower && values.every((v) => v.mean >= 0 && v.mean <= 1);
+    const caption =
+      `Each small grid is one policy (row) at one KV budget (column): cells are context length (x) × needle depth (y), ` +
+      `coloured by the mean ${metric} over the samples of that cell${bounded ? " (1 = always found)" : ""}. ` +
+      "A policy that keeps the needle shows a uniformly bright grid; a dark band at some depths shows where its evictions lose it.";
+    specs.push({
+      title: {
+        text: `${taskTitle(task)}${qualifier(group, group[0])}: accuracy by context length and needle depth`,
+        subtitle: [
+          `One row per policy, one grid per KV budget (largest first). In each grid: x = context length in tokens, y = needle depth`,
+          `(0% = start of the context, 100% = end). Colour: ${metricLabel(metric)}, mean over samples.`,
+        ],
+      },
+      description: caption,
+      usermeta: { razorkv: { section: "needle", caption } },
+      config: CHART_CONFIG,
+      data: { values },
+      // one row per policy, each faceted over its own budgets: a policy run at fewer budgets (the full cache at 1.0
+      // only, RazorAttention above its protected share) gets fewer panels instead of empty ones
+      vconcat: shownPolicies.map((policy, i) => ({
+        title: { text: policy, anchor: "start" as const, fontSize: 12, fontWeight: "bold" as const, offset: 4 },
+        transform: [{ filter: { field: "policy", equal: policy } }],
+        facet: {
+          column: {
+            field: "budget",
+            type: "ordinal" as const,
+            sort: "descending" as const,
+            header: { title: null, labelExpr: "'KV budget ' + datum.value", labelFontWeight: "bold" as const },
+          },
+        },
+        spacing: 10,
+        spec: {
+          // wide enough for the "KV budget 0.5" header over a grid of few lengths
+          width: { step: Math.max(16, Math.min(48, Math.ceil(104 / lengths.length))) },
+          height: { step: Math.max(10, Math.min(20, Math.floor(110 / depths.length))) },
+          mark: { type: "rect" as const, stroke: "#ffffff", strokeWidth: 0.5 },
+          encoding: {
+            x: {
+              field: "length",
+              type: "ordinal" as const,
+              sort: lengths,
+              title: i === shownPolicies.length - 1 ? "context length" : null,
+              axis: { labelAngle: -45, labels: i === shownPolicies.length - 1 },
+            },
+            y: { field: "depth", type: "ordinal" as const, sort: depths, title: "depth", axis: { format: ".0%" } },
+            color: {
+              field: "mean",
+              type: "quantitative" as const,
+              title: lower ? `mean ${metric} (lower is better)` : `mean ${metric}`,
+              scale: bounded ? { domain: [0, 1], scheme: "viridis" } : { scheme: "viridis", reverse: lower },
+            },
+            tooltip: [
+              { field: "policy", type: "nominal" as const, title: "policy" },
+              { field: "budget", type: "quantitative" as const, title: "KV budget", format: "~g" },
+              { field: "length", type: "quantitative" as const, title: "context length (tokens)" },
+              { field: "depth", type: "quantitative" as const, title: "needle depth", format: ".0%" },
+              { field: "mean", type: "quantitative" as const, title: `mean ${metric}`, format: ".2f" },
+              { field: "n", type: "quantitative" as const, title: "samples" },
+            ],
+          },
+        },
+      })),
+      spacing: 6,
+      resolve: { scale: { color: "shared" }, legend: { color: "shared" } },
+    });
+  }
+  return specs;
+}
+
+/** "L17·kv2": layer 17, KV head 2 (both counted from 0, as in the profile file). */
+export function headLabel(layer: number, kvHead: number): string {
+  return `L${layer}·kv${kvHead}`;
+}
+
+/**
+ * The RazorAttention head profile: echo and induction score per layer × query head, with the query heads of every
+ * protected KV head outlined (RazorAttention protects KV heads; a KV head serves numHeads / numKvHeads query heads).
+ */
+export function headProfileSpecs(_rows: readonly ResultRow[], _summary: Summary, profiles: readonly HeadProfile[]): VegaLiteSpec[] {
+  return profiles.map((profile) => {
+    const { numLayers: L, numHeads: H, numKvHeads: K } = profile;
+    const g = H / K;
+    const protectedSet = new Set(profile.retrieval.map((r) => `${r.layer}/${r.kvHead}`));
+    const values: { layer: number; head: number; kvHead: number; echo: number; induction: number; protected: boolean; kv: string; marker: string }[] = [];
+    for (let layer = 0; layer < L; layer++) {
+      for (let head = 0; head < H; head++) {
+        const kvHead = Math.floor(head / g);
+        const isProtected = protectedSet.has(`${layer}/${kvHead}`);
+        values.push({
+          layer,
+          head,
+          kvHead,
+          echo: profile.echo[layer][head],
+          induction: profile.induction[layer][head],
+          protected: isProtected,
+          kv: headLabel(layer, kvHead),
+          marker: "protected KV head (cache kept in full)",
+        });
+      }
+    }
+    const params = profile.params as Record<string, unknown>;
+    const fractions =
+      typeof params.inductionFraction === "number" && typeof params.echoFraction === "number"
+        ? ` (top ${Math.round(params.inductionFraction * 100)}% by induction + top ${Math.round(params.echoFraction * 100)}% by echo)`
+        : "";
+    const caption =
+      `Calibration input: random tokens repeated several times. Echo: a head's attention from a token to its earlier copies; ` +
+      `induction: attention to the token that followed each earlier copy. Outlined in red: the query heads of the ` +
+      `${profile.retrieval.length} of ${L * K} KV heads RazorAttention protected${fractions}; they keep their whole cache, every other ` +
+      "KV head keeps 4 sink tokens, a recent window and one compensation token.";
+    const panel = (field: "echo" | "induction", title: string) => ({
+      width: { step: Math.max(8, Math.min(18, Math.floor(220 / H))) },
+      height: { step: Math.max(6, Math.min(14, Math.floor(480 / L))) },
+      title: { text: title, fontSize: 12, fontWeight: "normal" as const },
+      layer: [
+        {
+          mark: { type: "rect" as const },
+          encoding: {
+            x: { field: "head", type: "ordinal" as const, title: `query head (${g} per KV head)`, axis: { labelAngle: 0 } },
+            y: { field: "layer", type: "ordinal" as const, title: "layer" },
+            color: { field, type: "quantitative" as const, title: `${field} score`, scale: { scheme: "blues" }, legend: { orient: "bottom" as const, gradientLength: 120 } },
+            tooltip: [
+              { field: "kv", type: "nominal" as const, title: "KV head" },
+              { field: "head", type: "ordinal" as const, title: "query head" },
+              { field: "echo", type: "quantitative" as const, title: "echo score", format: ".4f" },
+              { field: "induction", type: "quantitative" as const, title: "induction score", format: ".4f" },
+              { field: "protected", type: "nominal" as const, title: "protected" },
+            ],
+          },
+        },
+        ...(profile.retrieval.length > 0
+          ? [
+              {
+                transform: [{ filter: "datum.protected" }],
+                mark: { type: "rect" as const, fillOpacity: 0, strokeWidth: 2 },
+                encoding: {
+                  x: { field: "head", type: "ordinal" as const },
+                  y: { field: "layer", type: "ordinal" as const },
+                  stroke: { field: "marker", type: "nominal" as const, title: null, scale: { range: ["#d62728"] }, legend: { orient: "bottom" as const, symbolType: "square" } },
+                },
+              },
+            ]
+          : []),
+      ],
+    });
+    return {
+      title: {
+        text: `RazorAttention head profile — ${profile.model}`,
+        subtitle: `${profile.retrieval.length} of ${L * K} KV heads protected (${L} layers × ${K} KV heads, ${H} query heads per layer)`,
+      },
+      description: caption,
+      usermeta: { razorkv: { section: "heads", caption } },
+      config: CHART_CONFIG,
+      data: { values },
+      hconcat: [panel("echo", "echo score per query head"), panel("induction", "induction score per query head")],
+      resolve: { scale: { color: "independent" as const } },
+    } satisfies VegaLiteSpec;
+  });
+}
+
+/** Realized KV memory (bytes kept / bytes of the full cache) vs the nominal budget, against the line y = x. */
+export function memorySpecs(rows: readonly ResultRow[], summary: Summary, _profiles: readonly HeadProfile[] = []): VegaLiteSpec[] {
+  const policies = policyOrder(rows, summary);
+  const usable = rows.filter((r) => r.kvBytesFull > 0);
+  if (usable.length === 0) return [];
+  const groups = groupBy(usable, (r) => JSON.stringify([r.policyLabel, r.budgetNominal]));
+  const MiB = 1024 * 1024;
+  const values = [...groups.values()].map((g) => ({
+    policy: g[0].policyLabel,
+    budget: g[0].budgetNominal,
+    budgetPlot: g[0].budgetNominal + nudge(g[0].policyLabel, policies),
+    fraction: mean(g.map((r) => r.kvBytes / r.kvBytesFull)),
+    realized: mean(g.map((r) => r.budgetRealized)),
+    kvMiB: mean(g.map((r) => r.kvBytes)) / MiB,
+    fullMiB: mean(g.map((r) => r.kvBytesFull)) / MiB,
+    n: g.length,
+  }));
+  const budgets = distinct(values.map((v) => v.budget));
+  const yTitle = "realized KV memory (fraction of the full cache's bytes)";
+  const x = { field: "budgetPlot", type: "quantitative" as const, scale: BUDGET_SCALE, axis: budgetAxis(budgets) };
+  const y = { field: "fraction", type: "quantitative" as const, title: yTitle, scale: { domain: [0, 1.04], nice: false } };
+  const caption =
+    "Bytes of keys and values the compressed cache really holds (2 bytes per element), as a fraction of the full cache, " +
+    "mean over all samples and tasks. On the dashed line the cache holds exactly its nominal budget; above it a policy " +
+    "keeps more than asked (e.g. RazorAttention's compensation tokens), below it less.";
+  return [
+    {
+      title: { text: "Realized KV-cache memory vs nominal budget", subtitle: "dashed: realized = nominal (y = x)" },
+      description: caption,
+      usermeta: { razorkv: { section: "memory", caption } },
+      width: 400,
+      height: 260,
+      config: CHART_CONFIG,
+      layer: [
+        {
+          data: { values: [{ b: 0 }, { b: 1 }] },
+          mark: { type: "line", strokeDash: [5, 4], color: "#888888", strokeWidth: 1.5 },
+          encoding: {
+            x: { field: "b", type: "quantitative", scale: BUDGET_SCALE, axis: budgetAxis(budgets) },
+            y: { field: "b", type: "quantitative", title: yTitle, scale: { domain: [0, 1.04], nice: false } },
+          },
+        },
+        {
+          data: { values },
+          layer: [
+            { mark: { type: "line", strokeWidth: 1.5 }, encoding: { x, y, color: colorEncoding(policies) } },
+            {
+              mark: { type: "point", filled: true, size: 45, opacity: 1 },
+              encoding: {
+                x,
+                y,
+                color: colorEncoding(policies),
+                tooltip: [
+                  { field: "policy", type: "nominal", title: "policy" },
+                  { field: "budget", type: "quantitative", title: "KV budget (nominal)", format: "~g" },
+                  { field: "realized", type: "quantitative", title: "KV budget (realized, entries)", format: ".3f" },
+                  { field: "fraction", type: "quantitative", title: "realized memory / full", format: ".3f" },
+                  { field: "kvMiB", type: "quantitative", title: "KV cache (MiB, mean)", format: ".2f" },
+                  { field: "fullMiB", type: "quantitative", title: "full KV cache (MiB, mean)", format: ".2f" },
+                  { field: "n", type: "quantitative", title: "rows" },
+                ],
+              },
+            },
+          ],
+        },
+      ],
+    },
+  ];
+}
+
+/**
+ * Throughput: prefill tokens/s per policy (promptTokens / prefill time) and decode tokens/s vs budget (decodeTokens /
+ * decode time). Prefill runs once per sample with the full cache and is shared by every cell (DESIGN §2), so its bars
+ * should agree across policies; decode speed is where a smaller cache should pay off.
+ */
+export function throughputSpecs(rows: readonly ResultRow[], summary: Summary, _profiles: readonly HeadProfile[] = []): VegaLiteSpec[] {
+  const policies = policyOrder(rows, summary);
+  const specs: VegaLiteSpec[] = [];
+  const prefillRows = rows.filter((r) => r.prefillMs > 0 && r.promptTokens > 0);
+  if (prefillRows.length > 0) {
+    const byPolicy = groupBy(prefillRows, (r) => r.policyLabel);
+    const values = [...byPolicy.values()].map((g) => {
+      const rates = g.map((r) => r.promptTokens / (r.prefillMs / 1000));
+      return { policy: g[0].policyLabel, rate: mean(rates), low: Math.min(...rates), high: Math.max(...rates), n: g.length };
+    });
+    const caption =
+      "Prompt tokens per second of the full-attention prefill, mean over rows (thin line: slowest to fastest sample). " +
+      "The prefill is shared by every policy and budget of a sample, so the bars should match; differences are timing noise.";
+    const shown = policies.filter((p) => byPolicy.has(p));
+    specs.push({
+      title: { text: "Prefill throughput", subtitle: "prompt tokens per second (higher is faster); one prefill per sample, shared by all policies" },
+      description: caption,
+      usermeta: { razorkv: { section: "throughput", caption } },
+      width: { step: 44 },
+      height: 240,
+      config: CHART_CONFIG,
+      data: { values },
+      layer: [
+        {
+          mark: { type: "bar" },
+          encoding: {
+            x: { field: "policy", type: "nominal", sort: shown, title: "policy", axis: { labelAngle: -30 } },
+            y: { field: "rate", type: "quantitative", title: "prefill tokens/s (mean)" },
+            color: { ...colorEncoding(policies), legend: null },
+            tooltip: [
+              { field: "policy", type: "nominal", title: "policy" },
+              { field: "rate", type: "quantitative", title: "tokens/s (mean)", format: ",.0f" },
+              { field: "low", type: "quantitative", title: "slowest sample", format: ",.0f" },
+              { field: "high", type: "quantitative", title: "fastest sample", format: ",.0f" },
+              { field: "n", type: "quantitative", title: "rows" },
+            ],
+          },
+        },
+        {
+          mark: { type: "rule", color: "#333333" },
+          encoding: {
+            x: { field: "policy", type: "nominal", sort: shown },
+            y: { field: "low", type: "quantitative" },
+            y2: { field: "high" },
+          },
+        },
+      ],
+    });
+  }
+  const decodeRows = rows.filter((r) => r.decodeMs > 0 && r.decodeTokens > 0);
+  if (decodeRows.length > 0) {
+    const groups = groupBy(decodeRows, (r) => JSON.stringify([r.policyLabel, r.budgetNominal]));
+    const values = [...groups.values()].map((g) => ({
+      policy: g[0].policyLabel,
+      budget: g[0].budgetNominal,
+      budgetPlot: g[0].budgetNominal + nudge(g[0].policyLabel, policies),
+      rate: mean(g.map((r) => r.decodeTokens / (r.decodeMs / 1000))),
+      n: g.length,
+    }));
+    const budgets = distinct(values.map((v) => v.budget));
+    const x = { field: "budgetPlot", type: "quantitative" as const, scale: BUDGET_SCALE, axis: budgetAxis(budgets) };
+    const y = { field: "rate", type: "quantitative" as const, title: "decode tokens/s (mean)", scale: { zero: true } };
+    const caption =
+      "Generated (and teacher-forced) tokens per second while decoding with the compressed cache, mean over rows with a " +
+      "decode step. Several cells of a sample decode as one batch, so these are per-cell shares of batched steps.";
+    specs.push({
+      title: { text: "Decode throughput vs KV budget", subtitle: "decode tokens per second (higher is faster), one line per policy" },
+      description: caption,
+      usermeta: { razorkv: { section: "throughput", caption } },
+      width: 400,
+      height: 240,
+      config: CHART_CONFIG,
+      data: { values },
+      layer: [
+        { mark: { type: "line", strokeWidth: 2 }, encoding: { x, y, color: colorEncoding(policies) } },
+        {
+          mark: { type: "point", filled: true, size: 45, opacity: 1 },
+          encoding: {
+            x,
+            y,
+            color: colorEncoding(policies),
+            tooltip: [
+              { field: "policy", type: "nominal", title: "policy" },
+              { field: "budget", type: "quantitative", title: "KV budget", format: "~g" },
+              { field: "rate", type: "quantitative", title: "decode tokens/s", format: ",.1f" },
+              { field: "n", type: "quantitative", title: "rows" },
+            ],
+          },
+        },
+      ],
+    });
+  }
+  return specs;
+}
+
+/** Every chart of the report, in reading order. */
+export function buildSpecs(rows: readonly ResultRow[], summary: Summary, profiles: readonly HeadProfile[]): VegaLiteSpec[] {
+  return [
+    ...scoreSpecs(rows, summary, profiles),
+    ...needleSpecs(rows, summary, profiles),
+    ...headProfileSpecs(rows, summary, profiles),
+    ...memorySpecs(rows, summary, profiles),
+    ...throughputSpecs(rows, summary, profiles),
+  ];
+}
