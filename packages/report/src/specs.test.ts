@@ -68,7 +68,7 @@ describe("spec builders on the synthetic fixture", () => {
       expect(marks, title).toBeGreaterThan(0);
       expect(svg).toContain("<svg");
     }
-  });
+  }, 60_000);
 
   it("specs are self-contained: inline data only, no URL", () => {
     for (const spec of specs) {
