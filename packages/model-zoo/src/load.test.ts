@@ -1,3 +1,4 @@
+import { randomWeights } from "./model/random-model.js";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -12,7 +13,6 @@ import {
   firstDifference,
   llamaCppPermute,
   locateRealModel,
-  syntheticLlamaWeights,
 } from "./formats/fixtures.js";
 import { hfToGgufName, llamaConfigFromHf } from "./formats/safetensors.js";
 import { openModel, type LoadedModel } from "./load.js";
@@ -38,7 +38,7 @@ const tiny: LlamaConfig = {
 
 describe("openModel on local files", () => {
   it("a .gguf path: weights, GGUF metadata for the tokenizer, raw tensors", async () => {
-    const weights = syntheticLlamaWeights(tiny);
+    const weights = randomWeights(tiny);
     const path = join(root, "tiny.gguf");
     const extraMetadata = { "tokenizer.ggml.model": "gpt2", "tokenizer.chat_template": "t" };
     writeFileSync(path, buildLlamaGguf(weights, { extraMetadata }));
@@ -52,7 +52,7 @@ describe("openModel on local files", () => {
   });
 
   it("a checkpoint directory: weights under GGUF names and tokenizer.json", async () => {
-    const weights = syntheticLlamaWeights(tiny);
+    const weights = randomWeights(tiny);
     const dir = join(root, "ckpt");
     mkdirSync(dir);
     const names = ["model.embed_tokens.weight", "model.norm.weight"];

@@ -181,36 +181,6 @@ export function llamaCppPermute(w: Float32Array, nHead: number, rest: number): F
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Synthetic weights
-
-/**
- * Deterministic weights for `config` in HF layout: values in [−1, 1) from a 32-bit LCG seeded with `seed`, so a
- * file written from them and read back can be compared element by element.
- */
-export function syntheticLlamaWeights(config: LlamaConfig, seed = 1): ModelWeights {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 31 - 1;
-  };
-  const tensors = new Map<string, Tensor>();
-  for (const [name, shape] of llamaTensorShapes(config)) {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    for (let i = 0; i < data.length; i++) data[i] = next();
-    tensors.set(name, { name, shape, data });
-  }
-  return {
-    config,
-    has: (name) => tensors.has(name),
-    tensor: (name) => {
-      const t = tensors.get(name);
-      if (t === undefined) throw new Error(`synthetic weights: no tensor named ${name}`);
-      return t;
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // GGUF writer (v3, little-endian)
 
 /** A metadata value: numbers are written as UINT32 (non-negative integers), INT32 or FLOAT32 unless wrapped. */

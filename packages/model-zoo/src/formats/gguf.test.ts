@@ -1,3 +1,4 @@
+import { randomWeights } from "../model/random-model.js";
 import { mkdtempSync, openSync, readSync, closeSync, rmSync, writeFileSync, statSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +14,6 @@ import {
   encodeGgml,
   llamaCppPermute,
   locateRealModel,
-  syntheticLlamaWeights,
 } from "./fixtures.js";
 import { ggufRowsToHf, llamaConfigFromGguf, openGguf, readGgufHeader, type GgufHeader } from "./gguf.js";
 
@@ -90,7 +90,7 @@ describe("llama.cpp Q/K permutation", () => {
 
 describe("tiny GGUF files", () => {
   it("round-trips a llama model in F32: config, metadata, every tensor in HF layout", async () => {
-    const weights = syntheticLlamaWeights(llamaConfig, 7);
+    const weights = randomWeights(llamaConfig, 7);
     const path = writeTemp(buildLlamaGguf(weights, { extraMetadata: tokenizerMetadata }));
     const model = await openGguf(path);
     expect(model.config).toEqual(llamaConfig);
@@ -117,7 +117,7 @@ describe("tiny GGUF files", () => {
       tiedEmbeddings: false,
       ropeTheta: 1e6,
     };
-    const weights = syntheticLlamaWeights(config, 3);
+    const weights = randomWeights(config, 3);
     const model = await openGguf(writeTemp(buildLlamaGguf(weights)));
     expect(model.config).toEqual(config);
     expect(model.unpermutesQK).toBe(false);
@@ -128,7 +128,7 @@ describe("tiny GGUF files", () => {
 
   it("llama biases are un-permuted like their weights", async () => {
     const config: LlamaConfig = { ...llamaConfig, qkvBias: true };
-    const weights = syntheticLlamaWeights(config, 5);
+    const weights = randomWeights(config, 5);
     const model = await openGguf(writeTemp(buildLlamaGguf(weights)));
     for (const name of ["blk.0.attn_q.bias", "blk.1.attn_k.bias"]) expectSame(model.tensor(name).data, weights.tensor(name).data);
   });
@@ -141,7 +141,7 @@ describe("tiny GGUF files", () => {
     ["Q4_1", GgmlType.Q4_1, 0.07],
   ];
   it.each(tolerances)("%s matrices dequantize to what the blocks hold", async (_name, type, tolerance) => {
-    const weights = syntheticLlamaWeights(llamaConfig, 11);
+    const weights = randomWeights(llamaConfig, 11);
     const model = await openGguf(writeTemp(buildLlamaGguf(weights, { type })));
     for (const name of ["token_embd.weight", "blk.0.attn_q.weight", "blk.1.attn_k.weight", "blk.1.ffn_down.weight"]) {
       const original = weights.tensor(name).data;
@@ -161,7 +161,7 @@ describe("tiny GGUF files", () => {
   });
 
   it("decodes each tensor once and caches it until clearCache", async () => {
-    const model = await openGguf(writeTemp(buildLlamaGguf(syntheticLlamaWeights(llamaConfig))));
+    const model = await openGguf(writeTemp(buildLlamaGguf(randomWeights(llamaConfig))));
     const first = model.tensor("blk.0.ffn_up.weight");
     expect(model.tensor("blk.0.ffn_up.weight")).toBe(first);
     model.clearCache();
@@ -170,7 +170,7 @@ describe("tiny GGUF files", () => {
   });
 
   it("honours general.alignment", async () => {
-    const weights = syntheticLlamaWeights(llamaConfig, 2);
+    const weights = randomWeights(llamaConfig, 2);
     const path = writeTemp(buildLlamaGguf(weights, { extraMetadata: { "general.alignment": 64 } }));
     const model = await openGguf(path);
     expect(model.alignment).toBe(64);
@@ -180,7 +180,7 @@ describe("tiny GGUF files", () => {
 
   it("takes head_dim from attention.key_length when it is not hidden / heads", async () => {
     const config: LlamaConfig = { ...llamaConfig, headDim: 32 };
-    const model = await openGguf(writeTemp(buildLlamaGguf(syntheticLlamaWeights(config))));
+    const model = await openGguf(writeTemp(buildLlamaGguf(randomWeights(config))));
     expect(model.config.headDim).toBe(32);
     expect(model.tensor("blk.0.attn_q.weight").shape).toEqual([128, 64]);
   });
@@ -223,7 +223,7 @@ describe("GGUF metadata → LlamaConfig", () => {
 });
 
 describe("broken GGUF files", () => {
-  const good = buildLlamaGguf(syntheticLlamaWeights(llamaConfig), { type: GgmlType.Q8_0 });
+  const good = buildLlamaGguf(randomWeights(llamaConfig), { type: GgmlType.Q8_0 });
 
   it("bad magic", async () => {
     const path = writeTemp(Uint8Array.from([0x50, 0x4b, 0x03, 0x04, ...new Array(60).fill(0)]), "zip.gguf");
@@ -262,7 +262,7 @@ describe("broken GGUF files", () => {
     const noBlocks = writeTemp(buildGguf(partial, []));
     await expectFileError(openGguf(noBlocks), `${noBlocks}: missing metadata key llama.block_count`);
 
-    const weights = syntheticLlamaWeights(llamaConfig);
+    const weights = randomWeights(llamaConfig);
     const missing = writeTemp(buildLlamaGguf(weights, { omit: ["blk.1.ffn_up.weight"] }));
     await expectFileError(openGguf(missing), `${missing}: missing tensor blk.1.ffn_up.weight (expected shape [96, 64])`);
 
@@ -283,7 +283,7 @@ describe("broken GGUF files", () => {
   });
 
   it("unsupported tensor types: refused at open for a needed tensor, at tensor() for another", async () => {
-    const weights = syntheticLlamaWeights(llamaConfig);
+    const weights = randomWeights(llamaConfig);
     const q5k = (name: string, shape: number[]) => ({
       name,
       type: GgmlType.Q5_K,
@@ -299,7 +299,7 @@ describe("broken GGUF files", () => {
     );
 
     const config: LlamaConfig = { ...llamaConfig, intermediateSize: 256 };
-    const big = syntheticLlamaWeights(config);
+    const big = randomWeights(config);
     const refused = writeTemp(
       buildLlamaGguf(big, { omit: ["blk.1.ffn_down.weight"], extraTensors: [q5k("blk.1.ffn_down.weight", [64, 256])] }),
     );

@@ -1,3 +1,4 @@
+import { randomWeights } from "../model/random-model.js";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +12,6 @@ import {
   encodeF16,
   encodeF32,
   firstDifference,
-  syntheticLlamaWeights,
   type SafetensorsTensorSpec,
 } from "./fixtures.js";
 import { hfToGgufName, llamaConfigFromHf, openSafetensors, readSafetensorsHeader } from "./safetensors.js";
@@ -156,7 +156,7 @@ describe("config.json", () => {
 
 describe("safetensors checkpoints", () => {
   it("a single F32 file: config and every tensor under its GGUF name", async () => {
-    const weights = syntheticLlamaWeights(config, 4);
+    const weights = randomWeights(config, 4);
     const dir = writeCheckpoint({
       "config.json": hfConfigJson(config),
       "model.safetensors": buildSafetensors(specs(weights, () => "F32")),
@@ -173,7 +173,7 @@ describe("safetensors checkpoints", () => {
 
   it("shards listed by model.safetensors.index.json, F16 and BF16, qwen2 biases, untied output", async () => {
     const qwen: LlamaConfig = { ...config, architecture: "qwen2", qkvBias: true, tiedEmbeddings: false, ropeTheta: 1e6 };
-    const weights = syntheticLlamaWeights(qwen, 9);
+    const weights = randomWeights(qwen, 9);
     const dtype = (name: string): "BF16" | "F16" => (name.includes("layers.0.") ? "BF16" : "F16");
     const all = specs(weights, dtype);
     const first = all.filter((t) => !t.name.includes("layers.1.") && t.name !== "lm_head.weight");
@@ -200,7 +200,7 @@ describe("safetensors checkpoints", () => {
   });
 
   it("a tied checkpoint that also stores lm_head does not expose output.weight", async () => {
-    const weights = syntheticLlamaWeights(config, 4);
+    const weights = randomWeights(config, 4);
     const tensors = specs(weights, () => "F32");
     const embedding = tensors[0];
     const dir = writeCheckpoint({
@@ -214,7 +214,7 @@ describe("safetensors checkpoints", () => {
 });
 
 describe("broken checkpoints", () => {
-  const weights = syntheticLlamaWeights(config, 4);
+  const weights = randomWeights(config, 4);
   const good = buildSafetensors(specs(weights, () => "F32"));
 
   it("truncated file: names the first tensor past the end", async () => {
