@@ -108,7 +108,8 @@ async function modelCells(manifest: Manifest, modelRef: string, lm: LanguageMode
     const policy = await instantiate(spec, modelRef);
     if (policy.name === "razor" && (spec.params.profile ?? "auto") === "auto") {
       const t = Date.now();
-      const { path, fromCache } = loadOrCalibrate({ modelRef, model: lm.model });
+      // the calibration input starts with BOS (DESIGN §4), as `razorkv calibrate` builds it
+      const { path, fromCache } = loadOrCalibrate({ modelRef, model: lm.model, params: { bosId: lm.tokenizer.bosId ?? null } });
       log(fromCache ? `razor: head profile from ${path}` : `razor: calibrated ${modelRef} in ${formatDuration(Date.now() - t)} → ${path}`);
       mkdirSync(join(manifest.output, "profiles"), { recursive: true });
       copyFileSync(path, join(manifest.output, "profiles", `${modelRef.replace(/[^A-Za-z0-9._-]+/g, "_")}.json`));
