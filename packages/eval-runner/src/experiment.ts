@@ -9,7 +9,7 @@ import { createPolicy, describeBudget, RazorkvError, type CompressionPolicy } fr
 import { loadLanguageModel, type LanguageModel } from "@razorkv/model-zoo";
 import { loadOrCalibrate } from "@razorkv/policy-razor";
 import type { Mode, ResultRow } from "@razorkv/report";
-import type { Manifest, PolicySpec } from "./manifest.js";
+import type { Manifest, PolicySpec, TaskSpec } from "./manifest.js";
 import { createProgress, formatDuration } from "./progress.js";
 import { ResultsStore, rowKey } from "./results-store.js";
 import { runSample, type Cell } from "./scheduler.js";
@@ -124,15 +124,20 @@ async function modelCells(manifest: Manifest, modelRef: string, lm: LanguageMode
 function modelUnits(manifest: Manifest, modelRef: string, lm: LanguageModel): Unit[] {
   const units: Unit[] = [];
   for (const task of manifest.tasks) {
-    const generate = TASKS[task.type] as (params: unknown, tokenizer: LanguageModel["tokenizer"], seed: number) => Sample[];
-    let samples: Sample[];
-    try {
-      samples = generate(task.params, lm.tokenizer, manifest.seed);
-    } catch (error) {
-      if (error instanceof RazorkvError) throw new RazorkvError(`${task.where}: ${error.message}`);
-      throw error;
+    for (const sample of taskSamples(task, lm.tokenizer, manifest.seed)) {
+      for (const mode of manifest.modes) units.push({ modelRef, task: task.label, sample, mode });
     }
-    for (const sample of samples) for (const mode of manifest.modes) units.push({ modelRef, task: task.label, sample, mode });
   }
   return units;
+}
+
+/** The samples of one manifest task; a task's parameter error is reported at its place in the manifest. */
+export function taskSamples(task: TaskSpec, tokenizer: LanguageModel["tokenizer"], seed: number): Sample[] {
+  const generate = TASKS[task.type] as (params: unknown, tokenizer: LanguageModel["tokenizer"], seed: number) => Sample[];
+  try {
+    return generate(task.params, tokenizer, seed);
+  } catch (error) {
+    if (error instanceof RazorkvError) throw new RazorkvError(`${task.where}: ${error.message}`);
+    throw error;
+  }
 }

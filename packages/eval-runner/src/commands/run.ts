@@ -4,10 +4,10 @@ import { RazorkvError } from "@razorkv/core";
 import { renderReport, ReportInputError } from "@razorkv/report";
 import { loadLanguageModel } from "@razorkv/model-zoo";
 import { loadManifest } from "../manifest.js";
-import { checkPolicies, runExperiment } from "../experiment.js";
+import { checkPolicies, runExperiment, taskSamples } from "../experiment.js";
 import { estimateSweep } from "../estimate.js";
 import { formatDuration } from "../progress.js";
-import { TASKS, type Sample } from "../tasks/index.js";
+import type { Sample } from "../tasks/index.js";
 
 const DEFAULT_MANIFEST = "experiments/default.yaml";
 
@@ -27,8 +27,7 @@ export function runCommand(): Command {
           const lm = await loadLanguageModel(modelRef);
           const samples: Sample[] = [];
           for (const t of manifest.tasks) {
-            const generate = TASKS[t.type] as (p: unknown, tok: typeof lm.tokenizer, seed: number) => Sample[];
-            for (const s of generate(t.params, lm.tokenizer, manifest.seed)) for (const _ of manifest.modes) samples.push(s);
+            for (const s of taskSamples(t, lm.tokenizer, manifest.seed)) for (const _ of manifest.modes) samples.push(s);
           }
           const cells = manifest.policies.reduce((n, p) => n + p.budgets.length, 0);
           const e = estimateSweep(lm, samples, cells, opts.sharePrefill);
