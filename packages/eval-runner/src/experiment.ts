@@ -125,7 +125,7 @@ function modelUnits(manifest: Manifest, modelRef: string, lm: LanguageModel): Un
   const units: Unit[] = [];
   for (const task of manifest.tasks) {
     for (const sample of taskSamples(task, lm.tokenizer, manifest.seed)) {
-      for (const mode of manifest.modes) units.push({ modelRef, task: task.label, sample, mode });
+      for (const mode of task.modes) units.push({ modelRef, task: task.label, sample, mode });
     }
   }
   return units;

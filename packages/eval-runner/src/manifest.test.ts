@@ -44,6 +44,14 @@ describe("manifest validation", () => {
     expect(m.output).toBe(join(dir, "reports", "t"));
   });
 
+  it("a task may name its own modes; the others take the manifest's", () => {
+    const text = good.replace("modes", "").replace("seed: 1\n", "seed: 1\nmodes: [query-agnostic, query-aware]\n") +
+      "  - type: repeated-tokens\n    params: { lengths: [256] }\n    modes: [query-agnostic]\n";
+    const m = parseManifest(text, "modes.yaml", dir);
+    expect(m.tasks.map((t) => t.modes)).toEqual([["query-agnostic", "query-aware"], ["query-agnostic"]]);
+    expect(errorOf(text.replace("modes: [query-agnostic]\n", "modes: [query-blind]\n"))).toMatch(/m\.yaml:16: tasks\[1\]\.modes\[0\]: expected one of "query-agnostic", "query-aware"/);
+  });
+
   it("a negative budget names the file, the line and the field", () => {
     const msg = errorOf(good.replace("budgets: [0.5,", "budgets: [-0.5,"));
     expect(msg).toMatch(/m\.yaml:4: budgets\[0\]: a kvBudget must be > 0/);

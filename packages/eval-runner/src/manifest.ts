@@ -7,6 +7,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { LineCounter, parseDocument, isNode, type Document } from "yaml";
 import { z } from "zod";
 import { RazorkvError, parseBudget, type Budget } from "@razorkv/core";
+import type { Mode } from "@razorkv/report";
 import { TASKS, type TaskName } from "./tasks/index.js";
 
 const budget = z.union([
@@ -28,17 +29,21 @@ const policyEntry = z.strictObject({
   budgets: z.array(budget).min(1).optional(),
 });
 
+const mode = z.enum(["query-agnostic", "query-aware"] as const satisfies readonly Mode[]);
+
 const taskEntry = z.strictObject({
   type: z.enum(Object.keys(TASKS) as [TaskName, ...TaskName[]]),
   label: label.optional(),
   params: z.record(z.string(), z.unknown()).default({}),
+  /** Modes for this task instead of the manifest's (a task without a question gains nothing from query-aware). */
+  modes: z.array(mode).min(1).optional(),
 });
 
 export const manifestSchema = z.strictObject({
   name: label,
   seed: z.number().int().nonnegative().default(0),
   models: z.array(z.string().min(1)).min(1),
-  modes: z.array(z.enum(["query-agnostic", "query-aware"])).min(1).default(["query-agnostic"]),
+  modes: z.array(mode).min(1).default(["query-agnostic"]),
   budgets: z.array(budget).min(1),
   policies: z.array(policyEntry).min(1),
   tasks: z.array(taskEntry).min(1),
@@ -61,6 +66,8 @@ export interface TaskSpec {
   readonly type: TaskName;
   readonly label: string;
   readonly params: Record<string, unknown>;
+  /** The manifest's modes unless the task names its own. */
+  readonly modes: readonly Mode[];
   readonly where: string;
 }
 
@@ -70,7 +77,7 @@ export interface Manifest {
   readonly name: string;
   readonly seed: number;
   readonly models: readonly string[];
-  readonly modes: readonly ("query-agnostic" | "query-aware")[];
+  readonly modes: readonly Mode[];
   readonly policies: readonly PolicySpec[];
   readonly tasks: readonly TaskSpec[];
   readonly output: string;
@@ -129,7 +136,7 @@ export function parseManifest(text: string, path: string, cwd = process.cwd()): 
       if (!existsSync(full)) throw new RazorkvError(`${at(["tasks", i, "params", key])}: ${value} does not exist (resolved to ${full})`);
       params[key] = full;
     }
-    const spec = { type: t.type, label: t.label ?? t.type, params, where: at(["tasks", i]) };
+    const spec = { type: t.type, label: t.label ?? t.type, params, modes: t.modes ?? m.modes, where: at(["tasks", i]) };
     if (taskLabels.has(spec.label)) throw new RazorkvError(`${at(["tasks", i, "label"])}: task label "${spec.label}" is used twice`);
     taskLabels.add(spec.label);
     return spec;

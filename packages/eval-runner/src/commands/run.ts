@@ -27,7 +27,7 @@ export function runCommand(): Command {
           const lm = await loadLanguageModel(modelRef);
           const samples: Sample[] = [];
           for (const t of manifest.tasks) {
-            for (const s of taskSamples(t, lm.tokenizer, manifest.seed)) for (const _ of manifest.modes) samples.push(s);
+            for (const s of taskSamples(t, lm.tokenizer, manifest.seed)) for (const _ of t.modes) samples.push(s);
           }
           const cells = manifest.policies.reduce((n, p) => n + p.budgets.length, 0);
           const e = estimateSweep(lm, samples, cells, opts.sharePrefill);
