@@ -9,8 +9,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, tr
 import { join } from "node:path";
 import { stringify } from "csv-stringify/sync";
 import { RazorkvError } from "@razorkv/core";
-import { RESULT_COLUMNS, type ResultRow, type Summary, type SummaryCell } from "@razorkv/report";
-import { confidenceInterval, mean } from "./metrics/index.js";
+import { RESULT_COLUMNS, summarizeRows, type ResultRow, type Summary } from "@razorkv/report";
 
 export function rowKey(row: Pick<ResultRow, "model" | "task" | "sampleId" | "mode" | "cell">): string {
   return `${row.model}\u0000${row.task}\u0000${row.sampleId}\u0000${row.mode}\u0000${row.cell}`;
@@ -84,31 +83,8 @@ export class ResultsStore {
     const rows = order.map((k) => this.done.get(k)).filter((r): r is ResultRow => r !== undefined);
     const csv = stringify(rows.map((r) => RESULT_COLUMNS.map((c) => r[c] ?? "")), { header: true, columns: RESULT_COLUMNS as string[] });
     writeFileSync(join(this.dir, "results.csv"), csv);
-    const summary = summarize(experiment, rows);
+    const summary = summarizeRows(rows, experiment);
     writeFileSync(join(this.dir, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
     return { rows, summary };
   }
-}
-
-/** Mean and 95% interval of every (model, task, mode, cell) group, in first-seen order. */
-export function summarize(experiment: string, rows: readonly ResultRow[]): Summary {
-  const groups = new Map<string, ResultRow[]>();
-  for (const r of rows) {
-    const key = [r.model, r.task, r.mode, r.cell].join("\u0000");
-    let g = groups.get(key);
-    if (!g) groups.set(key, (g = []));
-    g.push(r);
-  }
-  const cells: SummaryCell[] = [...groups.values()].map((g) => {
-    const scores = g.map((r) => r.score);
-    const ci = confidenceInterval(scores);
-    const r0 = g[0];
-    return {
-      model: r0.model, task: r0.task, mode: r0.mode, policyLabel: r0.policyLabel, policy: r0.policy,
-      policyParams: r0.policyParams, budgetNominal: mean(g.map((r) => r.budgetNominal)), metric: r0.metric, n: g.length,
-      mean: ci.mean, ciLow: ci.lower, ciHigh: ci.upper,
-      budgetRealizedMean: mean(g.map((r) => r.budgetRealized)), kvBytesMean: mean(g.map((r) => r.kvBytes)),
-    };
-  });
-  return { experiment, cells };
 }

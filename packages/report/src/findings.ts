@@ -3,8 +3,8 @@
  * budget (0.3 by default, else the nearest budget the experiment ran), and per head profile the KV heads
  * RazorAttention protected. Plain data, so it is tested without a browser and rendered as text.
  */
-import type { HeadProfile, Summary, SummaryCell } from "./schema.js";
-import { headLabel, lowerIsBetter } from "./specs.js";
+import { lowerIsBetter, type HeadProfile, type Summary, type SummaryCell } from "./schema.js";
+import { headLabel } from "./specs.js";
 
 export interface RankedPolicy {
   readonly policyLabel: string;
@@ -39,9 +39,34 @@ export interface HeadFinding {
   readonly protectedHeads: readonly string[];
 }
 
+/** A policy's smallest budget that keeps `fraction` of the full cache's score (see `budgetRetention`). */
+export interface RetentionEntry {
+  readonly policyLabel: string;
+  /** Null when no tested budget holds (or the largest one already fails). */
+  readonly smallestBudget: number | null;
+  /** The policy's score at `smallestBudget`. */
+  readonly at: RankedPolicy | null;
+  /** The budgets the policy ran at, largest first. */
+  readonly budgets: readonly number[];
+}
+
+export interface RetentionFinding {
+  readonly model: string;
+  readonly mode: string;
+  readonly task: string;
+  readonly metric: string;
+  readonly lowerIsBetter: boolean;
+  readonly fraction: number;
+  /** The full-cache reference the fraction is of. */
+  readonly reference: RankedPolicy;
+  readonly policies: readonly RetentionEntry[];
+}
+
 export interface KeyFindings {
   readonly askedBudget: number;
   readonly tasks: readonly TaskFinding[];
+  /** Per task, the smallest budget at which each policy keeps 95% of the full cache's score. */
+  readonly retention: readonly RetentionFinding[];
   readonly heads: readonly HeadFinding[];
 }
 
@@ -59,7 +84,8 @@ export function nearestBudget(budgets: readonly number[], asked: number): number
   return [...pool].sort((a, b) => Math.abs(a - asked) - Math.abs(b - asked) || a - b)[0];
 }
 
-export function keyFindings(summary: Summary, profiles: readonly { file: string; profile: HeadProfile }[], askedBudget = 0.3): KeyFindings {
+/** Summary cells grouped by (model, mode, task, metric), in first-seen order. */
+function byTask(summary: Summary): SummaryCell[][] {
   const groups = new Map<string, SummaryCell[]>();
   for (const c of summary.cells) {
     const key = JSON.stringify([c.model, c.mode, c.task, c.metric]);
@@ -67,7 +93,50 @@ export function keyFindings(summary: Summary, profiles: readonly { file: string;
     if (g) g.push(c);
     else groups.set(key, [c]);
   }
-  const tasks = [...groups.values()].map((cells): TaskFinding => {
+  return [...groups.values()];
+}
+
+/**
+ * The full-cache reference of one task's cells: the policy that ran at the largest budget only ("full" by
+ * preference), or null when the task has none.
+ */
+function referenceCell(cells: readonly SummaryCell[]): SummaryCell | null {
+  const max = Math.max(...cells.map((c) => c.budgetNominal));
+  const single = cells.filter((c) => c.budgetNominal === max && cells.filter((o) => o.policyLabel === c.policyLabel).length === 1);
+  return single.find((c) => c.policy === "full") ?? single[0] ?? null;
+}
+
+/**
+ * Per task with a full-cache reference: for each other policy, the smallest budget b such that at b and at every
+ * larger budget it ran, its mean keeps `fraction` of the reference's (mean ≥ fraction·full, or for NLL
+ * mean ≤ full/fraction). Requiring every larger budget too keeps a lucky dip in a noisy curve from being reported
+ * as the policy's operating point.
+ */
+export function budgetRetention(summary: Summary, fraction = 0.95): RetentionFinding[] {
+  const findings: RetentionFinding[] = [];
+  for (const cells of byTask(summary)) {
+    const ref = referenceCell(cells);
+    if (!ref) continue;
+    const { model, mode, task, metric } = cells[0];
+    const lower = lowerIsBetter(metric);
+    const keeps = (c: SummaryCell) => (lower ? c.mean * fraction <= ref.mean : c.mean >= fraction * ref.mean);
+    const labels = [...new Set(cells.map((c) => c.policyLabel))].filter((l) => l !== ref.policyLabel);
+    const policies = labels.map((policyLabel): RetentionEntry => {
+      const curve = cells.filter((c) => c.policyLabel === policyLabel).sort((a, b) => b.budgetNominal - a.budgetNominal);
+      let held: SummaryCell | null = null;
+      for (const c of curve) {
+        if (!keeps(c)) break;
+        held = c;
+      }
+      return { policyLabel, smallestBudget: held?.budgetNominal ?? null, at: held ? ranked(held) : null, budgets: curve.map((c) => c.budgetNominal) };
+    });
+    findings.push({ model, mode, task, metric, lowerIsBetter: lower, fraction, reference: ranked(ref), policies });
+  }
+  return findings;
+}
+
+export function keyFindings(summary: Summary, profiles: readonly { file: string; profile: HeadProfile }[], askedBudget = 0.3): KeyFindings {
+  const tasks = byTask(summary).map((cells): TaskFinding => {
     const { model, mode, task, metric } = cells[0];
     const lower = lowerIsBetter(metric);
     const budgets = [...new Set(cells.map((c) => c.budgetNominal))];
@@ -93,5 +162,5 @@ export function keyFindings(summary: Summary, profiles: readonly { file: string;
       .sort((a, b) => a.layer - b.layer || a.kvHead - b.kvHead)
       .map((r) => headLabel(r.layer, r.kvHead)),
   }));
-  return { askedBudget, tasks, heads };
+  return { askedBudget, tasks, retention: budgetRetention(summary), heads };
 }

@@ -8,7 +8,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import type { KeyFindings, RankedPolicy } from "./findings.js";
+import type { KeyFindings, RetentionFinding } from "./findings.js";
+import { fmt, fmtBudget, interval } from "./format.js";
 import type { ResultsData } from "./load.js";
 import type { ResultRow, SummaryCell } from "./schema.js";
 import { chartMeta, metricLabel, taskTitle, type ChartSection, type VegaLiteSpec } from "./specs.js";
@@ -92,18 +93,6 @@ const SECTIONS: readonly { id: ChartSection; title: string; intro: string; empty
   },
 ];
 
-function fmt(x: number | null, digits = 3): string {
-  if (x === null || !Number.isFinite(x)) return "—";
-  return x.toFixed(digits);
-}
-
-function fmtBudget(x: number): string {
-  return String(Number(x.toPrecision(6)));
-}
-
-function interval(r: RankedPolicy): string {
-  return r.ciLow === null || r.ciHigh === null ? "interval unbounded (1 sample)" : `[${fmt(r.ciLow)}, ${fmt(r.ciHigh)}]`;
-}
 
 function findingsHtml(findings: KeyFindings, models: number, modes: number): string {
   const taskRows = findings.tasks.map((t) => {
@@ -141,10 +130,37 @@ ${taskRows.join("\n")}
 </tbody>
 </table>
 <p class="muted">"Best" is the highest mean (the lowest for NLL). With few samples per cell, overlapping intervals mean the data cannot tell the policies apart.</p>
+<h3>Smallest KV budget that keeps 95% of the full cache's score</h3>
+${retentionHtml(findings.retention, models, modes)}
 <h3>Protected heads</h3>
 ${heads.length ? heads.join("\n") : `<p class="muted">No head profile in profiles/.</p>`}
 <p class="muted">L<i>n</i>·kv<i>k</i> = layer <i>n</i>, KV head <i>k</i>, both counted from 0.</p>
 </section>`;
+}
+
+function retentionHtml(retention: readonly RetentionFinding[], models: number, modes: number): string {
+  if (retention.length === 0) return `<p class="muted">No task has a full-cache reference (a policy run at budget 1 only).</p>`;
+  const rows = retention.map((r) => {
+    const where = [models > 1 ? r.model : "", modes > 1 ? r.mode : ""].filter(Boolean).join(", ");
+    const cells = r.policies.map((p) =>
+      p.smallestBudget === null || !p.at
+        ? `<span class="policy">${escapeHtml(p.policyLabel)}</span> <span class="muted">none of ${p.budgets.map(fmtBudget).join(", ")}</span>`
+        : `<span class="policy">${escapeHtml(p.policyLabel)}</span> ${fmtBudget(p.smallestBudget)}: ${fmt(p.at.mean)} <span class="muted">${interval(p.at)}</span>`,
+    );
+    return `<tr>
+<td><strong>${escapeHtml(taskTitle(r.task))}</strong>${where ? `<br><span class="muted">${escapeHtml(where)}</span>` : ""}</td>
+<td>${fmt(r.reference.mean)} <span class="muted">${interval(r.reference)}</span></td>
+<td>${cells.join("<br>")}</td>
+</tr>`;
+  });
+  return `<table class="findings">
+<thead><tr><th>task</th><th>full cache: mean [95% interval]</th><th>policy: smallest budget kept, its mean [95% interval]</th></tr></thead>
+<tbody>
+${rows.join("\n")}
+</tbody>
+</table>
+<p class="muted">A budget counts when the policy's mean is at least 95% of the full cache's there and at every larger budget it ran
+(for NLL: at most 1/0.95 of it). Means only: compare the intervals before calling two policies different.</p>`;
 }
 
 interface TableData {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadResults, parseResultsJsonl, ReportInputError } from "./load.js";
-import { interval95, summarizeRows, tQuantile975, wilson } from "./summarize.js";
+import { summarizeRows } from "./summarize.js";
 import { fixtureRows, writeFixture } from "./testing/fixture.js";
 
 const fresh = () => mkdtempSync(join(tmpdir(), "razorkv-report-load-"));
@@ -90,21 +90,7 @@ describe("loadResults", () => {
   });
 });
 
-describe("intervals of the recomputed summary", () => {
-  it("Wilson for 0/1 scores, Student t otherwise, unbounded for one sample", () => {
-    const w = wilson(7, 10);
-    expect(w.mean).toBe(0.7);
-    expect(w.low).toBeCloseTo(0.3968, 3); // textbook Wilson 95% interval of 7/10: [0.397, 0.892]
-    expect(w.high).toBeCloseTo(0.8922, 3);
-    expect(interval95([1, 1, 1]).high).toBe(1);
-    expect(interval95([1, 1, 1]).low).toBeGreaterThan(0.4);
-    const t = interval95([1, 2, 3, 4]);
-    expect(t.mean).toBe(2.5);
-    expect(t.high - t.mean).toBeCloseTo((3.1824 * Math.sqrt(5 / 3)) / 2, 9);
-    expect(interval95([0.5]).low).toBe(-Infinity);
-    expect(tQuantile975(60)).toBeCloseTo(2.0003, 3);
-  });
-
+describe("the recomputed summary", () => {
   it("one cell per (task, policy, budget) in first-seen order", () => {
     const rows = fixtureRows();
     const cells = summarizeRows(rows).cells;

@@ -13,6 +13,11 @@
 
 export type Mode = "query-agnostic" | "query-aware";
 
+/** Metrics where a lower score is better (NLL in nats per token; its exponential, perplexity). */
+export function lowerIsBetter(metric: string): boolean {
+  return metric === "nll" || metric === "ppl" || metric === "perplexity";
+}
+
 export interface ResultRow {
   readonly experiment: string;
   readonly model: string;

@@ -9,7 +9,7 @@
  * (tooltips give the exact budget).
  */
 import type { Config, TopLevelSpec } from "vega-lite";
-import type { HeadProfile, ResultRow, Summary, SummaryCell } from "./schema.js";
+import { lowerIsBetter, type HeadProfile, type ResultRow, type Summary, type SummaryCell } from "./schema.js";
 
 export type VegaLiteSpec = TopLevelSpec;
 
@@ -38,10 +38,6 @@ export const CHART_CONFIG: Config = {
   header: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: "normal" },
 };
 
-/** Metrics where a lower score is better (NLL in nats per token; its exponential, perplexity). */
-export function lowerIsBetter(metric: string): boolean {
-  return metric === "nll" || metric === "ppl" || metric === "perplexity";
-}
 
 const METRIC_LABELS: Record<string, string> = {
   exact: "exact match (share of samples)",

@@ -8,7 +8,8 @@
  * - Binary scores (exact/contains match, passkey, needle): the Wilson score interval (Wilson 1927; Brown, Cai &
  *   DasGupta 2001 recommend it for small n). The t/Wald interval collapses to zero width at 0% or 100% accuracy,
  *   which is exactly where full-cache retrieval sits, and undercovers near the ends.
- * `confidenceInterval` picks Wilson when every value is 0 or 1, the t interval otherwise.
+ * `confidenceInterval` picks Wilson when every value is 0 or 1, the t interval otherwise, and clips the interval to the
+ * metric's range: a t interval of scores in [0, 1] near 0 would otherwise claim a negative accuracy.
  */
 
 export interface ConfidenceInterval {
@@ -82,11 +83,20 @@ export function wilsonInterval(successes: number, n: number): ConfidenceInterval
   return { n, mean: p, lower: Math.max(0, centre - half), upper: Math.min(1, centre + half), method: "wilson" };
 }
 
-/** Wilson for all-binary scores, Student t otherwise (see the file comment). */
-export function confidenceInterval(values: readonly number[]): ConfidenceInterval {
+/** The values a metric can take: [0, ∞) for NLL and perplexity, [0, 1] for every other (schema.ts ResultRow.score). */
+export interface MetricRange {
+  readonly low: number;
+  readonly high: number;
+}
+
+export const UNIT_RANGE: MetricRange = { low: 0, high: 1 };
+
+/** Wilson for all-binary scores, Student t otherwise (see the file comment), clipped to `range`. */
+export function confidenceInterval(values: readonly number[], range: MetricRange = UNIT_RANGE): ConfidenceInterval {
   if (values.length === 0) throw new Error("confidenceInterval: no values");
   if (values.every((v) => v === 0 || v === 1)) {
     return wilsonInterval(values.reduce<number>((s, v) => s + v, 0), values.length);
   }
-  return meanConfidenceInterval(values);
+  const ci = meanConfidenceInterval(values);
+  return { ...ci, lower: Math.max(range.low, ci.lower), upper: Math.min(range.high, ci.upper) };
 }
