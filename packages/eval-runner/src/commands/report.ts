@@ -1,25 +1,41 @@
 /**
  * `razorkv report <results-folder>`: renders <results-folder>/report.html from the files an experiment wrote
  * (results.jsonl, summary.json, profiles/*.json; @razorkv/report reads nothing else) and prints its path. The page is
- * self-contained: it opens from disk with no network.
+ * self-contained: it opens from disk with no network. `--markdown` prints the summary's tables instead, for a README.
  */
 import { Command } from "commander";
 import { RazorkvError } from "@razorkv/core";
-import { renderReport, ReportInputError } from "@razorkv/report";
+import { loadResults, renderReport, ReportInputError, retentionTableMarkdown, scoreTableMarkdown, type Summary } from "@razorkv/report";
+
+/** Per task: the score table of every mode, then the 95%-retention table (tasks without a Full reference skip it). */
+export function summaryMarkdown(summary: Summary): string {
+  const tasks = [...new Set(summary.cells.map((c) => c.task))];
+  const parts: string[] = [];
+  for (const task of tasks) {
+    const modes = [...new Set(summary.cells.filter((c) => c.task === task).map((c) => c.mode))];
+    parts.push(`### ${task}`, "", ...modes.flatMap((mode) => [scoreTableMarkdown(summary, task, mode), ""]));
+    const hasReference = summary.cells.some((c) => c.task === task && c.policy === "full");
+    if (hasReference) parts.push("Smallest budget keeping 95% of Full's score:", "", retentionTableMarkdown(summary, task), "");
+  }
+  return parts.join("\n");
+}
 
 export function reportCommand(): Command {
   return new Command("report")
     .description("render <results-folder>/report.html (self-contained, opens offline) from an experiment's result files")
     .argument("<results-folder>", "an experiment's output folder, the one holding results.jsonl")
-    .action(async (folder: string) => {
-      let path: string;
+    .option("--markdown", "print Markdown tables of the summary (score vs budget, smallest budget keeping 95% of Full) instead")
+    .action(async (folder: string, options: { markdown?: boolean }) => {
       try {
-        path = await renderReport(folder);
+        if (options.markdown) {
+          process.stdout.write(summaryMarkdown(loadResults(folder).summary));
+          return;
+        }
+        process.stdout.write(`report: ${await renderReport(folder)}\n`);
       } catch (error) {
         // missing folder or file, a line that is not JSON (file:line), a field of the wrong type: the user's to fix
         if (error instanceof ReportInputError) throw new RazorkvError(error.message);
         throw error;
       }
-      process.stdout.write(`report: ${path}\n`);
     });
 }
