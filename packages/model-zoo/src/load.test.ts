@@ -16,6 +16,7 @@ import {
 } from "./formats/fixtures.js";
 import { hfToGgufName, llamaConfigFromHf } from "./formats/safetensors.js";
 import { openModel, type LoadedModel } from "./load.js";
+import { realModelMissing } from "./formats/real-model-guard.testing.js";
 
 const root = mkdtempSync(join(tmpdir(), "razorkv-load-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -99,17 +100,7 @@ const real = await locateRealModel();
 const sharedConfig = resolve(dirname(fileURLToPath(import.meta.url)), "../../../../shared/models/smollm2-135m-instruct/config.json");
 
 describe("SmolLM2-135M-Instruct through openModel('smollm2-135m-instruct')", () => {
-  if ("missing" in real) {
-    if (process.env["CI"]) {
-      it("SmolLM2-135M-Instruct is in the hub cache (required when CI is set)", () => {
-        throw new Error(real.missing);
-      });
-    } else {
-      console.warn(`skipping real-model tests: ${real.missing}`);
-      it.skip(`needs SmolLM2-135M-Instruct in the hub cache (${real.missing})`, () => {});
-    }
-    return;
-  }
+  if (realModelMissing(real)) return;
 
   let model: LoadedModel;
   beforeAll(async () => {

@@ -87,6 +87,14 @@ function colorEncoding(policies: readonly string[]) {
   };
 }
 
+/** One line per policy with a point at each budget, the points carrying `tooltip`: the memory and throughput charts. */
+function policyLines(x: object, y: object, policies: readonly string[], strokeWidth: number, tooltip: readonly object[]) {
+  return [
+    { mark: { type: "line" as const, strokeWidth }, encoding: { x, y, color: colorEncoding(policies) } },
+    { mark: { type: "point" as const, filled: true, size: 45, opacity: 1 }, encoding: { x, y, color: colorEncoding(policies), tooltip: [...tooltip] } },
+  ];
+}
+
 function nudge(policy: string, policies: readonly string[]): number {
   const i = Math.max(0, policies.indexOf(policy));
   return (i - (policies.length - 1) / 2) * 0.006;
@@ -453,15 +461,7 @@ export function memorySpecs(rows: readonly ResultRow[], summary: Summary, _profi
         },
         {
           data: { values },
-          layer: [
-            { mark: { type: "line", strokeWidth: 1.5 }, encoding: { x, y, color: colorEncoding(policies) } },
-            {
-              mark: { type: "point", filled: true, size: 45, opacity: 1 },
-              encoding: {
-                x,
-                y,
-                color: colorEncoding(policies),
-                tooltip: [
+          layer: policyLines(x, y, policies, 1.5, [
                   { field: "policy", type: "nominal", title: "policy" },
                   { field: "budget", type: "quantitative", title: "KV budget (nominal)", format: "~g" },
                   { field: "realized", type: "quantitative", title: "KV budget (realized, entries)", format: ".3f" },
@@ -469,10 +469,7 @@ export function memorySpecs(rows: readonly ResultRow[], summary: Summary, _profi
                   { field: "kvMiB", type: "quantitative", title: "KV cache (MiB, mean)", format: ".2f" },
                   { field: "fullMiB", type: "quantitative", title: "full KV cache (MiB, mean)", format: ".2f" },
                   { field: "n", type: "quantitative", title: "rows" },
-                ],
-              },
-            },
-          ],
+                ]),
         },
       ],
     },
@@ -557,23 +554,12 @@ export function throughputSpecs(rows: readonly ResultRow[], summary: Summary, _p
       height: 240,
       config: CHART_CONFIG,
       data: { values },
-      layer: [
-        { mark: { type: "line", strokeWidth: 2 }, encoding: { x, y, color: colorEncoding(policies) } },
-        {
-          mark: { type: "point", filled: true, size: 45, opacity: 1 },
-          encoding: {
-            x,
-            y,
-            color: colorEncoding(policies),
-            tooltip: [
+      layer: policyLines(x, y, policies, 2, [
               { field: "policy", type: "nominal", title: "policy" },
               { field: "budget", type: "quantitative", title: "KV budget", format: "~g" },
               { field: "rate", type: "quantitative", title: "decode tokens/s", format: ",.1f" },
               { field: "n", type: "quantitative", title: "rows" },
-            ],
-          },
-        },
-      ],
+            ]),
     });
   }
   return specs;

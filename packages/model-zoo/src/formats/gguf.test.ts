@@ -16,6 +16,7 @@ import {
   locateRealModel,
 } from "./fixtures.js";
 import { ggufRowsToHf, llamaConfigFromGguf, openGguf, readGgufHeader, type GgufHeader } from "./gguf.js";
+import { realModelMissing } from "./real-model-guard.testing.js";
 
 const dir = mkdtempSync(join(tmpdir(), "razorkv-gguf-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -321,17 +322,7 @@ describe("broken GGUF files", () => {
 const real = await locateRealModel();
 
 describe("the real SmolLM2 GGUF, truncated", () => {
-  if ("missing" in real) {
-    if (process.env["CI"]) {
-      it("SmolLM2-135M-Instruct is in the hub cache (required when CI is set)", () => {
-        throw new Error(real.missing);
-      });
-    } else {
-      console.warn(`skipping real-model tests: ${real.missing}`);
-      it.skip(`needs SmolLM2-135M-Instruct in the hub cache (${real.missing})`, () => {});
-    }
-    return;
-  }
+  if (realModelMissing(real)) return;
 
   it("is refused at open with the first tensor past the end named", async () => {
     const cut = 52_428_800;
