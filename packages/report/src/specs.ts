@@ -462,14 +462,14 @@ export function memorySpecs(rows: readonly ResultRow[], summary: Summary, _profi
         {
           data: { values },
           layer: policyLines(x, y, policies, 1.5, [
-                  { field: "policy", type: "nominal", title: "policy" },
-                  { field: "budget", type: "quantitative", title: "KV budget (nominal)", format: "~g" },
-                  { field: "realized", type: "quantitative", title: "KV budget (realized, entries)", format: ".3f" },
-                  { field: "fraction", type: "quantitative", title: "realized memory / full", format: ".3f" },
-                  { field: "kvMiB", type: "quantitative", title: "KV cache (MiB, mean)", format: ".2f" },
-                  { field: "fullMiB", type: "quantitative", title: "full KV cache (MiB, mean)", format: ".2f" },
-                  { field: "n", type: "quantitative", title: "rows" },
-                ]),
+            { field: "policy", type: "nominal", title: "policy" },
+            { field: "budget", type: "quantitative", title: "KV budget (nominal)", format: "~g" },
+            { field: "realized", type: "quantitative", title: "KV budget (realized, entries)", format: ".3f" },
+            { field: "fraction", type: "quantitative", title: "realized memory / full", format: ".3f" },
+            { field: "kvMiB", type: "quantitative", title: "KV cache (MiB, mean)", format: ".2f" },
+            { field: "fullMiB", type: "quantitative", title: "full KV cache (MiB, mean)", format: ".2f" },
+            { field: "n", type: "quantitative", title: "rows" },
+          ]),
         },
       ],
     },
@@ -555,11 +555,11 @@ export function throughputSpecs(rows: readonly ResultRow[], summary: Summary, _p
       config: CHART_CONFIG,
       data: { values },
       layer: policyLines(x, y, policies, 2, [
-              { field: "policy", type: "nominal", title: "policy" },
-              { field: "budget", type: "quantitative", title: "KV budget", format: "~g" },
-              { field: "rate", type: "quantitative", title: "decode tokens/s", format: ",.1f" },
-              { field: "n", type: "quantitative", title: "rows" },
-            ]),
+        { field: "policy", type: "nominal", title: "policy" },
+        { field: "budget", type: "quantitative", title: "KV budget", format: "~g" },
+        { field: "rate", type: "quantitative", title: "decode tokens/s", format: ",.1f" },
+        { field: "n", type: "quantitative", title: "rows" },
+      ]),
     });
   }
   return specs;
