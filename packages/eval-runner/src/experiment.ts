@@ -10,7 +10,7 @@ import { loadLanguageModel, type LanguageModel } from "@razorkv/model-zoo";
 import { loadOrCalibrate } from "@razorkv/policy-razor";
 import type { Mode, ResultRow } from "@razorkv/report";
 import type { Manifest, PolicySpec, TaskSpec } from "./manifest.js";
-import { createProgress, formatDuration } from "./progress.js";
+import { createProgress, formatDuration, sampleWork } from "./progress.js";
 import { ResultsStore, rowKey } from "./results-store.js";
 import { runSample, type Cell } from "./scheduler.js";
 import { TASKS, type Sample } from "./tasks/index.js";
@@ -71,8 +71,12 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
     const units = modelUnits(manifest, modelRef, lm);
     const keysOf = (u: Unit) => cells.map((c) => rowKey({ model: modelRef, task: u.task, sampleId: u.sample.id, mode: u.mode, cell: c.id }));
     for (const u of units) order.push(...keysOf(u));
-    const total = units.length * cells.length;
-    let done = units.reduce((n, u) => n + keysOf(u).filter((k) => store.has(k)).length, 0);
+    // every row of a sample costs the same share of its prefill and decode
+    const rowWork = (u: Unit) => sampleWork(u.sample.contextLength);
+    const total = { rows: units.length * cells.length, work: units.reduce((w, u) => w + rowWork(u) * cells.length, 0) };
+    let done = { rows: 0, work: 0 };
+    const add = (u: Unit, rows: number) => (done = { rows: done.rows + rows, work: done.work + rowWork(u) * rows });
+    for (const u of units) add(u, keysOf(u).filter((k) => store.has(k)).length);
     const progress = createProgress(total);
     try {
       for (const u of units) {
@@ -87,8 +91,7 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
         for (const batch of batches) {
           const before = store.completedCount;
           store.append(runSample(ctx, u.sample, batch));
-          done += store.completedCount - before;
-          progress.update(done, `${u.task} ${u.sample.id} ${u.mode}`);
+          progress.update(add(u, store.completedCount - before), `${u.task} ${u.sample.id} ${u.mode}`);
         }
       }
     } finally {
