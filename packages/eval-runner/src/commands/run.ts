@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { Command } from "commander";
 import { RazorkvError } from "@razorkv/core";
 import { renderReport, ReportInputError } from "@razorkv/report";
@@ -18,9 +19,11 @@ export function runCommand(): Command {
     .option("--dry-run", "print the number of cells and samples and an estimate of the time, then stop", false)
     .option("--no-share-prefill", "prefill every cell separately (the naive protocol), for comparison")
     .option("--no-report", "do not render report.html at the end")
-    .action(async (path: string, opts: { dryRun: boolean; sharePrefill: boolean; report: boolean }) => {
+    .option("--out <dir>", "results folder instead of the manifest's (e.g. to rerun a committed experiment and diff results.csv)")
+    .action(async (path: string, opts: { dryRun: boolean; sharePrefill: boolean; report: boolean; out?: string }) => {
       if (!existsSync(path)) throw new RazorkvError(`${path}: no such manifest`);
-      const manifest = loadManifest(path);
+      const loaded = loadManifest(path);
+      const manifest = opts.out ? { ...loaded, output: resolve(opts.out) } : loaded;
       await checkPolicies(manifest);
       if (opts.dryRun) {
         for (const modelRef of manifest.models) {
