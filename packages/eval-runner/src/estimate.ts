@@ -1,9 +1,10 @@
 /**
- * `--dry-run`: the sweep's size and a time estimate from a short measurement of this machine (a 256-token prefill
- * and a few batched decode steps), scaled by the sweep's token counts. Prefill cost grows a little faster than
- * linearly with length (attention), so long-context sweeps run somewhat over the estimate.
+ * `--dry-run`: the sweep's size and a time estimate from a short measurement of this machine, scaled by the sweep's
+ * token counts. Both costs are fitted, not assumed linear: prefill time a·L + b·L² (the attention term matters at
+ * 8K), and a decode step fixed + per cell (c + d·cached tokens), measured with 64- and 1024-token caches.
  */
 import { performance } from "node:perf_hooks";
+import type { Budget, KvCache } from "@razorkv/core";
 import type { LanguageModel } from "@razorkv/model-zoo";
 import type { Sample } from "./tasks/index.js";
 import { segmentIds } from "./scheduler.js";
@@ -17,43 +18,74 @@ export interface Estimate {
   readonly seconds: number;
 }
 
-export function estimateSweep(lm: LanguageModel, samples: readonly Sample[], cellCount: number, sharePrefill: boolean): Estimate {
+/** Seconds on this machine, fitted from a few timed calls (see the file comment). */
+export interface CostModel {
+  /** Prefill of L tokens: a·L + b·L². */
+  readonly prefillLinear: number;
+  readonly prefillQuadratic: number;
+  /** One batched decode step: stepFixed + Σ over rows of (rowFixed + rowPerToken · cached tokens). */
+  readonly stepFixed: number;
+  readonly rowFixed: number;
+  readonly rowPerToken: number;
+}
+
+/** The share of the full cache a budget keeps, for the decode estimate (a token budget is taken as the full cache). */
+function keptFraction(budget: Budget): number {
+  return budget.kind === "kvBudget" ? budget.value : budget.kind === "compressionRatio" ? 1 - budget.value : 1;
+}
+
+export function estimateSweep(lm: LanguageModel, samples: readonly Sample[], budgets: readonly Budget[], sharePrefill: boolean): Estimate {
+  return estimateWith(measureCosts(lm), lm, samples, budgets, sharePrefill);
+}
+
+export function estimateWith(cost: CostModel, lm: LanguageModel, samples: readonly Sample[], budgets: readonly Budget[], sharePrefill: boolean): Estimate {
+  const cells = budgets.length;
+  const kept = budgets.reduce((s, b) => s + keptFraction(b), 0);
+  const prefill = (tokens: number) => cost.prefillLinear * tokens + cost.prefillQuadratic * tokens * tokens;
+  let seconds = 0;
   let prefillTokens = 0;
-  let queryTokens = 0;
   let decodeSteps = 0;
   for (const s of samples) {
     const context = segmentIds(s.context, lm.tokenizer).length;
     const query = segmentIds(s.query, lm.tokenizer).length;
     const answer = s.target.kind === "generate" ? s.target.maxNewTokens : segmentIds(s.target.continuation, lm.tokenizer).length;
-    prefillTokens += context;
-    queryTokens += query;
+    const prefills = sharePrefill ? 1 : cells;
+    prefillTokens += context * prefills;
     decodeSteps += answer;
+    // the question goes to every cell in one pass (prefill-like rows); answers are decoded one token per step
+    const rowsPerStep = cost.rowFixed * cells + cost.rowPerToken * context * kept;
+    seconds += prefills * prefill(context) + cells * query * cost.prefillLinear;
+    seconds += answer * ((sharePrefill ? 1 : cells) * cost.stepFixed + rowsPerStep);
   }
-  const prefills = sharePrefill ? 1 : cellCount;
-  const { prefillPerToken, stepFixed, stepPerRow } = measure(lm, Math.min(cellCount, 8));
-  const batchesPerStep = sharePrefill ? 1 : cellCount;
-  const rowsPerBatch = sharePrefill ? cellCount : 1;
-  // the question goes to all cells in one pass (prefill-like rows); answers are decoded one token per step
-  const seconds =
-    prefills * prefillTokens * prefillPerToken + cellCount * queryTokens * prefillPerToken +
-    decodeSteps * batchesPerStep * (stepFixed + rowsPerBatch * stepPerRow);
-  return { samples: samples.length, cells: cellCount, prefillTokens: prefillTokens * prefills, decodeSteps, seconds };
+  return { samples: samples.length, cells, prefillTokens, decodeSteps, seconds };
 }
 
-function measure(lm: LanguageModel, batch: number): { prefillPerToken: number; stepFixed: number; stepPerRow: number } {
+function measureCosts(lm: LanguageModel): CostModel {
   const { model } = lm;
-  const ids = Array.from({ length: 256 }, (_, i) => 1000 + ((i * 7919) % 20000));
-  let t = performance.now();
-  model.prefill(ids, { logits: "none" });
-  const prefillPerToken = (performance.now() - t) / 1000 / ids.length;
-  const time = (b: number) => {
-    const caches = Array.from({ length: b }, () => model.prefill(ids.slice(0, 64), { logits: "none" }).cache);
-    t = performance.now();
+  const ids = (n: number) => Array.from({ length: n }, (_, i) => 1000 + ((i * 7919) % 20000));
+  const timePrefill = (n: number): { seconds: number; cache: KvCache } => {
+    const t = performance.now();
+    const { cache } = model.prefill(ids(n), { logits: "none" });
+    return { seconds: (performance.now() - t) / 1000, cache };
+  };
+  const short = timePrefill(256);
+  const long = timePrefill(1024);
+  // t/L = a + b·L through the two points
+  const b = Math.max(0, (long.seconds / 1024 - short.seconds / 256) / (1024 - 256));
+  const a = Math.max(0, short.seconds / 256 - b * 256);
+
+  const small = model.prefill(ids(64), { logits: "none" }).cache;
+  const step = (cache: KvCache, rows: number) => {
+    const caches = Array.from({ length: rows }, () => cache.clone());
+    const t = performance.now();
     for (let s = 0; s < 3; s++) model.decodeBatch(caches, caches.map(() => 1000 + s));
     return (performance.now() - t) / 1000 / 3;
   };
-  const one = time(1);
-  const many = batch > 1 ? time(batch) : one;
-  const stepPerRow = batch > 1 ? Math.max(0, (many - one) / (batch - 1)) : one / 2;
-  return { prefillPerToken, stepFixed: Math.max(0, one - stepPerRow), stepPerRow };
+  const one = step(small, 1);
+  const eightSmall = step(small, 8);
+  const eightLong = step(long.cache, 8);
+  const rowPerToken = Math.max(0, (eightLong - eightSmall) / (8 * (1024 - 64)));
+  const rowFixed = Math.max(0, (eightSmall - one) / 7 - rowPerToken * 64);
+  const stepFixed = Math.max(0, one - rowFixed - rowPerToken * 64);
+  return { prefillLinear: a, prefillQuadratic: b, stepFixed, rowFixed, rowPerToken };
 }

@@ -32,8 +32,8 @@ export function runCommand(): Command {
           for (const t of manifest.tasks) {
             for (const s of taskSamples(t, lm.tokenizer, manifest.seed)) for (const _ of t.modes) samples.push(s);
           }
-          const cells = manifest.policies.reduce((n, p) => n + p.budgets.length, 0);
-          const e = estimateSweep(lm, samples, cells, opts.sharePrefill);
+          const budgets = manifest.policies.flatMap((p) => p.budgets);
+          const e = estimateSweep(lm, samples, budgets, opts.sharePrefill);
           process.stdout.write(
             `${manifest.name} on ${modelRef}: ${e.samples} samples × ${e.cells} cells = ${e.samples * e.cells} result rows; ` +
               `${e.prefillTokens} prefill tokens, ${e.decodeSteps} answer tokens per cell at most; estimated ${formatDuration(e.seconds * 1000)} ` +
