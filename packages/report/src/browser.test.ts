@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { chromium, type Browser } from "playwright-core";
+import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderReport } from "./render.js";
 import { writeFixture } from "./testing/fixture.js";
@@ -17,6 +17,7 @@ const CHROMIUM = process.env.RAZORKV_CHROMIUM ?? "/usr/bin/chromium";
 const haveChromium = existsSync(CHROMIUM);
 const inCi = Boolean(process.env.CI);
 const OUT = fileURLToPath(new URL("../test-output/", import.meta.url));
+const REPO = fileURLToPath(new URL("../../../", import.meta.url));
 
 if (!haveChromium && !inCi) {
   console.warn(`\n*** report browser test SKIPPED: no chromium at ${CHROMIUM} (apt-get install chromium, or set RAZORKV_CHROMIUM) ***\n`);
@@ -27,6 +28,76 @@ interface ChartCheck {
   readonly svg: boolean;
   readonly dataMarks: number;
   readonly emptyMarkGroups: number;
+}
+
+interface OfflineView {
+  readonly page: Page;
+  readonly chartCount: number;
+  readonly charts: readonly ChartCheck[];
+  readonly datasetSizes: readonly number[];
+  readonly consoleErrors: readonly string[];
+  readonly pageErrors: readonly string[];
+  readonly failed: readonly string[];
+  readonly offFile: readonly string[];
+}
+
+/** Opens report.html with every non-file request aborted and waits for every chart to render. */
+async function openOffline(browser: Browser, reportPath: string): Promise<OfflineView> {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const consoleErrors: string[] = [];
+  const pageErrors: string[] = [];
+  const failed: string[] = [];
+  const offFile: string[] = [];
+  page.on("console", (msg) => {
+    if (msg.type() === "error") consoleErrors.push(msg.text());
+  });
+  page.on("pageerror", (error) => pageErrors.push(error.message));
+  page.on("requestfailed", (request) => failed.push(`${request.url()} (${request.failure()?.errorText ?? "?"})`));
+  page.on("request", (request) => {
+    if (!request.url().startsWith("file:")) offFile.push(request.url());
+  });
+  await page.route("**", (route) => (route.request().url().startsWith("file:") ? route.continue() : route.abort("blockedbyclient")));
+
+  await page.goto(pathToFileURL(reportPath).href, { waitUntil: "load" });
+  const chartCount = await page.evaluate(() => (globalThis as unknown as { __razorkvRendered: Promise<number> }).__razorkvRendered);
+
+  const charts: ChartCheck[] = await page.$$eval(".vega-chart", (elements) =>
+    elements.map((el) => {
+      const svg = el.querySelector("svg");
+      const groups = svg ? [...svg.querySelectorAll("g.role-mark")] : [];
+      return {
+        id: el.id,
+        svg: svg !== null,
+        // role-mark groups hold the data marks (axes, legends and titles have roles of their own)
+        dataMarks: groups.reduce((n, g) => n + g.children.length, 0),
+        emptyMarkGroups: groups.filter((g) => g.children.length === 0).length,
+      };
+    }),
+  );
+  // the Vega views' own datasets: every chart's source data is non-empty
+  const datasetSizes: number[] = await page.evaluate(() => {
+    const views = (globalThis as unknown as { __razorkvViews: { getState(o: object): { data: Record<string, unknown[]> } }[] }).__razorkvViews;
+    return views.map((view) => {
+      const data = view.getState({ data: (name: string) => name.startsWith("data_") || name === "source_0", signals: () => false }).data;
+      return Math.max(0, ...Object.values(data).map((values) => (Array.isArray(values) ? values.length : 0)));
+    });
+  });
+  return { page, chartCount, charts, datasetSizes, consoleErrors, pageErrors, failed, offFile };
+}
+
+/** Every chart drew data marks from a non-empty dataset; nothing failed and nothing left the file. */
+function expectDrawnOffline(view: OfflineView): void {
+  expect(view.chartCount).toBe(view.charts.length);
+  for (const chart of view.charts) {
+    expect(chart.svg, `${chart.id} has an SVG`).toBe(true);
+    expect(chart.dataMarks, `${chart.id} has data marks`).toBeGreaterThan(0);
+    expect(chart.emptyMarkGroups, `${chart.id} has no empty mark layer`).toBe(0);
+  }
+  for (const [i, size] of view.datasetSizes.entries()) expect(size, `chart-${i} dataset`).toBeGreaterThan(0);
+  expect(view.consoleErrors).toEqual([]);
+  expect(view.pageErrors).toEqual([]);
+  expect(view.failed).toEqual([]);
+  expect(view.offFile).toEqual([]);
 }
 
 describe.skipIf(!haveChromium && !inCi)("report.html in headless Chromium", () => {
@@ -51,65 +122,16 @@ describe.skipIf(!haveChromium && !inCi)("report.html in headless Chromium", () =
   it("draws every chart offline, with no console error and no request leaving the file", async () => {
     const dir = mkdtempSync(join(tmpdir(), "razorkv-report-browser-"));
     writeFixture(dir);
-    const reportPath = await renderReport(dir);
-
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    const consoleErrors: string[] = [];
-    const pageErrors: string[] = [];
-    const failed: string[] = [];
-    const offFile: string[] = [];
-    page.on("console", (msg) => {
-      if (msg.type() === "error") consoleErrors.push(msg.text());
-    });
-    page.on("pageerror", (error) => pageErrors.push(error.message));
-    page.on("requestfailed", (request) => failed.push(`${request.url()} (${request.failure()?.errorText ?? "?"})`));
-    page.on("request", (request) => {
-      if (!request.url().startsWith("file:")) offFile.push(request.url());
-    });
-    await page.route("**", (route) => (route.request().url().startsWith("file:") ? route.continue() : route.abort("blockedbyclient")));
-
-    await page.goto(pathToFileURL(reportPath).href, { waitUntil: "load" });
-    const chartCount = await page.evaluate(() => (globalThis as unknown as { __razorkvRendered: Promise<number> }).__razorkvRendered);
-
-    const charts: ChartCheck[] = await page.$$eval(".vega-chart", (elements) =>
-      elements.map((el) => {
-        const svg = el.querySelector("svg");
-        const groups = svg ? [...svg.querySelectorAll("g.role-mark")] : [];
-        return {
-          id: el.id,
-          svg: svg !== null,
-          // role-mark groups hold the data marks (axes, legends and titles have roles of their own)
-          dataMarks: groups.reduce((n, g) => n + g.children.length, 0),
-          emptyMarkGroups: groups.filter((g) => g.children.length === 0).length,
-        };
-      }),
-    );
-    // the Vega views' own datasets: every chart's source data is non-empty
-    const datasetSizes: number[] = await page.evaluate(() => {
-      const views = (globalThis as unknown as { __razorkvViews: { getState(o: object): { data: Record<string, unknown[]> } }[] }).__razorkvViews;
-      return views.map((view) => {
-        const data = view.getState({ data: (name: string) => name.startsWith("data_") || name === "source_0", signals: () => false }).data;
-        return Math.max(0, ...Object.values(data).map((values) => (Array.isArray(values) ? values.length : 0)));
-      });
-    });
+    const view = await openOffline(browser, await renderReport(dir));
+    const { page } = view;
 
     mkdirSync(OUT, { recursive: true });
     await page.screenshot({ path: join(OUT, "report.png"), fullPage: true });
     // a second look at the top: what a reader sees first
     await page.screenshot({ path: join(OUT, "report-top.png") });
 
-    expect(chartCount).toBe(charts.length);
-    expect(charts.length).toBeGreaterThanOrEqual(10);
-    for (const chart of charts) {
-      expect(chart.svg, `${chart.id} has an SVG`).toBe(true);
-      expect(chart.dataMarks, `${chart.id} has data marks`).toBeGreaterThan(0);
-      expect(chart.emptyMarkGroups, `${chart.id} has no empty mark layer`).toBe(0);
-    }
-    for (const [i, size] of datasetSizes.entries()) expect(size, `chart-${i} dataset`).toBeGreaterThan(0);
-    expect(consoleErrors).toEqual([]);
-    expect(pageErrors).toEqual([]);
-    expect(failed).toEqual([]);
-    expect(offFile).toEqual([]);
+    expect(view.charts.length).toBeGreaterThanOrEqual(10);
+    expectDrawnOffline(view);
 
     // the tables: sortable by clicking a header
     const rawRows = await page.locator("#raw-table tbody tr").count();
@@ -119,5 +141,15 @@ describe.skipIf(!haveChromium && !inCi)("report.html in headless Chromium", () =
     const firstScore = await page.locator("#raw-table tbody tr").first().locator("td").nth(9).textContent();
     expect(Number(firstScore)).toBeGreaterThan(1); // descending: an NLL (≈ 3) sorts above every 0/1 score
     await page.close();
+  }, 120_000);
+
+  // the reproduction reports committed under reports/ open as they are, from disk
+  it.each(["razor-vs-baselines", "razor-ablations"])("the committed reports/%s/report.html draws offline", async (name) => {
+    const reportPath = join(REPO, "reports", name, "report.html");
+    expect(existsSync(reportPath), reportPath).toBe(true);
+    const view = await openOffline(browser, reportPath);
+    expect(view.charts.length).toBeGreaterThanOrEqual(8);
+    expectDrawnOffline(view);
+    await view.page.close();
   }, 120_000);
 });

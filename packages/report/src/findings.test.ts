@@ -42,7 +42,7 @@ describe("budget retention", () => {
         "| --- | --- |",
         "| full (reference) | 1: 1.000 [0.900, 1.100] |",
         "| razor | **0.3**: 0.950 [0.850, 1.050] |",
-        "| h2o | none (tested 0.5, 0.3) |",
+        "| h2o | none of 0.5, 0.3 (at 0.5: 0.900 [0.800, 1.000]) |",
       ].join("\n"),
     );
     const scores = scoreTableMarkdown(summary, "niah-single", "query-agnostic").split("\n");

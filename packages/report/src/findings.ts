@@ -48,6 +48,8 @@ export interface RetentionEntry {
   readonly at: RankedPolicy | null;
   /** The budgets the policy ran at, largest first. */
   readonly budgets: readonly number[];
+  /** The policy's score at the largest of them: how far off it is when no budget holds. */
+  readonly atLargest: RankedPolicy;
 }
 
 export interface RetentionFinding {
@@ -128,7 +130,10 @@ export function budgetRetention(summary: Summary, fraction = 0.95): RetentionFin
         if (!keeps(c)) break;
         held = c;
       }
-      return { policyLabel, smallestBudget: held?.budgetNominal ?? null, at: held ? ranked(held) : null, budgets: curve.map((c) => c.budgetNominal) };
+      return {
+        policyLabel, smallestBudget: held?.budgetNominal ?? null, at: held ? ranked(held) : null,
+        budgets: curve.map((c) => c.budgetNominal), atLargest: ranked(curve[0]),
+      };
     });
     findings.push({ model, mode, task, metric, lowerIsBetter: lower, fraction, reference: ranked(ref), policies });
   }

@@ -144,7 +144,7 @@ function retentionHtml(retention: readonly RetentionFinding[], models: number, m
     const where = [models > 1 ? r.model : "", modes > 1 ? r.mode : ""].filter(Boolean).join(", ");
     const cells = r.policies.map((p) =>
       p.smallestBudget === null || !p.at
-        ? `<span class="policy">${escapeHtml(p.policyLabel)}</span> <span class="muted">none of ${p.budgets.map(fmtBudget).join(", ")}</span>`
+        ? `<span class="policy">${escapeHtml(p.policyLabel)}</span> <span class="muted">none of ${p.budgets.map(fmtBudget).join(", ")}; at ${fmtBudget(p.budgets[0])}: ${fmt(p.atLargest.mean)} ${interval(p.atLargest)}</span>`
         : `<span class="policy">${escapeHtml(p.policyLabel)}</span> ${fmtBudget(p.smallestBudget)}: ${fmt(p.at.mean)} <span class="muted">${interval(p.at)}</span>`,
     );
     return `<tr>

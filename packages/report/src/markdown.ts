@@ -41,7 +41,9 @@ export function retentionTableMarkdown(summary: Summary, task: string, fraction 
   const entry = (f: RetentionFinding, label: string) => {
     const p = f.policies.find((q) => q.policyLabel === label);
     if (!p) return "";
-    if (p.smallestBudget === null || !p.at) return `none (tested ${p.budgets.map(fmtBudget).join(", ")})`;
+    if (p.smallestBudget === null || !p.at) {
+      return `none of ${p.budgets.map(fmtBudget).join(", ")} (at ${fmtBudget(p.budgets[0])}: ${fmt(p.atLargest.mean)} ${interval(p.atLargest)})`;
+    }
     return `**${fmtBudget(p.smallestBudget)}**: ${fmt(p.at.mean)} ${interval(p.at)}`;
   };
   const lines = [
