@@ -2,6 +2,8 @@
  * `--dry-run`: the sweep's size and a time estimate from a short measurement of this machine, scaled by the sweep's
  * token counts. Both costs are fitted, not assumed linear: prefill time a·L + b·L² (the attention term matters at
  * 8K), and a decode step fixed + per cell (c + d·cached tokens), measured with 64- and 1024-token caches.
+ * Generation is counted at its maximum length, so sweeps whose answers stop early at end-of-sequence (needles,
+ * passkeys) finish sooner: the estimate is an upper bound there (BENCHMARKS.md compares it with real runs).
  */
 import { performance } from "node:perf_hooks";
 import type { Budget, KvCache } from "@razorkv/core";
@@ -68,6 +70,7 @@ function measureCosts(lm: LanguageModel): CostModel {
     const { cache } = model.prefill(ids(n), { logits: "none" });
     return { seconds: (performance.now() - t) / 1000, cache };
   };
+  timePrefill(64); // the first call pays for thread start-up and page faults; not a per-token cost
   const short = timePrefill(256);
   const long = timePrefill(1024);
   // t/L = a + b·L through the two points
