@@ -1,0 +1,96 @@
+/**
+ * The committed reproduction reports (reports/razor-vs-baselines, reports/razor-ablations) against their own
+ * results.csv: summary.json, the numbers inside report.html and the README's tables must all equal a recomputation
+ * from the csv, and the manifest copy must be the manifest in experiments/. Rerunning a manifest to reproduce the
+ * csv itself takes an hour, so it is a documented command (README), not a test.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "csv-parse/sync";
+import { describe, expect, it } from "vitest";
+import {
+  chartMeta, needleSpecs, parseResultRow, RESULT_COLUMNS, retentionTableMarkdown, scoreSpecs, scoreTableMarkdown, summarizeRows,
+  type ResultRow, type Summary, type VegaLiteSpec,
+} from "@razorkv/report";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+const NUMERIC = new Set(["targetLength", "promptTokens", "depth", "budgetNominal", "budgetRealized", "kvBytes", "kvBytesFull", "score", "decodeTokens"]);
+
+/** results.csv → rows; the timing columns it leaves out are zero. */
+function readCsv(file: string): ResultRow[] {
+  const records = parse(readFileSync(file, "utf8"), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+  expect(Object.keys(records[0])).toEqual(RESULT_COLUMNS);
+  return records.map((rec, i) => {
+    const row: Record<string, unknown> = { prefillMs: 0, decodeMs: 0 };
+    for (const [key, text] of Object.entries(rec)) {
+      row[key] = !NUMERIC.has(key) ? text : key === "depth" && text === "" ? null : Number(text);
+    }
+    return parseResultRow(row, `${file}:${i + 2}`);
+  });
+}
+
+/** JSON as the report stores it (±Infinity become null). */
+const asJson = (x: unknown) => JSON.parse(JSON.stringify(x));
+
+function embeddedPayload(html: string): { charts: VegaLiteSpec[]; tables: { cells: { columns: { key: string }[]; rows: unknown[][] }; raw: { columns: { key: string }[]; rows: unknown[][] } } } {
+  const m = /<script type="application\/json" id="razorkv-data">([\s\S]*?)<\/script>/.exec(html);
+  if (!m) throw new Error("report.html has no razorkv-data payload");
+  return JSON.parse(m[1]);
+}
+
+/** A chart with its data rows sorted, so that the order rows were appended in does not matter. */
+function canonical(spec: VegaLiteSpec): unknown {
+  return asJson(JSON.parse(JSON.stringify(spec), (_key, value) => {
+    if (value && typeof value === "object" && Array.isArray(value.values)) {
+      return { ...value, values: [...value.values].sort((a: unknown, b: unknown) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1)) };
+    }
+    return value;
+  }));
+}
+
+for (const name of ["razor-vs-baselines", "razor-ablations"]) {
+  describe(`reports/${name}`, () => {
+    const dir = join(root, "reports", name);
+    const file = (f: string) => join(dir, f);
+
+    it("holds the report, the results, the summary, the manifest copy and the head profile", () => {
+      for (const f of ["report.html", "results.csv", "summary.json", "manifest.yaml"]) expect(existsSync(file(f)), f).toBe(true);
+      expect(readdirSync(file("profiles")).filter((f) => f.endsWith(".json")).length).toBeGreaterThan(0);
+      expect(readFileSync(file("manifest.yaml"), "utf8")).toBe(readFileSync(join(root, "experiments", `${name}.yaml`), "utf8"));
+    });
+
+    it("summary.json and every number in report.html equal a recomputation from results.csv", () => {
+      const rows = readCsv(file("results.csv"));
+      const summary: Summary = summarizeRows(rows, name);
+      expect(JSON.parse(readFileSync(file("summary.json"), "utf8"))).toEqual(asJson(summary));
+
+      const payload = embeddedPayload(readFileSync(file("report.html"), "utf8"));
+      // the per-cell table
+      const keys = payload.tables.cells.columns.map((c) => c.key);
+      const cellRows = summary.cells.map((c) => keys.map((k) => (c as unknown as Record<string, unknown>)[k]));
+      expect(payload.tables.cells.rows).toEqual(asJson(cellRows));
+      // the raw table: one row per csv row, same score
+      const raw = payload.tables.raw;
+      const at = (k: string) => raw.columns.findIndex((c) => c.key === k);
+      const key = (task: unknown, mode: unknown, sample: unknown, policy: unknown, budget: unknown) => JSON.stringify([task, mode, sample, policy, budget]);
+      const rawScores = new Map(raw.rows.map((r) => [key(r[at("task")], r[at("mode")], r[at("sampleId")], r[at("policyLabel")], r[at("budgetNominal")]), r[at("score")]]));
+      expect(rawScores.size).toBe(rows.length);
+      for (const r of rows) expect(rawScores.get(key(r.task, r.mode, r.sampleId, r.policyLabel, r.budgetNominal))).toBe(r.score);
+      // score-vs-budget charts and needle heatmaps, rebuilt from the csv
+      const embedded = (section: string) => payload.charts.filter((s) => chartMeta(s).section === section).map(canonical);
+      expect(embedded("scores").length).toBeGreaterThan(0);
+      expect(embedded("scores")).toEqual(scoreSpecs(rows, summary).map(canonical));
+      expect(embedded("needle")).toEqual(needleSpecs(rows, summary).map(canonical));
+    });
+
+    if (name === "razor-vs-baselines") {
+      it("the README's results tables are this summary's", () => {
+        const readme = readFileSync(join(root, "README.md"), "utf8");
+        const summary = summarizeRows(readCsv(file("results.csv")), name);
+        expect(readme).toContain(retentionTableMarkdown(summary, "niah-single"));
+        for (const mode of ["query-agnostic", "query-aware"]) expect(readme).toContain(scoreTableMarkdown(summary, "niah-single", mode));
+      });
+    }
+  });
+}
