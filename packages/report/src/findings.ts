@@ -5,6 +5,7 @@
  */
 import { lowerIsBetter, type HeadProfile, type Summary, type SummaryCell } from "./schema.js";
 import { headLabel } from "./specs.js";
+import { cellsByTask, referenceCells } from "./summarize.js";
 
 export interface RankedPolicy {
   readonly policyLabel: string;
@@ -86,38 +87,17 @@ export function nearestBudget(budgets: readonly number[], asked: number): number
   return [...pool].sort((a, b) => Math.abs(a - asked) - Math.abs(b - asked) || a - b)[0];
 }
 
-/** Summary cells grouped by (model, mode, task, metric), in first-seen order. */
-function byTask(summary: Summary): SummaryCell[][] {
-  const groups = new Map<string, SummaryCell[]>();
-  for (const c of summary.cells) {
-    const key = JSON.stringify([c.model, c.mode, c.task, c.metric]);
-    const g = groups.get(key);
-    if (g) g.push(c);
-    else groups.set(key, [c]);
-  }
-  return [...groups.values()];
-}
-
 /**
- * The full-cache reference of one task's cells: the policy that ran at the largest budget only ("full" by
- * preference), or null when the task has none.
- */
-function referenceCell(cells: readonly SummaryCell[]): SummaryCell | null {
-  const max = Math.max(...cells.map((c) => c.budgetNominal));
-  const single = cells.filter((c) => c.budgetNominal === max && cells.filter((o) => o.policyLabel === c.policyLabel).length === 1);
-  return single.find((c) => c.policy === "full") ?? single[0] ?? null;
-}
-
-/**
- * Per task with a full-cache reference: for each other policy, the smallest budget b such that at b and at every
+ * Per task with a full-cache reference (`referenceCells`, "full" by preference): for each other policy, the smallest budget b such that at b and at every
  * larger budget it ran, its mean keeps `fraction` of the reference's (mean ≥ fraction·full, or for NLL
  * mean ≤ full/fraction). Requiring every larger budget too keeps a lucky dip in a noisy curve from being reported
  * as the policy's operating point.
  */
 export function budgetRetention(summary: Summary, fraction = 0.95): RetentionFinding[] {
   const findings: RetentionFinding[] = [];
-  for (const cells of byTask(summary)) {
-    const ref = referenceCell(cells);
+  for (const cells of cellsByTask(summary)) {
+    const candidates = referenceCells(cells);
+    const ref = candidates.find((c) => c.policy === "full") ?? candidates[0];
     if (!ref) continue;
     const { model, mode, task, metric } = cells[0];
     const lower = lowerIsBetter(metric);
@@ -141,17 +121,15 @@ export function budgetRetention(summary: Summary, fraction = 0.95): RetentionFin
 }
 
 export function keyFindings(summary: Summary, profiles: readonly { file: string; profile: HeadProfile }[], askedBudget = 0.3): KeyFindings {
-  const tasks = byTask(summary).map((cells): TaskFinding => {
+  const tasks = cellsByTask(summary).map((cells): TaskFinding => {
     const { model, mode, task, metric } = cells[0];
     const lower = lowerIsBetter(metric);
     const budgets = [...new Set(cells.map((c) => c.budgetNominal))];
     const budget = nearestBudget(budgets, askedBudget);
     const better = (a: SummaryCell, b: SummaryCell) => (lower ? a.mean - b.mean : b.mean - a.mean);
     const ranking = cells.filter((c) => c.budgetNominal === budget).sort(better).map(ranked);
-    const max = Math.max(...budgets);
-    const references = cells
-      .filter((c) => c.budgetNominal === max && max !== budget && cells.filter((o) => o.policyLabel === c.policyLabel).length === 1)
-      .map(ranked);
+    // the ranking's budget is the largest only when it is the task's one budget: then nothing is a reference
+    const references = budget === Math.max(...budgets) ? [] : referenceCells(cells).map(ranked);
     const [best, second] = ranking;
     let separated = false;
     if (best && second && best.ciLow !== null && best.ciHigh !== null && second.ciLow !== null && second.ciHigh !== null) {

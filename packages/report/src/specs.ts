@@ -10,6 +10,7 @@
  */
 import type { Config, TopLevelSpec } from "vega-lite";
 import { lowerIsBetter, type HeadProfile, type ResultRow, type Summary, type SummaryCell } from "./schema.js";
+import { cellsByTask, groupBy, referenceCells } from "./summarize.js";
 
 export type VegaLiteSpec = TopLevelSpec;
 
@@ -109,17 +110,6 @@ function distinct<T>(xs: Iterable<T>): T[] {
   return [...new Set(xs)];
 }
 
-function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const g = groups.get(k);
-    if (g) g.push(item);
-    else groups.set(k, [item]);
-  }
-  return groups;
-}
-
 const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
 /** "model, mode" qualifiers for titles, only for the dimensions that vary within the experiment. */
@@ -148,16 +138,14 @@ const BUDGET_SCALE = { domain: [0, 1.04], nice: false, zero: true };
  */
 export function scoreSpecs(rows: readonly ResultRow[], summary: Summary, _profiles: readonly HeadProfile[] = []): VegaLiteSpec[] {
   const policies = policyOrder(rows, summary);
-  const groups = groupBy(summary.cells, (c) => JSON.stringify([c.model, c.mode, c.task, c.metric]));
   const specs: VegaLiteSpec[] = [];
-  for (const cells of groups.values()) {
+  for (const cells of cellsByTask(summary)) {
     const { task, metric } = cells[0];
     const lower = lowerIsBetter(metric);
     const budgets = distinct(cells.map((c) => c.budgetNominal));
-    const maxBudget = Math.max(...budgets);
-    const byPolicy = groupBy(cells, (c) => c.policyLabel);
-    const isReference = (c: SummaryCell) =>
-      budgets.length > 1 && byPolicy.get(c.policyLabel)!.length === 1 && c.budgetNominal === maxBudget;
+    // with a single budget nothing is a reference: every policy ran there
+    const references = new Set(budgets.length > 1 ? referenceCells(cells) : []);
+    const isReference = (c: SummaryCell) => references.has(c);
     const values = cells.map((c) => ({
       policy: c.policyLabel,
       budget: c.budgetNominal,

@@ -5,17 +5,17 @@
  */
 import { Command } from "commander";
 import { RazorkvError } from "@razorkv/core";
-import { loadResults, renderReport, ReportInputError, retentionTableMarkdown, scoreTableMarkdown, type Summary } from "@razorkv/report";
+import { budgetRetention, loadResults, renderReport, ReportInputError, retentionTableMarkdown, scoreTableMarkdown, type Summary } from "@razorkv/report";
 
 /** Per task: the score table of every mode, then the 95%-retention table (tasks without a Full reference skip it). */
 export function summaryMarkdown(summary: Summary): string {
   const tasks = [...new Set(summary.cells.map((c) => c.task))];
+  const withReference = new Set(budgetRetention(summary).map((f) => f.task));
   const parts: string[] = [];
   for (const task of tasks) {
     const modes = [...new Set(summary.cells.filter((c) => c.task === task).map((c) => c.mode))];
     parts.push(`### ${task}`, "", ...modes.flatMap((mode) => [scoreTableMarkdown(summary, task, mode), ""]));
-    const hasReference = summary.cells.some((c) => c.task === task && c.policy === "full");
-    if (hasReference) parts.push("Smallest budget keeping 95% of Full's score:", "", retentionTableMarkdown(summary, task), "");
+    if (withReference.has(task)) parts.push("Smallest budget keeping 95% of Full's score:", "", retentionTableMarkdown(summary, task), "");
   }
   return parts.join("\n");
 }
