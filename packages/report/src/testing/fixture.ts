@@ -10,23 +10,12 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { mulberry32 } from "@razorkv/core";
 import { RESULT_COLUMNS, type HeadProfile, type Mode, type ResultRow, type Summary } from "../schema.js";
 import { summarizeRows } from "../summarize.js";
 
 export const FIXTURE_EXPERIMENT = "synthetic-fixture";
 export const FIXTURE_MODEL = "synthetic/fixture-model-30L (not a real model)";
-
-/** mulberry32: a small seeded generator, so the fixture is the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface PolicySpec {
   readonly policy: string;
@@ -104,7 +93,7 @@ function samples(): SampleSpec[] {
 
 /** The synthetic result rows, in sweep order (per sample, every cell). */
 export function fixtureRows(seed = 7): ResultRow[] {
-  const rand = rng(seed);
+  const rand = mulberry32(seed);
   const noise = (width: number) => (rand() - 0.5) * width;
   const mode: Mode = "query-agnostic";
   const rows: ResultRow[] = [];
@@ -171,7 +160,7 @@ export function fixtureRows(seed = 7): ResultRow[] {
  * top 14% by induction ∪ top 1% by echo).
  */
 export function fixtureProfile(seed = 11): HeadProfile {
-  const rand = rng(seed);
+  const rand = mulberry32(seed);
   const echo: number[][] = [];
   const induction: number[][] = [];
   for (let l = 0; l < LAYERS; l++) {
