@@ -4,7 +4,8 @@
  * from the csv, and the manifest copy must be the manifest in experiments/. Rerunning a manifest to reproduce the
  * csv itself takes an hour, so it is a documented command (README), not a test.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
@@ -13,6 +14,8 @@ import {
   chartMeta, needleSpecs, parseResultRow, RESULT_COLUMNS, retentionTableMarkdown, scoreSpecs, scoreTableMarkdown, summarizeRows,
   type ResultRow, type Summary, type VegaLiteSpec,
 } from "@razorkv/report";
+import { parseManifest } from "./manifest.js";
+import { writeUsedProfile } from "./used-profiles.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const NUMERIC = new Set(["targetLength", "promptTokens", "depth", "budgetNominal", "budgetRealized", "kvBytes", "kvBytesFull", "score", "decodeTokens"]);
@@ -60,6 +63,22 @@ for (const name of ["razor-vs-baselines", "razor-ablations"]) {
       expect(readFileSync(file("manifest.yaml"), "utf8")).toBe(readFileSync(join(root, "experiments", `${name}.yaml`), "utf8"));
     });
 
+    it("profiles/ holds exactly the head selection each razor policy of the manifest used", () => {
+      const manifest = parseManifest(readFileSync(file("manifest.yaml"), "utf8"), file("manifest.yaml"), root);
+      const rewritten = mkdtempSync(join(tmpdir(), "razorkv-committed-profiles-"));
+      try {
+        for (const model of manifest.models) {
+          const calibrated = file(join("profiles", `${model}.json`));
+          for (const spec of manifest.policies.filter((p) => p.name === "razor")) writeUsedProfile(rewritten, model, spec, calibrated);
+        }
+        const names = readdirSync(file("profiles")).sort();
+        expect(readdirSync(join(rewritten, "profiles")).sort()).toEqual(names);
+        for (const n of names) expect(readFileSync(join(rewritten, "profiles", n), "utf8"), n).toBe(readFileSync(file(join("profiles", n)), "utf8"));
+      } finally {
+        rmSync(rewritten, { recursive: true, force: true });
+      }
+    });
+
     it("summary.json and every number in report.html equal a recomputation from results.csv", () => {
       const rows = readCsv(file("results.csv"));
       const summary: Summary = summarizeRows(rows, name);
@@ -83,6 +102,41 @@ for (const name of ["razor-vs-baselines", "razor-ablations"]) {
       expect(embedded("scores")).toEqual(scoreSpecs(rows, summary).map(canonical));
       expect(embedded("needle")).toEqual(needleSpecs(rows, summary).map(canonical));
     });
+
+    if (name === "razor-ablations") {
+      // hand-laid table (one row per variant, a column per task and budget): every "mean [low, high]" in it must be
+      // the summary's cell, rounded; a cell marked "@b" was taken at budget b instead of the column's
+      it("the README's ablation table is this summary's", () => {
+        const readme = readFileSync(join(root, "README.md"), "utf8");
+        const summary = summarizeRows(readCsv(file("results.csv")), name);
+        const start = readme.indexOf("### Ablations");
+        const section = readme.slice(start, readme.indexOf("\n## ", start));
+        const lines = section.split("\n").filter((l) => /^\| `/.test(l));
+        const columns: [string, number][] = [["niah-single", 0.5], ["niah-single", 0.3], ["repeated-tokens", 0.3], ["lm-loss", 0.3]];
+        const labels = new Set(summary.cells.map((c) => c.policyLabel));
+        expect(lines.map((l) => /^\| `([^`]+)`/.exec(l)![1]).sort()).toEqual([...labels].sort());
+        let checked = 0;
+        for (const line of lines) {
+          const label = /^\| `([^`]+)`/.exec(line)![1];
+          const cellTexts = line.split("|").slice(2, -1).map((t) => t.trim());
+          cellTexts.forEach((text, i) => {
+            const m = /^\**(\d+\.\d+)(?: \[(\d+\.\d+), (\d+\.\d+)\])?\**(?: @(\d+(?:\.\d+)?))?$/.exec(text);
+            if (!m) return expect(["", "infeasible"], `${label}, column ${i}`).toContain(text);
+            const budget = label === "full" ? 1 : m[4] !== undefined ? Number(m[4]) : columns[i][1];
+            const cell = summary.cells.find((c) => c.policyLabel === label && c.task === columns[i][0] && c.budgetNominal === budget);
+            expect(cell, `${label} ${columns[i][0]} @${budget}`).toBeDefined();
+            const near = (shown: string, value: number) => expect(Math.abs(Number(shown) - value), `${label} ${columns[i][0]} @${budget}: ${text}`).toBeLessThanOrEqual(0.005 + 1e-9);
+            near(m[1], cell!.mean);
+            if (m[2] !== undefined) {
+              near(m[2], cell!.ciLow);
+              near(m[3], cell!.ciHigh);
+            }
+            checked++;
+          });
+        }
+        expect(checked).toBe(34);
+      });
+    }
 
     if (name === "razor-vs-baselines") {
       it("the README's results tables are this summary's", () => {

@@ -3,7 +3,7 @@
  * RazorAttention profiles, samples → per sample and mode: one shared prefill fanned out to every cell → rows in the
  * results store → results.csv and summary.json. Everything that can be checked without the model is checked first.
  */
-import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createPolicy, describeBudget, RazorkvError, type CompressionPolicy } from "@razorkv/core";
 import { loadLanguageModel, type LanguageModel } from "@razorkv/model-zoo";
@@ -14,6 +14,7 @@ import { createProgress, formatDuration, sampleWork } from "./progress.js";
 import { ResultsStore, rowKey } from "./results-store.js";
 import { runSample, type Cell } from "./scheduler.js";
 import { TASKS, type Sample } from "./tasks/index.js";
+import { writeUsedProfile } from "./used-profiles.js";
 
 export interface RunOptions {
   /** Share one prefill across all cells of a sample (default) or prefill per cell (the naive protocol). */
@@ -114,8 +115,7 @@ async function modelCells(manifest: Manifest, modelRef: string, lm: LanguageMode
       // the calibration input starts with BOS (DESIGN §4), as `razorkv calibrate` builds it
       const { path, fromCache } = loadOrCalibrate({ modelRef, model: lm.model, params: { bosId: lm.tokenizer.bosId ?? null } });
       log(fromCache ? `razor: head profile from ${path}` : `razor: calibrated ${modelRef} in ${formatDuration(Date.now() - t)} → ${path}`);
-      mkdirSync(join(manifest.output, "profiles"), { recursive: true });
-      copyFileSync(path, join(manifest.output, "profiles", `${modelRef.replace(/[^A-Za-z0-9._-]+/g, "_")}.json`));
+      writeUsedProfile(manifest.output, modelRef, spec, path);
     }
     for (const budget of spec.budgets) {
       cells.push({ policy, label: spec.label, params: canonicalJson(spec.params), budget, id: cellId(spec.label, budget) });

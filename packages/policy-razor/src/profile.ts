@@ -70,6 +70,16 @@ export function selectRetrievalHeads(
   return [...chosen].sort((a, b) => a - b).map((i) => ({ layer: Math.floor(i / K), kvHead: i % K }));
 }
 
+/**
+ * The profile as a policy with other fractions uses it: the same scores, that policy's own selection, and the
+ * fractions it used in `params` (so a reader of the file sees how the heads were chosen). Ablations of the protected
+ * share re-select this way instead of recalibrating.
+ */
+export function withSelection(profile: HeadProfile, fractions: SelectionFractions): HeadProfile {
+  const { inductionFraction, echoFraction } = fractions;
+  return { ...profile, retrieval: selectRetrievalHeads(profile, fractions), params: { ...profile.params, inductionFraction, echoFraction } };
+}
+
 /** Validates a parsed profile JSON; `source` (a file or "params.profile") names it in errors. */
 export function parseProfile(value: unknown, source: string): HeadProfile {
   const fail = (field: string, expected: string): never => {

@@ -3,7 +3,8 @@
  * budget (0.3 by default, else the nearest budget the experiment ran), and per head profile the KV heads
  * RazorAttention protected. Plain data, so it is tested without a browser and rendered as text.
  */
-import { lowerIsBetter, type HeadProfile, type Summary, type SummaryCell } from "./schema.js";
+import type { LoadedProfile } from "./load.js";
+import { lowerIsBetter, type Summary, type SummaryCell } from "./schema.js";
 import { headLabel } from "./specs.js";
 import { cellsByTask, referenceCells } from "./summarize.js";
 
@@ -35,6 +36,8 @@ export interface TaskFinding {
 export interface HeadFinding {
   readonly model: string;
   readonly file: string;
+  /** The razor policy labels that protected these heads. */
+  readonly usedBy: readonly string[];
   readonly totalKvHeads: number;
   /** "L17·kv2" labels, in (layer, KV head) order. */
   readonly protectedHeads: readonly string[];
@@ -120,7 +123,7 @@ export function budgetRetention(summary: Summary, fraction = 0.95): RetentionFin
   return findings;
 }
 
-export function keyFindings(summary: Summary, profiles: readonly { file: string; profile: HeadProfile }[], askedBudget = 0.3): KeyFindings {
+export function keyFindings(summary: Summary, profiles: readonly LoadedProfile[], askedBudget = 0.3): KeyFindings {
   const tasks = cellsByTask(summary).map((cells): TaskFinding => {
     const { model, mode, task, metric } = cells[0];
     const lower = lowerIsBetter(metric);
@@ -137,9 +140,10 @@ export function keyFindings(summary: Summary, profiles: readonly { file: string;
     }
     return { model, mode, task, metric, lowerIsBetter: lower, budget, ranking, separated, references };
   });
-  const heads = profiles.map(({ file, profile }): HeadFinding => ({
+  const heads = profiles.map(({ file, profile, usedBy }): HeadFinding => ({
     model: profile.model,
     file,
+    usedBy,
     totalKvHeads: profile.numLayers * profile.numKvHeads,
     protectedHeads: [...profile.retrieval]
       .sort((a, b) => a.layer - b.layer || a.kvHead - b.kvHead)

@@ -115,7 +115,7 @@ function findingsHtml(findings: KeyFindings, models: number, modes: number): str
 </tr>`;
   });
   const heads = findings.heads.map(
-    (h) => `<p><strong>${escapeHtml(h.model)}</strong> <span class="muted">(${escapeHtml(h.file)})</span>: RazorAttention protected
+    (h) => `<p><strong>${escapeHtml(h.model)}</strong>${h.usedBy.length ? `, ${h.usedBy.map((l) => `<span class="policy">${escapeHtml(l)}</span>`).join(", ")}` : ""} <span class="muted">(${escapeHtml(h.file)})</span>: RazorAttention protected
 ${h.protectedHeads.length} of ${h.totalKvHeads} KV heads (${((100 * h.protectedHeads.length) / h.totalKvHeads).toFixed(1)}%), which keep their
 whole cache:</p>
 <p class="heads">${h.protectedHeads.map((l) => `<span class="head">${escapeHtml(l)}</span>`).join(" ")}</p>`,

@@ -31,6 +31,7 @@ describe("loadResults", () => {
     expect(data.summary.cells).toHaveLength(fixture.summary.cells.length);
     expect(data.profiles.map((p) => p.file)).toEqual(["profiles/synthetic-fixture-model.json"]);
     expect(data.profiles[0].profile.retrieval).toEqual(fixture.profile.retrieval);
+    expect(data.profiles[0].usedBy).toEqual(["razor"]);
     expect(data.hasCsv).toBe(true);
     expect(data.hasManifest).toBe(true);
   });
@@ -42,6 +43,23 @@ describe("loadResults", () => {
     expect(data.summarySource).toBe("results.jsonl");
     expect(data.summary.cells).toEqual(fixture.summary.cells);
     expect(data.profiles).toEqual([]);
+  });
+
+  it("a variant's own selection (<model>@<label>.json) is used by that label; the model's file by the other razor labels", () => {
+    const dir = fresh();
+    const fixture = writeFixture(dir);
+    const variant = { ...fixture.profile, retrieval: fixture.profile.retrieval.slice(0, 3) };
+    writeFileSync(join(dir, "profiles", "synthetic-fixture-model@razor-p5.json"), JSON.stringify(variant));
+    let data = loadResults(dir);
+    expect(data.profiles.map((p) => [p.file, p.usedBy])).toEqual([
+      ["profiles/synthetic-fixture-model.json", ["razor"]],
+      ["profiles/synthetic-fixture-model@razor-p5.json", ["razor-p5"]],
+    ]);
+    expect(data.profiles[1].profile.retrieval).toHaveLength(3);
+    // once "razor" has a file of its own, no razor label of the results used the calibrated selection
+    writeFileSync(join(dir, "profiles", "synthetic-fixture-model@razor.json"), JSON.stringify(variant));
+    data = loadResults(dir);
+    expect(data.profiles.map((p) => p.usedBy)).toEqual([[], ["razor-p5"], ["razor"]]);
   });
 
   it("reads null interval bounds in summary.json as unbounded", () => {

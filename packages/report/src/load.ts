@@ -17,6 +17,11 @@ export interface LoadedProfile {
   /** The file under <results>/profiles/ it came from. */
   readonly file: string;
   readonly profile: HeadProfile;
+  /**
+   * The RazorAttention policy labels of the results that protected this selection: for `<model>@<label>.json`, that
+   * label; for `<model>.json` (the calibrated selection), every razor label of the model without a file of its own.
+   */
+  readonly usedBy: readonly string[];
 }
 
 export interface ResultsData {
@@ -191,10 +196,21 @@ export function loadResults(dir: string): ResultsData {
   const profileDir = join(dir, "profiles");
   const profiles: LoadedProfile[] = [];
   if (existsSync(profileDir) && statSync(profileDir).isDirectory()) {
-    for (const name of readdirSync(profileDir).filter((n) => n.endsWith(".json")).sort()) {
+    const names = readdirSync(profileDir).filter((n) => n.endsWith(".json")).sort();
+    const variantLabel = (name: string) => (name.includes("@") ? name.slice(name.indexOf("@") + 1, -".json".length) : null);
+    const ownFiles = new Set(names.map(variantLabel).filter((l) => l !== null));
+    for (const name of names) {
       const file = join(profileDir, name);
-      profiles.push({ file: `profiles/${name}`, profile: parseHeadProfile(readJson(file), file) });
+      const profile = parseHeadProfile(readJson(file), file);
+      const label = variantLabel(name);
+      const usedBy = label !== null
+        ? [label]
+        : [...new Set(rows.filter((r) => r.policy === "razor" && r.model === profile.model && !ownFiles.has(r.policyLabel)).map((r) => r.policyLabel))];
+      profiles.push({ file: `profiles/${name}`, profile, usedBy });
     }
+    // the calibrated selection first, then the variants from the fewest protected heads to the most
+    const rank = (p: LoadedProfile) => (p.file.includes("@") ? 1 + p.profile.retrieval.length : 0);
+    profiles.sort((a, b) => rank(a) - rank(b) || (a.file < b.file ? -1 : 1));
   }
   return { dir, rows, summary, summarySource: fromFile ? "summary.json" : "results.jsonl", profiles,
     hasCsv: existsSync(join(dir, "results.csv")), hasManifest: existsSync(join(dir, "manifest.yaml")) };

@@ -12,8 +12,7 @@ import { buildSpecs } from "./specs.js";
  */
 export async function renderReport(resultsDir: string): Promise<string> {
   const data = loadResults(resultsDir);
-  const profiles = data.profiles.map((p) => p.profile);
-  const specs = buildSpecs(data.rows, data.summary, profiles);
+  const specs = buildSpecs(data.rows, data.summary, data.profiles);
   const html = renderHtml({ data, specs, findings: keyFindings(data.summary, data.profiles), libraries: loadLibraries() });
   const path = join(resultsDir, "report.html");
   try {

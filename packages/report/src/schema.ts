@@ -8,7 +8,9 @@
  *                         reproduces it byte for byte
  *   <out>/summary.json    Summary: mean and 95% interval per cell
  *   <out>/manifest.yaml   the manifest as run
- *   <out>/profiles/*.json RazorAttention head profiles used (HeadProfile, policy-razor)
+ *   <out>/profiles/*.json RazorAttention head profiles used (HeadProfile, policy-razor): <model>.json is the calibrated
+ *                         selection; <model>@<policy label>.json the selection of a variant that re-selected from the
+ *                         same scores with other fractions (an ablation of the protected share)
  */
 
 export type Mode = "query-agnostic" | "query-aware";

@@ -12,6 +12,7 @@ import { fixtureProfile, fixtureRows } from "./testing/fixture.js";
 const rows = fixtureRows();
 const summary = summarizeRows(rows);
 const profile = fixtureProfile();
+const loaded = { file: "profiles/synthetic-fixture-model.json", profile, usedBy: ["razor"] };
 
 interface SceneNode {
   marktype?: string;
@@ -46,14 +47,14 @@ async function render(spec: VegaLiteSpec): Promise<{ warnings: string[]; marks: 
 }
 
 describe("spec builders on the synthetic fixture", () => {
-  const specs = buildSpecs(rows, summary, [profile]);
+  const specs = buildSpecs(rows, summary, [loaded]);
 
   it("build every chart: one score chart per task, a heatmap per needle task, the profile, memory, two throughput", () => {
-    expect(scoreSpecs(rows, summary, [])).toHaveLength(4);
-    expect(needleSpecs(rows, summary, [])).toHaveLength(2);
-    expect(headProfileSpecs(rows, summary, [profile])).toHaveLength(1);
-    expect(memorySpecs(rows, summary, [])).toHaveLength(1);
-    expect(throughputSpecs(rows, summary, [])).toHaveLength(2);
+    expect(scoreSpecs(rows, summary)).toHaveLength(4);
+    expect(needleSpecs(rows, summary)).toHaveLength(2);
+    expect(headProfileSpecs([loaded])).toHaveLength(1);
+    expect(memorySpecs(rows, summary)).toHaveLength(1);
+    expect(throughputSpecs(rows, summary)).toHaveLength(2);
     expect(specs).toHaveLength(10);
     expect(specs.map((s) => chartMeta(s).section)).toEqual([
       "scores", "scores", "scores", "scores", "needle", "needle", "heads", "memory", "throughput", "throughput",
@@ -79,14 +80,14 @@ describe("spec builders on the synthetic fixture", () => {
   });
 
   it("labels NLL as lower-is-better and fixes bounded metrics to [0, 1]", () => {
-    const [niah, , , lmLoss] = scoreSpecs(rows, summary, []);
+    const [niah, , , lmLoss] = scoreSpecs(rows, summary);
     expect(JSON.stringify(lmLoss)).toContain("mean NLL, nats per token (lower is better)");
     expect(JSON.stringify(niah)).toContain('"domain":[0,1]');
     expect(JSON.stringify(niah)).toContain("KV budget (fraction of the full KV cache kept)");
   });
 
   it("draws a policy run only at the full budget as a reference line, and keeps the others' exact budgets", () => {
-    const [niah] = scoreSpecs(rows, summary, []);
+    const [niah] = scoreSpecs(rows, summary);
     const values = (niah as { data: { values: { policy: string; budget: number; reference: boolean }[] } }).data.values;
     expect(values.filter((v) => v.reference).map((v) => v.policy)).toEqual(["full"]);
     expect(values.filter((v) => v.policy === "razor").map((v) => v.budget)).toEqual([1, 0.5, 0.3, 0.2]);
@@ -94,14 +95,14 @@ describe("spec builders on the synthetic fixture", () => {
 
   it("an unbounded interval (one sample) becomes null, not a bar to infinity", () => {
     const one: Summary = { experiment: "x", cells: [{ ...summary.cells[0], n: 1, ciLow: -Infinity, ciHigh: Infinity }] };
-    const [spec] = scoreSpecs([], one, []);
+    const [spec] = scoreSpecs([], one);
     const [value] = (spec as { data: { values: { ciLow: number | null; ciHigh: number | null }[] } }).data.values;
     expect(value.ciLow).toBeNull();
     expect(value.ciHigh).toBeNull();
   });
 
   it("needle heatmaps average the samples of each (policy, budget, length, depth) cell", () => {
-    const [niah] = needleSpecs(rows, summary, []);
+    const [niah] = needleSpecs(rows, summary);
     const values = (niah as { data: { values: { policy: string; budget: number; length: number; depth: number; mean: number; n: number }[] } }).data.values;
     expect(values).toHaveLength((1 + 4 + 5 * 3) * 3 * 5); // cells × lengths × depths
     const cell = values.find((v) => v.policy === "h2o" && v.budget === 0.3 && v.length === 2048 && v.depth === 0.5)!;
@@ -111,7 +112,7 @@ describe("spec builders on the synthetic fixture", () => {
   });
 
   it("the head profile marks every query head of each protected KV head", () => {
-    const [spec] = headProfileSpecs([], summary, [profile]);
+    const [spec] = headProfileSpecs([loaded]);
     const values = (spec as { data: { values: { layer: number; kvHead: number; protected: boolean }[] } }).data.values;
     expect(values).toHaveLength(30 * 9);
     const marked = values.filter((v) => v.protected);
@@ -120,11 +121,11 @@ describe("spec builders on the synthetic fixture", () => {
   });
 
   it("realized memory is bytes kept / full bytes; throughput is tokens per second", () => {
-    const [memory] = memorySpecs(rows, summary, []);
+    const [memory] = memorySpecs(rows, summary);
     const mem = (memory as { layer: { data?: { values: { policy: string; budget: number; fraction: number }[] } }[] }).layer[1].data!.values;
     const full = mem.find((v) => v.policy === "full")!;
     expect(full.fraction).toBeCloseTo(1, 9);
-    const [prefill, decode] = throughputSpecs(rows, summary, []);
+    const [prefill, decode] = throughputSpecs(rows, summary);
     const p = (prefill as { data: { values: { policy: string; rate: number }[] } }).data.values;
     const fullRows = rows.filter((r) => r.policyLabel === "full");
     expect(p.find((v) => v.policy === "full")!.rate).toBeCloseTo(
@@ -143,7 +144,7 @@ describe("spec builders on the synthetic fixture", () => {
 
 describe("key findings", () => {
   it("names the best policy per task at budget 0.3, with its interval, and the protected heads", () => {
-    const findings = keyFindings(summary, [{ file: "profiles/p.json", profile }]);
+    const findings = keyFindings(summary, [loaded]);
     const niah = findings.tasks.find((t) => t.task === "niah-single")!;
     expect(niah.budget).toBe(0.3);
     expect(niah.ranking[0].policyLabel).toBe("razor");
@@ -154,6 +155,7 @@ describe("key findings", () => {
     for (let i = 1; i < lm.ranking.length; i++) expect(lm.ranking[i].mean).toBeGreaterThanOrEqual(lm.ranking[i - 1].mean);
     expect(findings.heads[0].protectedHeads).toEqual(profile.retrieval.map((r) => headLabel(r.layer, r.kvHead)));
     expect(findings.heads[0].protectedHeads[0]).toMatch(/^L\d+·kv\d$/);
+    expect(findings.heads[0].usedBy).toEqual(["razor"]);
   });
 
   it("falls back to the nearest compressed budget, ties to the lower one", () => {

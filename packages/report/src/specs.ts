@@ -9,7 +9,8 @@
  * (tooltips give the exact budget).
  */
 import type { Config, TopLevelSpec } from "vega-lite";
-import { lowerIsBetter, type HeadProfile, type ResultRow, type Summary, type SummaryCell } from "./schema.js";
+import type { LoadedProfile } from "./load.js";
+import { lowerIsBetter, type ResultRow, type Summary, type SummaryCell } from "./schema.js";
 import { cellsByTask, groupBy, referenceCells } from "./summarize.js";
 
 export type VegaLiteSpec = TopLevelSpec;
@@ -136,7 +137,7 @@ const BUDGET_SCALE = { domain: [0, 1.04], nice: false, zero: true };
  * policy through the cell means, error bars the 95% interval over samples. A policy run at a single budget equal to
  * the largest (the full cache at 1.0) is drawn as a dashed horizontal reference line across the chart.
  */
-export function scoreSpecs(rows: readonly ResultRow[], summary: Summary, _profiles: readonly HeadProfile[] = []): VegaLiteSpec[] {
+export function scoreSpecs(rows: readonly ResultRow[], summary: Summary): VegaLiteSpec[] {
   const policies = policyOrder(rows, summary);
   const specs: VegaLiteSpec[] = [];
   for (const cells of cellsByTask(summary)) {
@@ -225,7 +226,7 @@ export function scoreSpecs(rows: readonly ResultRow[], summary: Summary, _profil
  * Needle heatmaps: for every task whose rows carry a needle depth, the mean score per (context length × depth) cell,
  * one panel per policy (rows) and budget (columns, largest first).
  */
-export function needleSpecs(rows: readonly ResultRow[], summary: Summary, _profiles: readonly HeadProfile[] = []): VegaLiteSpec[] {
+export function needleSpecs(rows: readonly ResultRow[], summary: Summary): VegaLiteSpec[] {
   const policies = policyOrder(rows, summary);
   const needleRows = rows.filter((r) => r.depth !== null);
   const groups = groupBy(needleRows, (r) => JSON.stringify([r.model, r.mode, r.task, r.metric]));
@@ -323,8 +324,8 @@ export function headLabel(layer: number, kvHead: number): string {
  * The RazorAttention head profile: echo and induction score per layer × query head, with the query heads of every
  * protected KV head outlined (RazorAttention protects KV heads; a KV head serves numHeads / numKvHeads query heads).
  */
-export function headProfileSpecs(_rows: readonly ResultRow[], _summary: Summary, profiles: readonly HeadProfile[]): VegaLiteSpec[] {
-  return profiles.map((profile) => {
+export function headProfileSpecs(profiles: readonly LoadedProfile[]): VegaLiteSpec[] {
+  return profiles.map(({ profile, usedBy }) => {
     const { numLayers: L, numHeads: H, numKvHeads: K } = profile;
     const g = H / K;
     const protectedSet = new Set(profile.retrieval.map((r) => `${r.layer}/${r.kvHead}`));
@@ -354,7 +355,7 @@ export function headProfileSpecs(_rows: readonly ResultRow[], _summary: Summary,
       `Calibration input: random tokens repeated several times. Echo: a head's attention from a token to its earlier copies; ` +
       `induction: attention to the token that followed each earlier copy. Outlined in red: the query heads of the ` +
       `${profile.retrieval.length} of ${L * K} KV heads RazorAttention protected${fractions}; they keep their whole cache, every other ` +
-      "KV head keeps 4 sink tokens, a recent window and one compensation token.";
+      "KV head keeps its attention sinks (4 by default), a recent window and, with compensation on, one compensation token.";
     const panel = (field: "echo" | "induction", title: string) => ({
       width: { step: Math.max(8, Math.min(18, Math.floor(220 / H))) },
       height: { step: Math.max(6, Math.min(14, Math.floor(480 / L))) },
@@ -392,8 +393,8 @@ export function headProfileSpecs(_rows: readonly ResultRow[], _summary: Summary,
     });
     return {
       title: {
-        text: `RazorAttention head profile — ${profile.model}`,
-        subtitle: `${profile.retrieval.length} of ${L * K} KV heads protected (${L} layers × ${K} KV heads, ${H} query heads per layer)`,
+        text: `RazorAttention head profile — ${profile.model}${usedBy.length ? `: ${usedBy.join(", ")}` : ""}`,
+        subtitle: `${profile.retrieval.length} of ${L * K} KV heads protected${fractions}; ${L} layers × ${K} KV heads, ${H} query heads per layer`,
       },
       description: caption,
       usermeta: { razorkv: { section: "heads", caption } },
@@ -406,7 +407,7 @@ export function headProfileSpecs(_rows: readonly ResultRow[], _summary: Summary,
 }
 
 /** Realized KV memory (bytes kept / bytes of the full cache) vs the nominal budget, against the line y = x. */
-export function memorySpecs(rows: readonly ResultRow[], summary: Summary, _profiles: readonly HeadProfile[] = []): VegaLiteSpec[] {
+export function memorySpecs(rows: readonly ResultRow[], summary: Summary): VegaLiteSpec[] {
   const policies = policyOrder(rows, summary);
   const usable = rows.filter((r) => r.kvBytesFull > 0);
   if (usable.length === 0) return [];
@@ -469,7 +470,7 @@ export function memorySpecs(rows: readonly ResultRow[], summary: Summary, _profi
  * decode time). Prefill runs once per sample with the full cache and is shared by every cell (DESIGN §2), so its bars
  * should agree across policies; decode speed is where a smaller cache should pay off.
  */
-export function throughputSpecs(rows: readonly ResultRow[], summary: Summary, _profiles: readonly HeadProfile[] = []): VegaLiteSpec[] {
+export function throughputSpecs(rows: readonly ResultRow[], summary: Summary): VegaLiteSpec[] {
   const policies = policyOrder(rows, summary);
   const specs: VegaLiteSpec[] = [];
   const prefillRows = rows.filter((r) => r.prefillMs > 0 && r.promptTokens > 0);
@@ -554,12 +555,12 @@ export function throughputSpecs(rows: readonly ResultRow[], summary: Summary, _p
 }
 
 /** Every chart of the report, in reading order. */
-export function buildSpecs(rows: readonly ResultRow[], summary: Summary, profiles: readonly HeadProfile[]): VegaLiteSpec[] {
+export function buildSpecs(rows: readonly ResultRow[], summary: Summary, profiles: readonly LoadedProfile[]): VegaLiteSpec[] {
   return [
-    ...scoreSpecs(rows, summary, profiles),
-    ...needleSpecs(rows, summary, profiles),
-    ...headProfileSpecs(rows, summary, profiles),
-    ...memorySpecs(rows, summary, profiles),
-    ...throughputSpecs(rows, summary, profiles),
+    ...scoreSpecs(rows, summary),
+    ...needleSpecs(rows, summary),
+    ...headProfileSpecs(profiles),
+    ...memorySpecs(rows, summary),
+    ...throughputSpecs(rows, summary),
   ];
 }
