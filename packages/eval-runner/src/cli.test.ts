@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { registerMissing, SHARED_DIR } from "@razorkv/core/testing";
 import { resolveModelRef } from "@razorkv/model-zoo";
 
 const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
@@ -26,11 +27,10 @@ function expectOneLineError(result: { code: number; stderr: string }, pattern: R
   expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
 }
 
-const realModel = await resolveModelRef("smollm2-135m-instruct", { offline: true }).catch(() => null);
-const skipReal = !realModel && !process.env.CI;
-if (skipReal) console.warn("real-model CLI tests skipped: run ../shared/bin/seed-hf-cache");
+const realModel = await resolveModelRef("smollm2-135m-instruct", { offline: true }).catch((error: Error) => error);
 
-describe.skipIf(skipReal)("razorkv CLI on the real model (required under CI)", () => {
+describe("razorkv CLI on the real model", () => {
+  if (realModel instanceof Error) return registerMissing("SmolLM2-135M-Instruct in the hub cache", realModel.message);
   it("generate answers the capital of France with Paris", async () => {
     const r = await run(["generate", "--model", "smollm2-135m-instruct", "--chat", "--prompt", "What is the capital of France?", "--max-new-tokens", "16"]);
     expect(r.stderr).toBe("");
@@ -40,13 +40,23 @@ describe.skipIf(skipReal)("razorkv CLI on the real model (required under CI)", (
 
   it("ppl of the first 512 essay tokens agrees with the transformers reference within 1%", async () => {
     const fixture = JSON.parse(readFileSync(new URL("../../model-zoo/test/fixtures/logprobs-reference.json", import.meta.url), "utf8"));
-    const essay = fileURLToPath(new URL("../../../../shared/data/paul-graham-essays/avg.txt", import.meta.url));
+    const essay = join(SHARED_DIR, "data", "paul-graham-essays", "avg.txt");
     const r = await run(["ppl", "--model", "smollm2-135m-instruct", "--file", essay, "--max-tokens", "512"]);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { tokens: number; nll: number; ppl: number };
     expect(out.tokens).toBe(512);
     expect(Math.abs(out.ppl - fixture.ppl.ppl) / fixture.ppl.ppl).toBeLessThan(0.01);
   }, 120_000);
+
+  it("a truncated GGUF names the file and the tensor past the end", async () => {
+    const head = Buffer.alloc(40_000_000);
+    const fd = openSync(realModel.path, "r");
+    readSync(fd, head, 0, head.length, 0);
+    closeSync(fd);
+    const broken = join(mkdtempSync(join(tmpdir(), "razorkv-cli-")), "broken.gguf");
+    writeFileSync(broken, head);
+    expectOneLineError(await run(["generate", "--model", broken, "--prompt", "hi"]), /broken\.gguf: truncated: tensor \S+ needs bytes up to \d+ but the file has 40000000/);
+  }, 60_000);
 });
 
 describe("razorkv CLI errors", () => {
@@ -62,19 +72,6 @@ describe("razorkv CLI errors", () => {
     });
     expectOneLineError(r, /empty-cache.*seed-hf-cache/);
   });
-
-  it("a truncated GGUF names the file and the tensor past the end", async () => {
-    const real = await resolveModelRef("smollm2-135m-instruct", { offline: true }).catch(() => null);
-    if (!real && process.env.CI) throw new Error("the real model is required under CI (run ../shared/bin/seed-hf-cache)");
-    if (!real) return console.warn("skipped: real model not in the cache");
-    const head = Buffer.alloc(40_000_000);
-    const fd = openSync(real.path, "r");
-    readSync(fd, head, 0, head.length, 0);
-    closeSync(fd);
-    const broken = join(dir, "broken.gguf");
-    writeFileSync(broken, head);
-    expectOneLineError(await run(["generate", "--model", broken, "--prompt", "hi"]), /broken\.gguf: truncated: tensor \S+ needs bytes up to \d+ but the file has 40000000/);
-  }, 60_000);
 
   it("a bad flag value is refused before any model loads", async () => {
     const r = await run(["ppl", "--model", "smollm2-135m-instruct", "--file", "x.txt", "--max-tokens", "-3"]);

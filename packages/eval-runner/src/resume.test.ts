@@ -8,12 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { registerMissing } from "@razorkv/core/testing";
 import { resolveModelRef } from "@razorkv/model-zoo";
 
 const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
-const realModel = await resolveModelRef("smollm2-135m-instruct", { offline: true }).catch(() => null);
-const skip = !realModel && !process.env.CI;
-if (skip) console.warn("resume test skipped: the real model is not in the cache (run ../shared/bin/seed-hf-cache)");
+const realModel = await resolveModelRef("smollm2-135m-instruct", { offline: true }).catch((error: Error) => error);
 
 const dir = mkdtempSync(join(tmpdir(), "razorkv-resume-"));
 function manifest(name: string): string {
@@ -48,9 +47,9 @@ function lines(path: string): string[] {
   return existsSync(path) ? readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "") : [];
 }
 
-describe.skipIf(skip)("resuming an interrupted experiment (real model; required under CI)", () => {
+describe("resuming an interrupted experiment (real model)", () => {
+  if (realModel instanceof Error) return registerMissing("SmolLM2-135M-Instruct in the hub cache", realModel.message);
   it("SIGKILL halfway, rerun: results.csv equals an uninterrupted run's, no row lost or duplicated", async () => {
-    if (!realModel) throw new Error("the real model is required under CI: run ../shared/bin/seed-hf-cache");
     await runToEnd(manifest("whole"));
     const expected = readFileSync(join(dir, "whole", "results.csv"), "utf8");
     const totalRows = lines(join(dir, "whole", "results.jsonl")).length;

@@ -1,17 +1,15 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { RazorkvError } from "@razorkv/core";
+import { registerMissing, SHARED_DIR, sharedDataMissing } from "@razorkv/core/testing";
 import { longBenchMetric, readLongBench, readRuler, truncateMiddle } from "./jsonl-tasks.js";
 import { countTokens } from "./prompt.js";
 import { WordTokenizer } from "./testing/word-tokenizer.js";
 import type { Segment } from "./types.js";
 
-// ../shared beside the repository, as model-zoo's tests locate it (RAZORKV_SHARED overrides)
-const shared = process.env.RAZORKV_SHARED ?? resolve(fileURLToPath(import.meta.url), "../../../../../../shared");
-const MULTI_NEWS = join(shared, "data", "longbench", "multi_news.jsonl");
+const MULTI_NEWS = join(SHARED_DIR, "data", "longbench", "multi_news.jsonl");
 const text = (s: Segment): string => {
   if (!("text" in s)) throw new Error("expected a text segment");
   return s.text;
@@ -28,7 +26,9 @@ describe("truncateMiddle", () => {
   });
 });
 
-describe.skipIf(!existsSync(MULTI_NEWS))("LongBench reader on multi_news.jsonl", () => {
+describe("LongBench reader on multi_news.jsonl", () => {
+  const missing = sharedDataMissing(MULTI_NEWS);
+  if (missing) return registerMissing("LongBench's multi_news.jsonl", missing);
   const records = readFileSync(MULTI_NEWS, "utf8").split("\n").slice(0, 3).map((l) => JSON.parse(l));
 
   it("reads the first records: answers, ROUGE-L, LongBench's 512-token summaries, stable ids", () => {

@@ -1,17 +1,15 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { RazorkvError } from "@razorkv/core";
+import { registerMissing, SHARED_DIR, sharedDataMissing } from "@razorkv/core/testing";
 import { generateNiahMultiKey, generateNiahSingle, generatePasskey, NIAH_CITIES, type NiahParams } from "./needle-tasks.js";
 import { countTokens } from "./prompt.js";
 import { WordTokenizer } from "./testing/word-tokenizer.js";
 import type { Sample, TaskTokenizer } from "./types.js";
 
-// ../shared beside the repository, as model-zoo's tests locate it (RAZORKV_SHARED overrides)
-const shared = process.env.RAZORKV_SHARED ?? resolve(fileURLToPath(import.meta.url), "../../../../../../shared");
-const PG_ESSAYS = join(shared, "data", "paul-graham-essays");
+const PG_ESSAYS = join(SHARED_DIR, "data", "paul-graham-essays");
 const LENGTHS = [1024, 2048, 4096];
 const DEPTHS = [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1];
 
@@ -124,7 +122,9 @@ describe("needle in a haystack (shipped haystack)", () => {
   });
 });
 
-describe.skipIf(!existsSync(PG_ESSAYS))("needle in a haystack (Paul Graham essays, read in place)", () => {
+describe("needle in a haystack (Paul Graham essays, read in place)", () => {
+  const missing = sharedDataMissing(PG_ESSAYS);
+  if (missing) return registerMissing("the Paul Graham essays", missing);
   it("builds contexts from a haystack directory", () => {
     const tok = new WordTokenizer();
     const samples = generateNiahSingle({ lengths: [1024, 4096], depths: [0, 0.33, 0.5, 1], haystackDir: PG_ESSAYS }, tok, 5);

@@ -4,20 +4,17 @@
  * falling on a token boundary: tokenize(context) ++ tokenize(query) === tokenize(context + query).
  *
  * Locally the model may be absent: skip loudly (run ../shared/bin/seed-hf-cache). Under CI a missing model is a
- * failure, as in model-zoo's parity tests.
+ * failure (registerMissing).
  */
-import { existsSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { registerMissing, SHARED_DIR, sharedDataMissing } from "@razorkv/core/testing";
 import { openModel, tokenizerFromGguf } from "@razorkv/model-zoo";
 import { readLongBench } from "./jsonl-tasks.js";
 import { generateNiahMultiKey, generateNiahSingle, generatePasskey } from "./needle-tasks.js";
 import type { Sample, TaskTokenizer } from "./types.js";
 
-// ../shared beside the repository, as model-zoo's tests locate it (RAZORKV_SHARED overrides)
-const shared = process.env.RAZORKV_SHARED ?? resolve(fileURLToPath(import.meta.url), "../../../../../../shared");
-const MULTI_NEWS = join(shared, "data", "longbench", "multi_news.jsonl");
+const MULTI_NEWS = join(SHARED_DIR, "data", "longbench", "multi_news.jsonl");
 
 let tokenizer: TaskTokenizer | null = null;
 let missing: string | null = null;
@@ -28,8 +25,6 @@ try {
 } catch (error) {
   missing = (error as Error).message;
 }
-const skipLocally = missing !== null && !process.env.CI;
-if (skipLocally) console.warn(`real-tokenizer task tests skipped: ${missing}; run ../shared/bin/seed-hf-cache`);
 
 const encode = (text: string) => tokenizer!.encode(text, { addSpecialTokens: false });
 
@@ -52,9 +47,9 @@ function depthError(s: Sample, needlePrefix: string): number {
   return Math.abs(position - (hayStart + s.depth! * hayTokens)) / s.contextLength;
 }
 
-describe.skipIf(skipLocally)("tasks with SmolLM2's real tokenizer", () => {
-  it("loads the tokenizer from the GGUF (required under CI)", () => {
-    if (missing) throw new Error(`the real model is required under CI: ${missing}`);
+describe("tasks with SmolLM2's real tokenizer", () => {
+  if (missing) return registerMissing("SmolLM2-135M-Instruct in the hub cache", missing);
+  it("loads the tokenizer from the GGUF", () => {
     expect(tokenizer!.vocabSize).toBe(49152);
   });
 
@@ -71,7 +66,9 @@ describe.skipIf(skipLocally)("tasks with SmolLM2's real tokenizer", () => {
     for (const s of generateNiahMultiKey({ lengths: [2048], depths: [0.5] }, tokenizer!, 1)) checkSample(s, 3);
   }, 60_000);
 
-  it.skipIf(!existsSync(MULTI_NEWS))("LongBench multi_news: contexts within the budget, split on a token boundary", () => {
+  it("LongBench multi_news: contexts within the budget, split on a token boundary", () => {
+    const missingData = sharedDataMissing(MULTI_NEWS);
+    if (missingData) throw new Error(missingData);
     const samples = readLongBench({ file: MULTI_NEWS, maxContextTokens: 2048, limit: 3 }, tokenizer!);
     for (const s of samples) {
       checkSample(s, 0);
