@@ -7,7 +7,7 @@ import { registerMissing, SHARED_DIR, sharedDataMissing } from "@razorkv/core/te
 import { longBenchMetric, readLongBench, readRuler, truncateMiddle } from "./jsonl-tasks.js";
 import { countTokens } from "./prompt.js";
 import { WordTokenizer } from "./testing/word-tokenizer.js";
-import type { Segment } from "./types.js";
+import type { GenerationTarget, Segment } from "./types.js";
 
 const MULTI_NEWS = join(SHARED_DIR, "data", "longbench", "multi_news.jsonl");
 const text = (s: Segment): string => {
@@ -125,7 +125,7 @@ describe("RULER reader", () => {
     // a record's own query field decides the split; whitespace before it moves to the query
     expect(text(b.context).endsWith("red-door is: 1112223.")).toBe(true);
     expect(text(b.query)).toBe("\n\nQuestion: which number belongs to red-door?<|im_end|>\n<|im_start|>assistant\n");
-    expect((b.target as { answers: string[] }).answers).toEqual(["1112223", "1112223."]);
+    expect((b.target as GenerationTarget).answers).toEqual(["1112223", "1112223."]);
   });
 
   it("plain prompts follow RULER: input, then answer_prefix", () => {

@@ -7,7 +7,7 @@ import { registerMissing, SHARED_DIR, sharedDataMissing } from "@razorkv/core/te
 import { generateNiahMultiKey, generateNiahSingle, generatePasskey, NIAH_CITIES, type NiahParams } from "./needle-tasks.js";
 import { countTokens } from "./prompt.js";
 import { WordTokenizer } from "./testing/word-tokenizer.js";
-import type { Sample, TaskTokenizer } from "./types.js";
+import type { GenerationTarget, Sample, TaskTokenizer } from "./types.js";
 
 const PG_ESSAYS = join(SHARED_DIR, "data", "paul-graham-essays");
 const LENGTHS = [1024, 2048, 4096];
@@ -114,7 +114,7 @@ describe("needle in a haystack (shipped haystack)", () => {
       expect(new Set(needles.map((m) => m[1])).size).toBe(4);
       expect(new Set(needles.map((m) => m[2])).size).toBe(4);
       const asked = /for ([A-Za-z ]+) mentioned/.exec(text(s.query))![1];
-      expect(needles.find((m) => m[1] === asked)![2]).toBe((s.target as { answers: string[] }).answers[0]);
+      expect(needles.find((m) => m[1] === asked)![2]).toBe((s.target as GenerationTarget).answers[0]);
     }
     expect(generateNiahMultiKey({ lengths: [1024], depths: [0.5] }, new WordTokenizer(), 11)).toEqual(
       samples.filter((s) => s.contextLength === 1024 && s.depth === 0.5),

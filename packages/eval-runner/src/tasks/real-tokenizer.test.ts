@@ -12,7 +12,7 @@ import { registerMissing, SHARED_DIR, sharedDataMissing } from "@razorkv/core/te
 import { openModel, tokenizerFromGguf } from "@razorkv/model-zoo";
 import { readLongBench } from "./jsonl-tasks.js";
 import { generateNiahMultiKey, generateNiahSingle, generatePasskey } from "./needle-tasks.js";
-import type { Sample, TaskTokenizer } from "./types.js";
+import type { GenerationTarget, Sample, TaskTokenizer } from "./types.js";
 
 const MULTI_NEWS = join(SHARED_DIR, "data", "longbench", "multi_news.jsonl");
 
@@ -38,7 +38,7 @@ function checkSample(s: Sample, tolerance: number): void {
 /** Needle token position vs depth·haystack, as a fraction of the context length. */
 function depthError(s: Sample, needlePrefix: string): number {
   const context = (s.context as { text: string }).text;
-  const answer = (s.target as { answers: string[] }).answers[0];
+  const answer = (s.target as GenerationTarget).answers[0];
   const needle = new RegExp(`${needlePrefix}[^.]*${answer}\\.(?: Remember it\\.)?`).exec(context)![0];
   expect(context.split(answer)).toHaveLength(2);
   const hayStart = encode(context.slice(0, context.indexOf("\n\n", context.indexOf("user\n")) + 2)).length;
