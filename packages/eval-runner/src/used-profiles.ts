@@ -8,10 +8,8 @@
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseParams } from "@razorkv/core";
-import { params as razorParams, readProfile, withSelection, writeProfile, type RetrievalHead } from "@razorkv/policy-razor";
+import { params as razorParams, profileFileStem, readProfile, withSelection, writeProfile, type RetrievalHead } from "@razorkv/policy-razor";
 import type { PolicySpec } from "./manifest.js";
-
-const fileSafe = (name: string) => name.replace(/[^A-Za-z0-9._-]+/g, "_");
 
 const sameHeads = (a: readonly RetrievalHead[], b: readonly RetrievalHead[]) =>
   a.length === b.length && a.every((h, i) => h.layer === b[i].layer && h.kvHead === b[i].kvHead);
@@ -23,11 +21,11 @@ export function writeUsedProfile(outDir: string, modelRef: string, spec: Pick<Po
   const dir = join(outDir, "profiles");
   mkdirSync(dir, { recursive: true });
   if (sameHeads(used.retrieval, calibrated.retrieval)) {
-    const path = join(dir, `${fileSafe(modelRef)}.json`);
+    const path = join(dir, `${profileFileStem(modelRef)}.json`);
     copyFileSync(cachedPath, path);
     return path;
   }
-  const path = join(dir, `${fileSafe(modelRef)}@${fileSafe(spec.label)}.json`);
+  const path = join(dir, `${profileFileStem(modelRef)}@${profileFileStem(spec.label)}.json`);
   writeProfile(path, used);
   return path;
 }

@@ -146,11 +146,19 @@ export function profileCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
- * The cache file of `modelRef`'s profile: `<sanitized ref>.json` for the default calibration input, with
+ * A name as a profile file's stem: characters other than letters, digits, '.', '_' and '-' become '_', and no leading
+ * '.' or '_' (a model path such as ./model.gguf must not make a hidden file).
+ */
+export function profileFileStem(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^[._]+/, "") || "model";
+}
+
+/**
+ * The cache file of `modelRef`'s profile: `<profileFileStem(ref)>.json` for the default calibration input, with
  * `-<hash of the overrides>` when the calibration input was changed (block length, repeats, seed, token range).
  */
 export function profileCachePath(modelRef: string, inputOverrides: Record<string, unknown> = {}, dir = profileCacheDir()): string {
-  const safe = modelRef.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^[._]+/, "") || "model";
+  const safe = profileFileStem(modelRef);
   const given = Object.keys(inputOverrides).filter((k) => inputOverrides[k] !== undefined).sort();
   if (given.length === 0) return join(dir, `${safe}.json`);
   const canonical = JSON.stringify(given.map((k) => [k, inputOverrides[k]]));

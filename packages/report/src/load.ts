@@ -209,7 +209,7 @@ export function loadResults(dir: string): ResultsData {
       profiles.push({ file: `profiles/${name}`, profile, usedBy });
     }
     // the calibrated selection first, then the variants from the fewest protected heads to the most
-    const rank = (p: LoadedProfile) => (p.file.includes("@") ? 1 + p.profile.retrieval.length : 0);
+    const rank = (p: LoadedProfile) => (variantLabel(p.file) === null ? 0 : 1 + p.profile.retrieval.length);
     profiles.sort((a, b) => rank(a) - rank(b) || (a.file < b.file ? -1 : 1));
   }
   return { dir, rows, summary, summarySource: fromFile ? "summary.json" : "results.jsonl", profiles,
