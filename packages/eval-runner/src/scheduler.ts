@@ -9,7 +9,7 @@ import {
   assertRealizedBudget, mergeStatsRequests, nominalKvBudget, RazorkvError,
   type Budget, type CompressionPolicy, type DecodeSession, type KvCache,
 } from "@razorkv/core";
-import { argmax, logSoftmax, type LlamaModel, type Tokenizer } from "@razorkv/model-zoo";
+import { argmax, logProbability, type LlamaModel, type Tokenizer } from "@razorkv/model-zoo";
 import type { Mode, ResultRow } from "@razorkv/report";
 import { scoreContinuation, scoreGeneration } from "./metrics/index.js";
 import type { Sample, Segment } from "./tasks/index.js";
@@ -108,7 +108,7 @@ export function runSample(ctx: SampleContext, sample: Sample, cells: readonly Ce
         else run.feed.push(next);
       } else {
         const i = run.continuationLogProbs.length;
-        run.continuationLogProbs.push(logSoftmax(logits)[continuationIds[i]]);
+        run.continuationLogProbs.push(logProbability(logits, continuationIds[i]));
         run.continuationGreedy.push(argmax(logits));
         if (i + 1 >= continuationIds.length) run.done = true;
         else run.feed.push(continuationIds[i]);

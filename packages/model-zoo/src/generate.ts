@@ -1,7 +1,7 @@
 /** Greedy generation and sequence log-likelihood on top of the forward pass. */
 import type { KvCache } from "@razorkv/core";
 import type { LlamaModel } from "./model/llama.js";
-import { argmax, logSoftmax } from "./model/ops.js";
+import { argmax, logProbability } from "./model/ops.js";
 
 export interface GreedyOptions {
   readonly maxNewTokens: number;
@@ -35,6 +35,6 @@ export function tokenLogProbs(model: LlamaModel, ids: number[]): Float64Array {
   const { logits } = model.prefill(ids, { logits: "all" });
   const V = model.config.vocabSize;
   const out = new Float64Array(ids.length - 1);
-  for (let t = 0; t + 1 < ids.length; t++) out[t] = logSoftmax(logits.subarray(t * V, (t + 1) * V))[ids[t + 1]];
+  for (let t = 0; t + 1 < ids.length; t++) out[t] = logProbability(logits.subarray(t * V, (t + 1) * V), ids[t + 1]);
   return out;
 }

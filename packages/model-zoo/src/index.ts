@@ -2,7 +2,7 @@
 export type { LlamaConfig, ModelWeights, Tensor } from "./model/types.js";
 export { LlamaModel, type ForwardOptions, type ForwardResult } from "./model/llama.js";
 export { typescriptBackend, type ComputeBackend } from "./model/backend.js";
-export { matmulTransposedReference, logSoftmax, argmax } from "./model/ops.js";
+export { matmulTransposedReference, logSoftmax, logProbability, argmax } from "./model/ops.js";
 export { randomWeights, tinyConfig, weightsFromMap } from "./model/random-model.js";
 export { continueGreedy, generateGreedy, tokenLogProbs, type GreedyOptions } from "./generate.js";
 export { loadLanguageModel, defaultBackend, type LanguageModel, type LoadOptions } from "./language-model.js";

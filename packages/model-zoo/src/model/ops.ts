@@ -54,16 +54,30 @@ export function addInPlace(x: Float32Array, y: Float32Array): void {
   for (let i = 0; i < x.length; i++) x[i] += y[i];
 }
 
-/** log-softmax of one row, in float64 (the precision parity tests compare against). */
-export function logSoftmax(logits: Float32Array): Float64Array {
+/** log Σ exp(logits), in float64 (the precision parity tests compare against). */
+export function logSumExp(logits: Float32Array): number {
   let max = -Infinity;
   for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
   let sum = 0;
   for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-  const lse = max + Math.log(sum);
+  return max + Math.log(sum);
+}
+
+/** log-softmax of one row, in float64. */
+export function logSoftmax(logits: Float32Array): Float64Array {
+  const lse = logSumExp(logits);
   const out = new Float64Array(logits.length);
   for (let i = 0; i < logits.length; i++) out[i] = logits[i] - lse;
   return out;
+}
+
+/**
+ * log p(id) under softmax(logits): logSoftmax(logits)[id] without the vocabulary-sized array, which scoring a
+ * continuation would otherwise allocate for every token of every cell.
+ */
+export function logProbability(logits: Float32Array, id: number): number {
+  if (!Number.isInteger(id) || id < 0 || id >= logits.length) throw new RangeError(`logProbability: token id ${id} outside [0, ${logits.length})`);
+  return logits[id] - logSumExp(logits);
 }
 
 export function argmax(values: ArrayLike<number>): number {
