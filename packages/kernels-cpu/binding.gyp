@@ -13,6 +13,7 @@
         "native/threadpool.cc",
         "native/gemm.cc",
         "native/attention.cc",
+        "native/elementwise.cc",
         "native/quant.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

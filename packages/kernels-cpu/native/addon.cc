@@ -10,6 +10,7 @@
 #include <string>
 
 #include "attention.h"
+#include "elementwise.h"
 #include "gemm.h"
 #include "quant.h"
 #include "simd.h"
@@ -275,6 +276,31 @@ Napi::Value GemvQuantized(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+/** rmsNorm(x, weight, out, rows, n, eps): out[rows × n] = RMSNorm of each row of x, scaled by weight[n]. */
+Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int rows = intArg(env, info[3], "rows", 0), n = intArg(env, info[4], "n", 1);
+  if (!info[5].IsNumber()) throw Napi::TypeError::New(env, "eps: expected a number");
+  const double eps = info[5].As<Napi::Number>().DoubleValue();
+  const size_t size = static_cast<size_t>(rows) * n;
+  const float* x = arrayData<float>(env, info[0], "x", size);
+  const float* weight = arrayData<float>(env, info[1], "weight", n);
+  float* out = arrayData<float>(env, info[2], "out", size);
+  razorkv::rmsNorm(x, weight, out, rows, n, eps);
+  return env.Undefined();
+}
+
+/** swiglu(gate, up): gate ← silu(gate) ⊙ up over gate's length. */
+Napi::Value Swiglu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "gate: expected a Float32Array");
+  const size_t n = info[0].As<Napi::TypedArray>().ElementLength();
+  float* gate = arrayData<float>(env, info[0], "gate", n);
+  const float* up = arrayData<float>(env, info[1], "up", n);
+  razorkv::swiglu(gate, up, n);
+  return env.Undefined();
+}
+
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
 Napi::Value guarded(const Napi::CallbackInfo& info) {
   try {
@@ -299,6 +325,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("matmulTransposed", Napi::Function::New(env, guarded<MatmulTransposed>, "matmulTransposed"));
   exports.Set("attendCache", Napi::Function::New(env, guarded<AttendCache>, "attendCache"));
   exports.Set("attendPrefill", Napi::Function::New(env, guarded<AttendPrefill>, "attendPrefill"));
+  exports.Set("rmsNorm", Napi::Function::New(env, guarded<RmsNorm>, "rmsNorm"));
+  exports.Set("swiglu", Napi::Function::New(env, guarded<Swiglu>, "swiglu"));
   exports.Set("gemvQuantized", Napi::Function::New(env, guarded<GemvQuantized>, "gemvQuantized"));
   return exports;
 }

@@ -8,11 +8,14 @@
  *                     H2O/SnapKV/RazorAttention statistics): a drop-in for the reference in the forward pass
  *   attendHeads       the same over KV heads given as arrays (a core HeadCache is one), without copying
  *   attendPrefill     causal attention straight from the projection output [T × Hkv × d], optionally chunked
+ *   rmsNorm, swiglu   the forward pass's per-element operations, computed in double as model-zoo's TypeScript
+ *                     reference computes them (same floats), off V8's number arithmetic
  *   gemvQuantized     GEMV reading ggml Q8_0 / Q4_1 blocks directly
  *
  * `loadKernels()` returns null when the addon is missing or fails to load (the reason is in
  * `kernelsUnavailableReason()`), so callers fall back to the plain-TypeScript reference and can say why.
- * An object from `loadKernels()` has the shape of model-zoo's ComputeBackend (name, matmulTransposed, attend).
+ * An object from `loadKernels()` has the shape of model-zoo's ComputeBackend (name, matmulTransposed, attend,
+ * rmsNorm, swiglu).
  */
 import { createRequire } from "node:module";
 import type { AttentionArgs, AttentionStatsRequest, LayerAttentionStats } from "@razorkv/core";
@@ -89,6 +92,10 @@ export interface CpuKernels {
   attendHeads(args: HeadsAttentionArgs): LayerAttentionStats;
   /** Causal attention over the projection-layout keys and values; statistics indexed by position. */
   attendPrefill(args: PrefillAttentionArgs): LayerAttentionStats;
+  /** out[r, i] = x[r, i] · weight[i] / √(mean_i x[r, i]² + eps) for each of the `rows` rows; out may be x. */
+  rmsNorm(x: Float32Array, weight: Float32Array, out: Float32Array, rows: number, eps: number): void;
+  /** gate ← silu(gate) ⊙ up, in place (SwiGLU). */
+  swiglu(gate: Float32Array, up: Float32Array): void;
   /** out[N] = W·x, W [N × K] stored as ggml blocks (`format`), K a multiple of 32. */
   gemvQuantized(format: QuantFormat, blocks: Uint8Array, x: Float32Array, out: Float32Array, N: number, K: number): void;
 }
@@ -131,6 +138,8 @@ interface NativeAddon {
     numHeads: number, numKvHeads: number, headDim: number, scale: number, stats?: NativeStats,
   ): void;
   gemvQuantized(format: QuantFormat, blocks: Uint8Array, x: Float32Array, out: Float32Array, N: number, K: number): void;
+  rmsNorm(x: Float32Array, weight: Float32Array, out: Float32Array, rows: number, n: number, eps: number): void;
+  swiglu(gate: Float32Array, up: Float32Array): void;
 }
 
 /** Where the build puts the addon, relative to this file (src/ in tests, dist/ when built). */
@@ -364,6 +373,28 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
     return statsResult(stats);
   }
 
+  function rmsNorm(x: Float32Array, weight: Float32Array, out: Float32Array, rows: number, eps: number): void {
+    const fn = "rmsNorm";
+    checkCount(fn, "rows", rows);
+    for (const [name, array] of [["x", x], ["weight", weight], ["out", out]] as const) checkArray(fn, name, array, "Float32Array");
+    const n = weight.length;
+    if (n === 0) throw new RangeError(`${fn}: weight is empty`);
+    if (!(Number.isFinite(eps) && eps >= 0)) throw new RangeError(`${fn}: eps must be a finite number ≥ 0, got ${eps}`);
+    checkLength(fn, "x", x, rows * n, `rows×weight.length = ${rows}×${n}`, false);
+    checkLength(fn, "out", out, rows * n, `rows×weight.length = ${rows}×${n}`, false);
+    if (out !== x && overlaps(out, x)) throw new RangeError(`${fn}: out must be x itself or not overlap it`);
+    native.rmsNorm(x, weight, out, rows, n, eps);
+  }
+
+  function swiglu(gate: Float32Array, up: Float32Array): void {
+    const fn = "swiglu";
+    checkArray(fn, "gate", gate, "Float32Array");
+    checkArray(fn, "up", up, "Float32Array");
+    checkLength(fn, "up", up, gate.length, "gate.length", true);
+    if (overlaps(gate, up)) throw new RangeError(`${fn}: gate must not overlap up`);
+    native.swiglu(gate, up);
+  }
+
   function gemvQuantized(format: QuantFormat, blocks: Uint8Array, x: Float32Array, out: Float32Array, N: number, K: number): void {
     const fn = "gemvQuantized";
     if (!(format in Q_BLOCK_BYTES)) throw new RangeError(`${fn}: format must be q8_0 or q4_1, got ${String(format)}`);
@@ -394,6 +425,8 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
     attend,
     attendHeads,
     attendPrefill,
+    rmsNorm,
+    swiglu,
     gemvQuantized,
   };
 }

@@ -8,7 +8,7 @@
  */
 import { KvCache, type AttentionStatsRequest, type LayerAttentionStats } from "@razorkv/core";
 import { typescriptBackend, type ComputeBackend } from "./backend.js";
-import { addBias, addInPlace, rmsNorm, swiglu } from "./ops.js";
+import { addBias, addInPlace } from "./ops.js";
 import { Rope } from "./rope.js";
 import type { LlamaConfig, ModelWeights } from "./types.js";
 
@@ -189,11 +189,12 @@ export class LlamaModel {
     const gate = new Float32Array(T * F);
     const up = new Float32Array(T * F);
     const stats: LayerAttentionStats[][] | null = options.stats ? segments.map(() => []) : null;
-    const mm = this.backend.matmulTransposed.bind(this.backend);
+    const backend = this.backend;
+    const mm = backend.matmulTransposed.bind(backend);
 
     for (let l = 0; l < c.numLayers; l++) {
       const w = this.layers[l];
-      rmsNorm(x, w.attnNorm, normed, T, c.rmsNormEps);
+      backend.rmsNorm(x, w.attnNorm, normed, T, c.rmsNormEps);
       mm(normed, w.wq, q, T, qDim, H);
       mm(normed, w.wk, k, T, kvDim, H);
       mm(normed, w.wv, v, T, kvDim, H);
@@ -212,7 +213,7 @@ export class LlamaModel {
           head.reserve(head.length + n);
           for (let i = 0; i < n; i++) head.append(s.positions[i], k, v, ((row + i) * c.numKvHeads + kv) * d);
         }
-        const layerStats = this.backend.attend({
+        const layerStats = backend.attend({
           cache: s.cache, layer: l, numHeads: c.numHeads,
           queries: q.subarray(row * qDim, (row + n) * qDim), queryPositions: s.positions,
           out: attn.subarray(row * qDim, (row + n) * qDim), stats: options.stats,
@@ -223,10 +224,10 @@ export class LlamaModel {
       mm(attn, w.wo, proj, T, H, qDim);
       addInPlace(x, proj);
 
-      rmsNorm(x, w.ffnNorm, normed, T, c.rmsNormEps);
+      backend.rmsNorm(x, w.ffnNorm, normed, T, c.rmsNormEps);
       mm(normed, w.wGate, gate, T, F, H);
       mm(normed, w.wUp, up, T, F, H);
-      swiglu(gate, up);
+      backend.swiglu(gate, up);
       mm(gate, w.wDown, proj, T, H, F);
       addInPlace(x, proj);
     }
@@ -245,7 +246,7 @@ export class LlamaModel {
     const finalIn = new Float32Array(rows.length * H);
     rows.forEach((r, i) => finalIn.set(x.subarray(r * H, (r + 1) * H), i * H));
     const finalNormed = new Float32Array(rows.length * H);
-    rmsNorm(finalIn, this.outputNorm, finalNormed, rows.length, c.rmsNormEps);
+    backend.rmsNorm(finalIn, this.outputNorm, finalNormed, rows.length, c.rmsNormEps);
     const logits = new Float32Array(rows.length * c.vocabSize);
     mm(finalNormed, this.output, logits, rows.length, c.vocabSize, H);
     return { logits, stats };
