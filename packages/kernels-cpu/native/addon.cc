@@ -125,7 +125,6 @@ Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(i
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   int n = intArg(info.Env(), info[0], "threads", 1);
   razorkv::setKernelThreads(n);
-  razorkv::setBlasThreads(n);
   return info.Env().Undefined();
 }
 
@@ -315,8 +314,8 @@ Napi::Value guarded(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  // RAZORKV_THREADS governs OpenBLAS too; without it OpenBLAS keeps its own default (OPENBLAS_NUM_THREADS or all cores)
-  if (std::getenv("RAZORKV_THREADS")) razorkv::setBlasThreads(razorkv::kernelThreads());
+  // every kernel, OpenBLAS's included, runs on the one pool of threadpool.h (RAZORKV_THREADS), none on OpenBLAS's own
+  razorkv::useSingleThreadedBlas();
   exports.Set("gemmBackend", Napi::Function::New(env, guarded<GemmBackendName>, "gemmBackend"));
   exports.Set("gemmBackends", Napi::Function::New(env, guarded<GemmBackends>, "gemmBackends"));
   exports.Set("simd", Napi::Function::New(env, guarded<Simd>, "simd"));

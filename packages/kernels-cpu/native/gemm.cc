@@ -6,7 +6,11 @@
 //             register-tiled SGEMM in the BLIS/GotoBLAS scheme: x is packed once into panels of 6 rows, each chunk
 //             of columns packs its KC×16 panels of wᵀ, and a 6×16 micro-kernel keeps 12 accumulators in registers
 //             while it walks K.
-//   openblas  cblas_sgemm (when the build found OpenBLAS), threaded by OpenBLAS itself. M ≤ kGemvMaxRows still
+//   openblas  cblas_sgemm (when the build found OpenBLAS), one single-threaded call per column chunk on our own
+//             threads. OpenBLAS's own threads, left on, spin in sched_yield for a while after every call: with our
+//             pool's workers beside them, three threads competed for two cores: a 6-sample run of the eval runner
+//             spent 20–25 of its 118–135 CPU seconds in the kernel (strace: 755 000 sched_yield calls in one
+//             sample), 2 s with one pool. It also keeps RAZORKV_THREADS the only knob. M ≤ kGemvMaxRows still
 //             takes the own GEMV: on the 2-core build machine it ran the decode FFN shapes (N = 1536, K = 576) in
 //             half the time of cblas_sgemv, M = 2–4 four to six times faster than cblas_sgemm, and the memory-bound
 //             lm_head (N = 49152) at the same speed.
@@ -309,7 +313,15 @@ void matmulOpenBlas(const float* x, const float* w, float* out, int M, int N, in
     return;
   }
 #endif
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, out, N);
+  // OpenBLAS runs single-threaded inside our pool (useSingleThreadedBlas): each chunk multiplies x by a slice of
+  // w's rows into the matching columns of out.
+  const int threads = threadsFor(static_cast<double>(M) * N * K);
+  Chunks chunks(N, 64, threads, 64, 1 << 20);
+  parallelFor(chunks.count, threads, [&](int c, int) {
+    const int n0 = c * chunks.size;
+    const int n = std::min(chunks.size, N - n0);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n, K, 1.0f, x, K, w + static_cast<size_t>(n0) * K, K, 0.0f, out + n0, N);
+  });
 }
 #endif
 
@@ -350,11 +362,9 @@ GemmBackend defaultGemmBackend() {
   return GemmBackend::Scalar;
 }
 
-void setBlasThreads(int n) {
+void useSingleThreadedBlas() {
 #ifdef RAZORKV_OPENBLAS
-  openblas_set_num_threads(n);
-#else
-  (void)n;
+  openblas_set_num_threads(1);
 #endif
 }
 

@@ -17,7 +17,7 @@ GemmBackend defaultGemmBackend();
 
 void matmulTransposed(const float* x, const float* w, float* out, int M, int N, int K, GemmBackend backend);
 
-/** Threads OpenBLAS uses (its own pool); no effect without OpenBLAS. The own kernels follow kernelThreads(). */
-void setBlasThreads(int n);
+/** Makes OpenBLAS compute on the calling thread only: matmulTransposed parallelizes it over kernelThreads(). */
+void useSingleThreadedBlas();
 
 }  // namespace razorkv

@@ -53,7 +53,8 @@ describe.skipIf(kernelsDisabled)("matmulTransposed", () => {
 
   it("gives the same bits on every call and, for the own kernels, for every thread count (DESIGN §3)", () => {
     // own kernels: each output element is computed by one chunk, in the same order, whichever thread runs it;
-    // OpenBLAS partitions differently for different thread counts, so it is reproducible only at a fixed count
+    // OpenBLAS rounds an element differently depending on the column slice it is computed in, and the slices are
+    // sized by the thread count, so it is reproducible only at a fixed count
     const rand = mulberry32(9);
     const threads = k.threads();
     try {

@@ -2,7 +2,8 @@
  * @razorkv/kernels-cpu: the CPU hot path as an N-API addon (native/, built by node-gyp into
  * build/Release/razorkv_cpu.node), behind typed wrappers that check every argument.
  *
- *   matmulTransposed  out[M×N] = x[M×K] · w[N×K]ᵀ: OpenBLAS cblas_sgemm when the build found it, the own register-tiled
+ *   matmulTransposed  out[M×N] = x[M×K] · w[N×K]ᵀ: OpenBLAS cblas_sgemm (single-threaded, on column chunks of the
+ *                     kernels' thread pool) when the build found it, the own register-tiled
  *                     AVX2/FMA kernel otherwise (or on request), a 2-thread GEMV for M ≤ 4 (decode)
  *   attend            core's attendReference semantics over one layer of a KvCache (ragged heads, compensation slot,
  *                     H2O/SnapKV/RazorAttention statistics): a drop-in for the reference in the forward pass
@@ -81,7 +82,7 @@ export interface CpuKernels {
   gemmBackends(): GemmBackend[];
   /** SIMD the addon was compiled with. */
   simd(): "avx2" | "none";
-  /** Threads the kernels (and OpenBLAS, once set) use: RAZORKV_THREADS, else the hardware threads. */
+  /** Threads the kernels (OpenBLAS's GEMM included) use: RAZORKV_THREADS, else the hardware threads. */
   threads(): number;
   setThreads(threads: number): void;
   /** out[M×N] = x[M×K] · w[N×K]ᵀ (w as PyTorch stores a linear layer). */
