@@ -2,7 +2,8 @@
 //   node bench/gemm.mjs            (after `pnpm --filter @razorkv/kernels-cpu build`)
 //   RAZORKV_THREADS=1 node bench/gemm.mjs   one thread
 // Prints one line per (shape, backend): median time of the timed runs and GFLOP/s (2·M·N·K flops per call).
-// For M ≤ 4 (decode) the openblas backend runs the own GEMV too, so only "own GEMV" and scalar are listed.
+// For M ≤ 48 (decode over a batch) the openblas backend runs the own small-M kernel too, so only "own small-M" and
+// scalar are listed.
 import { loadKernels, kernelsUnavailableReason } from "../dist/index.js";
 
 const kernels = loadKernels();
@@ -18,6 +19,7 @@ const shapes = [
   { label: "decode lm_head   M=1 N=49152 K=576", M: 1, N: 49152, K: 576 },
   { label: "decode FFN up    M=1 N=1536 K=576", M: 1, N: 1536, K: 576 },
   { label: "batch-4 lm_head  M=4 N=49152 K=576", M: 4, N: 49152, K: 576 },
+  { label: "batch-17 FFN up  M=17 N=1536 K=576", M: 17, N: 1536, K: 576 },
 ];
 
 function random(n, seed) {
@@ -38,7 +40,7 @@ for (const { label, M, N, K } of shapes) {
   const flops = 2 * M * N * K;
   for (const backend of kernels.gemmBackends()) {
     if (backend === "scalar" && flops > 2e8) continue; // minutes; the scalar path is a fallback, not a contender
-    if (backend === "openblas" && M <= 4) continue; // M ≤ 4 takes the own GEMV under every backend but scalar
+    if (backend === "openblas" && M <= 48) continue; // M ≤ 48 takes the own small-M kernel under every backend but scalar
     const run = () => kernels.matmulTransposed(x, w, out, M, N, K, { backend });
     for (let i = 0; i < 3; i++) run();
     const reps = Math.max(5, Math.min(200, Math.round(2e10 / flops)));
@@ -50,7 +52,7 @@ for (const { label, M, N, K } of shapes) {
     }
     times.sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)];
-    const name = M <= 4 && backend === "avx2" ? "own GEMV" : backend;
+    const name = M <= 48 && backend === "avx2" ? "own small-M" : backend;
     console.log(`${label}  ${name.padEnd(8)} ${(median * 1e3).toFixed(3).padStart(8)} ms  ${(flops / median / 1e9).toFixed(1).padStart(6)} GFLOP/s`);
   }
 }

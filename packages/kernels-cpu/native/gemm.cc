@@ -2,20 +2,21 @@
 //
 // Three backends:
 //   scalar    plain loops, one output at a time; the portable fallback.
-//   avx2      own kernels: for M ≤ kGemvMaxRows (decode) a GEMV that streams each weight row once; otherwise a
-//             register-tiled SGEMM in the BLIS/GotoBLAS scheme: x is packed once into panels of 6 rows, each chunk
-//             of columns packs its KC×16 panels of wᵀ, and a 6×16 micro-kernel keeps 12 accumulators in registers
-//             while it walks K.
+//   avx2      own kernels: for M ≤ kSmallMaxRows (a decode step over a batch) a small-M kernel that streams each
+//             weight row once for all rows of x; otherwise a register-tiled SGEMM in the BLIS/GotoBLAS scheme: x
+//             is packed once into panels of 6 rows, each chunk of columns packs its KC×16 panels of wᵀ, and a 6×16
+//             micro-kernel keeps 12 accumulators in registers while it walks K.
 //   openblas  cblas_sgemm (when the build found OpenBLAS), one single-threaded call per column chunk on our own
 //             threads. OpenBLAS's own threads, left on, spin in sched_yield for a while after every call: with our
 //             pool's workers beside them, three threads competed for two cores: a 6-sample run of the eval runner
 //             spent 20–25 of its 118–135 CPU seconds in the kernel (strace: 755 000 sched_yield calls in one
-//             sample), 2 s with one pool. It also keeps RAZORKV_THREADS the only knob. M ≤ kGemvMaxRows still
-//             takes the own GEMV: on the 2-core build machine it ran the decode FFN shapes (N = 1536, K = 576) in
-//             half the time of cblas_sgemv, M = 2–4 four to six times faster than cblas_sgemm, and the memory-bound
-//             lm_head (N = 49152) at the same speed.
+//             sample), 2 s with one pool. It also keeps RAZORKV_THREADS the only knob. M ≤ kSmallMaxRows still
+//             takes the own small-M kernel, which is faster there (numbers at kSmallMaxRows).
 // The own backends split N into column chunks that the kernel threads take as they come (threadpool.h); an output
 // element is computed by one chunk, in the same order, whichever thread runs it, so results are reproducible.
+// The small-M kernel computes every element the same way whatever M and whatever tile it falls in, so up to
+// kSmallMaxRows a row of out does not depend on the other rows: a sequence decoded in a batch gets the bits it
+// gets alone.
 #include "gemm.h"
 
 #include <algorithm>
@@ -34,8 +35,11 @@
 namespace razorkv {
 namespace {
 
-// GEMV up to this many rows of x: every weight row is read from memory once for all of them.
-constexpr int kGemvMaxRows = 4;
+// Up to this many rows of x (a decode step, one row per sequence of the batch) the small-M kernel runs: it reads
+// every weight row from memory once for all rows. Measured on the 2-core build machine over SmolLM2-135M's 30
+// layers: M = 17 in 56–62 ms against OpenBLAS's 87–89 ms, M = 48 at 87–89 GFLOP/s against 64–80, the same as
+// OpenBLAS at M = 64 and behind it from there (it has no K blocking and packs nothing).
+constexpr int kSmallMaxRows = 48;
 // Below this many multiply-adds a call runs on one thread: waking a worker costs more than it saves.
 constexpr double kParallelMinWork = 1 << 17;
 
@@ -81,70 +85,61 @@ void matmulScalar(const float* x, const float* w, float* out, int M, int N, int 
 
 #ifdef RAZORKV_AVX2
 // ---------------------------------------------------------------------------------------------------------------
-// avx2: GEMV for small M
+// avx2: small-M GEMM (a decode step over a batch of sequences)
 
-/** out[m, n] for every m < M and n in [n0, n1): four weight rows at a time, each read once for all M rows of x. */
-void gemvAvx2Range(const float* x, const float* w, float* out, int M, int N, int K, int n0, int n1) {
-  int n = n0;
-  for (; n + 4 <= n1; n += 4) {
-    const float* w0 = w + static_cast<size_t>(n) * K;
-    const float* w1 = w0 + K;
-    const float* w2 = w1 + K;
-    const float* w3 = w2 + K;
-    for (int m = 0; m < M; m++) {
-      const float* xm = x + static_cast<size_t>(m) * K;
-      // two accumulators per row: eight independent FMA chains cover the FMA latency
-      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-      __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-      int k = 0;
-      for (; k + 16 <= K; k += 16) {
-        __m256 xa = _mm256_loadu_ps(xm + k), xb = _mm256_loadu_ps(xm + k + 8);
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), xa, a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), xa, a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), xa, a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), xa, a3);
-        b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k + 8), xb, b0);
-        b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k + 8), xb, b1);
-        b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k + 8), xb, b2);
-        b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k + 8), xb, b3);
-      }
-      for (; k + 8 <= K; k += 8) {
-        __m256 xa = _mm256_loadu_ps(xm + k);
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), xa, a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), xa, a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), xa, a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), xa, a3);
-      }
-      float s[4];
-      _mm_storeu_ps(s, hsum4(_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1), _mm256_add_ps(a2, b2), _mm256_add_ps(a3, b3)));
-      for (; k < K; k++) {
-        s[0] += xm[k] * w0[k];
-        s[1] += xm[k] * w1[k];
-        s[2] += xm[k] * w2[k];
-        s[3] += xm[k] * w3[k];
-      }
-      std::memcpy(out + static_cast<size_t>(m) * N + n, s, sizeof s);
+constexpr int SR = 3;  // rows of x per tile
+constexpr int SW = 4;  // rows of w per tile
+
+/**
+ * out[m, n] for m in the SR rows `xr` and n in the SW rows `wr`: SR·SW accumulators over k in steps of 8, then a
+ * horizontal sum and the scalar tail. Every output element is computed the same way whatever tile it sits in.
+ */
+inline void smallTile(const float* const xr[SR], const float* const wr[SW], int K, float out[SR][SW]) {
+  __m256 acc[SR][SW];
+  for (int i = 0; i < SR; i++)
+    for (int j = 0; j < SW; j++) acc[i][j] = _mm256_setzero_ps();
+  int k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 wv[SW];
+#pragma GCC unroll 4
+    for (int j = 0; j < SW; j++) wv[j] = _mm256_loadu_ps(wr[j] + k);
+#pragma GCC unroll 3
+    for (int i = 0; i < SR; i++) {
+      __m256 xv = _mm256_loadu_ps(xr[i] + k);
+#pragma GCC unroll 4
+      for (int j = 0; j < SW; j++) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
     }
   }
-  for (; n < n1; n++) {
-    const float* wn = w + static_cast<size_t>(n) * K;
-    for (int m = 0; m < M; m++) {
-      const float* xm = x + static_cast<size_t>(m) * K;
-      __m256 a = _mm256_setzero_ps();
-      int k = 0;
-      for (; k + 8 <= K; k += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(wn + k), _mm256_loadu_ps(xm + k), a);
-      float s = hsum(a);
-      for (; k < K; k++) s += xm[k] * wn[k];
-      out[static_cast<size_t>(m) * N + n] = s;
+  for (int i = 0; i < SR; i++) {
+    alignas(16) float sums[SW];
+    _mm_store_ps(sums, hsum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+    for (int t = k; t < K; t++)
+      for (int j = 0; j < SW; j++) sums[j] += xr[i][t] * wr[j][t];
+    for (int j = 0; j < SW; j++) out[i][j] = sums[j];
+  }
+}
+
+/** Columns [n0, n1) of out, every row: each group of SW rows of w is read from memory once, for all M rows of x. */
+void smallMRange(const float* x, const float* w, float* out, int M, int N, int K, int n0, int n1) {
+  for (int n = n0; n < n1; n += SW) {
+    const float* wr[SW];
+    for (int j = 0; j < SW; j++) wr[j] = w + static_cast<size_t>(std::min(n + j, n1 - 1)) * K;  // a short group repeats its last row
+    for (int m = 0; m < M; m += SR) {
+      const float* xr[SR];
+      for (int i = 0; i < SR; i++) xr[i] = x + static_cast<size_t>(std::min(m + i, M - 1)) * K;
+      float tile[SR][SW];
+      smallTile(xr, wr, K, tile);
+      for (int i = 0; i < SR && m + i < M; i++)
+        for (int j = 0; j < SW && n + j < n1; j++) out[static_cast<size_t>(m + i) * N + n + j] = tile[i][j];
     }
   }
 }
 
-void gemvAvx2(const float* x, const float* w, float* out, int M, int N, int K) {
+void smallMAvx2(const float* x, const float* w, float* out, int M, int N, int K) {
   int threads = threadsFor(static_cast<double>(M) * N * K);
-  Chunks chunks(N, 4, threads, 64, 4096);
+  Chunks chunks(N, SW, threads, 64, 4096);
   parallelFor(chunks.count, threads, [&](int c, int) {
-    gemvAvx2Range(x, w, out, M, N, K, c * chunks.size, std::min(N, (c + 1) * chunks.size));
+    smallMRange(x, w, out, M, N, K, c * chunks.size, std::min(N, (c + 1) * chunks.size));
   });
 }
 
@@ -297,8 +292,8 @@ void sgemmAvx2(const float* x, const float* w, float* out, int M, int N, int K) 
 }
 
 void matmulAvx2(const float* x, const float* w, float* out, int M, int N, int K) {
-  if (M <= kGemvMaxRows) {
-    gemvAvx2(x, w, out, M, N, K);
+  if (M <= kSmallMaxRows) {
+    smallMAvx2(x, w, out, M, N, K);
   } else {
     sgemmAvx2(x, w, out, M, N, K);
   }
@@ -308,8 +303,8 @@ void matmulAvx2(const float* x, const float* w, float* out, int M, int N, int K)
 #ifdef RAZORKV_OPENBLAS
 void matmulOpenBlas(const float* x, const float* w, float* out, int M, int N, int K) {
 #ifdef RAZORKV_AVX2
-  if (M <= kGemvMaxRows) {
-    gemvAvx2(x, w, out, M, N, K);
+  if (M <= kSmallMaxRows) {
+    smallMAvx2(x, w, out, M, N, K);
     return;
   }
 #endif

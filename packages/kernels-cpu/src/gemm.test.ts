@@ -16,11 +16,12 @@ function matmulReference(x: Float32Array, w: Float32Array, M: number, N: number,
   return out;
 }
 
-// odd sizes exercise every edge: ragged 6×16 tiles, K blocks that do not divide K, the GEMV path (M ≤ 4),
-// N split unevenly between threads; 100×800×700 crosses the M, N and K block sizes of the packed kernel
+// odd sizes exercise every edge: ragged 6×16 tiles, K blocks that do not divide K, the small-M kernel (M ≤ 48) with
+// row and column groups cut short, N split unevenly between threads; 100×800×700 crosses the M, N and K block
+// sizes of the packed kernel; 48 and 49 sit either side of the small-M bound
 const SHAPES: [number, number, number][] = [
   [7, 33, 65], [1, 33, 65], [1, 1, 1], [3, 5, 7], [4, 1001, 96], [5, 17, 3], [6, 16, 8], [13, 50, 577], [37, 129, 64],
-  [100, 800, 700], [2, 3000, 600],
+  [100, 800, 700], [2, 3000, 600], [48, 70, 301], [49, 70, 301],
 ];
 
 describe.skipIf(kernelsDisabled)("matmulTransposed", () => {
@@ -78,6 +79,25 @@ describe.skipIf(kernelsDisabled)("matmulTransposed", () => {
       }
     } finally {
       k.setThreads(threads);
+    }
+  });
+
+  it("gives a row the same bits whatever the other rows, up to 48 rows (a sequence decoded in a batch or alone)", () => {
+    const rand = mulberry32(17);
+    for (const [N, K] of [[1536, 576], [67, 1543]]) {
+      const w = randomArray(rand, N * K);
+      const x = randomArray(rand, 48 * K);
+      for (const backend of k.gemmBackends().filter((b) => b !== "scalar")) {
+        const batch = new Float32Array(48 * N);
+        k.matmulTransposed(x, w, batch, 48, N, K, { backend });
+        for (const [M, m] of [[1, 0], [17, 16], [17, 5], [48, 47]]) {
+          // row m of an M-row call (rows 0 … M−1 of x) against the same row in the 48-row call
+          const out = new Float32Array(M * N);
+          k.matmulTransposed(x.subarray(0, M * K), w, out, M, N, K, { backend });
+          const label = `${backend} N=${N} K=${K}: row ${m} of ${M} vs of 48`;
+          expect(sameBits(out.subarray(m * N, (m + 1) * N), batch.subarray(m * N, (m + 1) * N)), label).toBe(true);
+        }
+      }
     }
   });
 

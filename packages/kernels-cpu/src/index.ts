@@ -4,7 +4,8 @@
  *
  *   matmulTransposed  out[M×N] = x[M×K] · w[N×K]ᵀ: OpenBLAS cblas_sgemm (single-threaded, on column chunks of the
  *                     kernels' thread pool) when the build found it, the own register-tiled
- *                     AVX2/FMA kernel otherwise (or on request), a 2-thread GEMV for M ≤ 4 (decode)
+ *                     AVX2/FMA kernel otherwise (or on request); for M ≤ 48 (a decode step over a batch) the own
+ *                     small-M kernel, which gives each row the same bits whatever the other rows
  *   attend            core's attendReference semantics over one layer of a KvCache (ragged heads, compensation slot,
  *                     H2O/SnapKV/RazorAttention statistics): a drop-in for the reference in the forward pass
  *   attendHeads       the same over KV heads given as arrays (a core HeadCache is one), without copying
