@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { RazorkvError } from "@razorkv/core";
 import { loadManifest, parseManifest } from "./manifest.js";
@@ -76,5 +77,23 @@ describe("manifest validation", () => {
   it("bad policy params are refused with the package and the field", async () => {
     const m = parseManifest(good.replace("window: 16", "window: -2"), "m.yaml", process.cwd());
     await expect(checkPolicies(m)).rejects.toThrow(/m\.yaml:8: policies\[1\]: .*window/);
+  });
+});
+
+describe("bench/default-slice.yaml", () => {
+  it("is a slice of the default manifest: the same seed, models, modes, cells and task parameters but the sample counts", () => {
+    const root = fileURLToPath(new URL("../../..", import.meta.url));
+    const slice = loadManifest(join(root, "bench", "default-slice.yaml"), root);
+    const full = loadManifest(join(root, "experiments", "default.yaml"), root);
+    const cells = (m: typeof full) => m.policies.map(({ where: _where, ...policy }) => policy);
+    expect({ seed: slice.seed, models: slice.models, modes: slice.modes, policies: cells(slice) }).toEqual({
+      seed: full.seed, models: full.models, modes: full.modes, policies: cells(full),
+    });
+    const withoutCounts = (m: typeof full) =>
+      m.tasks.map((t) => {
+        const { depths: _d, samplesPerCell: _c, samplesPerLength: _l, ...rest } = t.params;
+        return { type: t.type, label: t.label, modes: t.modes, params: rest };
+      });
+    expect(withoutCounts(slice)).toEqual(withoutCounts(full));
   });
 });
