@@ -89,6 +89,7 @@ void matmulScalar(const float* x, const float* w, float* out, int M, int N, int 
 
 constexpr int SR = 3;  // rows of x per tile
 constexpr int SW = 4;  // rows of w per tile
+static_assert(SW == 4, "smallTile sums its accumulators with hsum4");
 
 /**
  * out[m, n] for m in the SR rows `xr` and n in the SW rows `wr`: SR·SW accumulators over k in steps of 8, then a

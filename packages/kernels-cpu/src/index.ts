@@ -151,10 +151,14 @@ const Q_BLOCK_BYTES: Record<QuantFormat, number> = { q8_0: 34, q4_1: 20 };
 let addon: NativeAddon | null | undefined;
 let unavailableReason: string | null = null;
 
+/** True when RAZORKV_CPU_KERNELS (0, off, false or no) asks for the TypeScript path instead of the addon. */
+export function kernelsDisabledByEnv(): boolean {
+  return ["0", "off", "false", "no"].includes((process.env.RAZORKV_CPU_KERNELS ?? "").toLowerCase());
+}
+
 function loadAddon(): NativeAddon | null {
   if (addon !== undefined) return addon;
-  const setting = (process.env.RAZORKV_CPU_KERNELS ?? "").toLowerCase();
-  if (["0", "off", "false", "no"].includes(setting)) {
+  if (kernelsDisabledByEnv()) {
     unavailableReason = `disabled by RAZORKV_CPU_KERNELS=${process.env.RAZORKV_CPU_KERNELS}`;
     addon = null;
     return addon;

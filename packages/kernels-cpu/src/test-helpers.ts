@@ -1,8 +1,8 @@
 /** Shared by the tests: the kernels under test (or a loud failure), and the error measure they are held to. */
-import { loadKernels, kernelsUnavailableReason, type CpuKernels } from "./index.js";
+import { kernelsDisabledByEnv, loadKernels, kernelsUnavailableReason, type CpuKernels } from "./index.js";
 
 /** True when RAZORKV_CPU_KERNELS=off asks for the TypeScript fallback: the kernel tests are skipped, not failed. */
-export const kernelsDisabled = ["0", "off", "false", "no"].includes((process.env.RAZORKV_CPU_KERNELS ?? "").toLowerCase());
+export const kernelsDisabled = kernelsDisabledByEnv();
 
 /** The kernels; throws (failing the test) when the addon is missing, unless it was disabled on purpose. */
 export function kernels(): CpuKernels {

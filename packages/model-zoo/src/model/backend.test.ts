@@ -4,11 +4,9 @@
  * exp, in which libm and V8 may differ (once in about 10⁸ values; none in these).
  */
 import { mulberry32, randomArray } from "@razorkv/core";
-import { kernelsUnavailableReason, loadKernels } from "@razorkv/kernels-cpu";
+import { kernelsDisabledByEnv, kernelsUnavailableReason, loadKernels } from "@razorkv/kernels-cpu";
 import { describe, expect, it } from "vitest";
 import { typescriptBackend } from "./backend.js";
-
-const disabled = ["0", "off", "false", "no"].includes((process.env.RAZORKV_CPU_KERNELS ?? "").toLowerCase());
 
 function nativeBackend() {
   const native = loadKernels();
@@ -22,7 +20,7 @@ function differing(a: Float32Array, b: Float32Array): number {
   return n;
 }
 
-describe.skipIf(disabled)("native per-element operations give the reference's floats", () => {
+describe.skipIf(kernelsDisabledByEnv())("native per-element operations give the reference's floats", () => {
   // 1 and 17 rows: a decode step alone and over a sweep's cells (one thread); 1024: a prefill (split over threads)
   for (const rows of [1, 17, 1024]) {
     it(`rmsNorm, ${rows} × 576, into a new array and in place`, () => {
