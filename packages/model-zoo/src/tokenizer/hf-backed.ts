@@ -105,6 +105,10 @@ export class HfBackedTokenizer implements Tokenizer {
   /** The Jinja source of the chat template, or null when the model has none. */
   readonly chatTemplateSource: string | null;
   private readonly core: HfTokenizer;
+  /** `core` without the special added tokens: encodes with parseSpecialTokens false (built on first use). */
+  private textCore: HfTokenizer | null = null;
+  /** The adapted tokenizer.json without special added tokens; null when it has none (then `core` serves). */
+  private readonly textJson: TokenizerJson | null;
   private readonly endOfGeneration: ReadonlySet<number>;
   private readonly cleanUp: boolean;
   private readonly origin: string;
@@ -120,6 +124,11 @@ export class HfBackedTokenizer implements Tokenizer {
     } catch (err) {
       throw new Error(`${spec.origin}: @huggingface/tokenizers rejected the tokenizer: ${(err as Error).message}`);
     }
+
+    // Python tokenizers' `encode_special_tokens = True` skips special added tokens when it splits the text and
+    // still splits out the others; the library has no such switch, so a second instance is built without them.
+    const plainAdded = json.added_tokens.filter((t) => !t.special);
+    this.textJson = plainAdded.length === json.added_tokens.length ? null : { ...json, added_tokens: plainAdded };
 
     // The library's id → token table is built from the vocab object; give repeated strings their other ids.
     const shadowed = [...(spec.shadowedIds ?? [])];
@@ -154,7 +163,14 @@ export class HfBackedTokenizer implements Tokenizer {
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    return this.core.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+    const core = opts.parseSpecialTokens ?? true ? this.core : this.unparsedCore();
+    return core.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+  }
+
+  private unparsedCore(): HfTokenizer {
+    if (this.textJson === null) return this.core;
+    this.textCore ??= new HfTokenizer(this.textJson, { clean_up_tokenization_spaces: this.cleanUp });
+    return this.textCore;
   }
 
   decode(ids: number[], opts: DecodeOptions = {}): string {

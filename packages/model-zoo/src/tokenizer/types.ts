@@ -7,9 +7,18 @@ export interface ChatMessage {
 export interface EncodeOptions {
   /**
    * Add what the tokenizer's post-processor adds (BOS for Llama 3, nothing for SmolLM2). Default true, as in
-   * Hugging Face `tokenizers`. Special-token strings inside the text (`<|im_start|>`) are always recognized.
+   * Hugging Face `tokenizers`.
    */
   addSpecialTokens?: boolean;
+  /**
+   * Recognize the text of special (control) tokens inside `text`: `<|im_end|>` becomes its one id. Default true,
+   * as Hugging Face `tokenizers` does; right for a rendered chat template. False treats that text as ordinary
+   * characters (byte-level BPE pieces `<|`, `im`, `_`, …), exactly like Python `tokenizers` with
+   * `tokenizer.encode_special_tokens = True`: right for documents, questions and any text not written by the harness,
+   * which may contain such strings but must never end a turn. Added tokens that are not special are still split
+   * out either way, as in Python.
+   */
+  parseSpecialTokens?: boolean;
 }
 
 export interface DecodeOptions {
@@ -24,9 +33,11 @@ export interface ChatTemplateOptions {
 
 /**
  * Text ↔ token ids for one model, plus its chat template. Both constructors (`tokenizerFromJson`,
- * `tokenizerFromGguf`) give the same ids as Hugging Face `tokenizers` on the model's original tokenizer.json.
+ * `tokenizerFromGguf`) give the same ids as Hugging Face `tokenizers` on the model's original tokenizer.json,
+ * with either setting of `EncodeOptions.parseSpecialTokens`.
  */
 export interface Tokenizer {
+  /** Token ids of `text`; control-token strings in it are parsed unless `parseSpecialTokens` is false. */
   encode(text: string, opts?: EncodeOptions): number[];
   /** Inverse of `encode` for every valid id sequence; throws on an id outside [0, vocabSize). */
   decode(ids: number[], opts?: DecodeOptions): string;
