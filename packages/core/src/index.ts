@@ -13,11 +13,11 @@ export { aggregateGroup, gqaAggregationParam, groupSize, queryHeadsOf } from "./
 export type { GqaAggregation } from "./gqa.js";
 export { defaultParams, param, parseParams } from "./params.js";
 export type { BooleanParam, ChoiceParam, CustomParam, NumberParam, ParamSpec, ParamsOf, ParamsSchema } from "./params.js";
-export { definePolicy, layerStat, mergeStatsRequests, noStats, nominalKvBudget, requireWindow } from "./policy.js";
+export { checkFeasible, definePolicy, layerStat, mergeStatsRequests, noStats, nominalKvBudget, nominalKvBudgetOf, requireWindow } from "./policy.js";
 export type { CompressionPolicy, DecodeHook, DecodeSession, PolicyContext, PolicyDefinition, PrefillStats } from "./policy.js";
 export { createPolicy, findWorkspaceRoot, instantiatePolicy, loadPolicy, policyPackageCandidates, workspacePackageDirs } from "./registry.js";
 export type { LoadedPolicy, LoadPolicyOptions } from "./registry.js";
-export { decodeTarget, entriesToKeep, evictSlot, keepRecentAndTop, requireFullCache, selectPerHead, topKSlots } from "./selection.js";
+export { decodeTarget, entriesToKeep, entriesToKeepOf, evictSlot, keepRecentAndTop, requireFullCache, selectPerHead, topKSlots } from "./selection.js";
 export type { SelectOptions } from "./selection.js";
 export { randomDecodeStep, randomPrefill } from "./testing/prefill.js";
 export type { RandomPrefill, RandomPrefillOptions, RandomShape } from "./testing/prefill.js";

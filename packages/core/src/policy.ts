@@ -1,16 +1,17 @@
 /**
  * The CompressionPolicy contract (DESIGN §2). The runner prefills a sample once, collecting the union of the
  * statistics the sweep's policies declared; then for every (policy, budget) cell it calls `compress` on the same
- * full cache — so `compress` must never mutate it — and decodes with the result, calling the policy's decode
- * session after every forward if it has one.
+ * full cache — so `compress` must never mutate it — and decodes with the result. Under the "hold-budget" answer
+ * protocol it also starts the policy's decode session and calls it after every forward; under the default "append"
+ * protocol nothing is evicted after compression, for every policy alike.
  *
  *   const request = mergeStatsRequests(policies.map((p) => p.statsRequest));
  *   const { cache: full, stats } = model.prefill(prompt, { stats: request });
  *   const prefill = { request, layers: stats ?? [] };
  *   for (const [policy, budget] of cells) {
- *     const cache = policy.compress(full, prefill, budget);
+ *     const cache = policy.compress(full, prefill, budget);   // a RazorkvError: an infeasible row, not a crash
  *     assertRealizedBudget(cache, nominalKvBudget(policy, full, budget));
- *     const session = policy.decode?.start(cache, prefill, budget);
+ *     const session = holdBudget ? policy.decode?.start(cache, prefill, budget) : undefined;
  *     // each step: const r = model.forward(cache, [token], { stats: policy.decode?.statsRequest });
  *     //            session?.afterForward(r.stats);
  *   }
@@ -47,7 +48,18 @@ export interface CompressionPolicy {
    * its window). Absent: the requested budget. The runner records it as the row's nominal budget.
    */
   nominalBudget?(sequenceLength: number, budget: Budget): number;
-  /** Present when the policy keeps acting while decoding (H2O and StreamingLLM hold their budget). */
+  /**
+   * Throws the RazorkvError `compress` would throw when `budget` cannot be met on a prefill of `sequenceLength`
+   * tokens (a window longer than the budget, a budget below the protected share), without a cache or a model:
+   * `--dry-run` lists every such cell before anything runs. Absent: only the budget's own conversion can fail.
+   * The runner records an infeasible (cell × sample) as a result row with this reason, and the sweep goes on.
+   */
+  checkFeasible?(sequenceLength: number, budget: Budget): void;
+  /**
+   * Present when the policy can hold its budget while the question and the answer are fed (H2O and StreamingLLM
+   * evict as the sequence grows). Used only under the "hold-budget" answer protocol, for every policy alike; under
+   * the default "append" protocol every policy appends and nothing is evicted after compression.
+   */
   readonly decode?: DecodeHook;
 }
 
@@ -98,10 +110,33 @@ export function definePolicy<S extends ParamsSchema>(definition: PolicyDefinitio
   return definition;
 }
 
+/**
+ * Throws a RazorkvError, with the words `compress` would use, when `policy` cannot meet `budget` on a prefill of
+ * `sequenceLength` tokens: the policy's own check, else the budget's conversion (a token budget above the length).
+ */
+export function checkFeasible(policy: CompressionPolicy, sequenceLength: number, budget: Budget): void {
+  if (policy.checkFeasible) policy.checkFeasible(sequenceLength, budget);
+  else toKvBudget(budget, sequenceLength);
+}
+
 /** The nominal kvBudget of a cell: the policy's own answer when it has one, else the converted budget. */
 export function nominalKvBudget(policy: CompressionPolicy, fullCache: KvCache, budget: Budget): number {
-  const n = fullCache.nextPosition;
-  return policy.nominalBudget ? policy.nominalBudget(n, budget) : toKvBudget(budget, n);
+  return nominalKvBudgetOf(policy, fullCache.nextPosition, budget);
+}
+
+/**
+ * `nominalKvBudget` for a prefill of `sequenceLength` tokens. When the cell is infeasible (the policy or the
+ * conversion refuses), the budget as asked: kvBudget v, 1 − compressionRatio, tokens / length (then above 1).
+ * Infeasible rows record this, so that they sit in the same cell as the samples that ran.
+ */
+export function nominalKvBudgetOf(policy: CompressionPolicy, sequenceLength: number, budget: Budget): number {
+  try {
+    return policy.nominalBudget ? policy.nominalBudget(sequenceLength, budget) : toKvBudget(budget, sequenceLength);
+  } catch (error) {
+    if (!(error instanceof RazorkvError)) throw error;
+    const v = budget.value;
+    return budget.kind === "kvBudget" ? v : budget.kind === "compressionRatio" ? 1 - v : v / Math.max(1, sequenceLength);
+  }
 }
 
 /**

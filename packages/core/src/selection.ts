@@ -34,7 +34,15 @@ export function requireFullCache(cache: KvCache, policy: string): number {
  * (the policy's own floor, e.g. sinks + 1, explained by `why`), saying which budget would be feasible.
  */
 export function entriesToKeep(fullCache: KvCache, budget: Budget, policy: string, minimum = 1, why = "at least one entry"): number {
-  const n = requireFullCache(fullCache, policy);
+  return entriesToKeepOf(requireFullCache(fullCache, policy), budget, policy, minimum, why);
+}
+
+/**
+ * `entriesToKeep` for a sequence of `sequenceLength` tokens, without a cache: what a policy's `checkFeasible` calls,
+ * so that a dry run and a run reject the same cells with the same words.
+ */
+export function entriesToKeepOf(sequenceLength: number, budget: Budget, policy: string, minimum = 1, why = "at least one entry"): number {
+  const n = sequenceLength;
   const b = toKvBudget(budget, n);
   const keep = entriesPerHead(b, n);
   if (keep < minimum) {

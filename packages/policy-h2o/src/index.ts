@@ -6,7 +6,7 @@
  * lowest-scored entry outside the recent window is evicted (the paper's greedy eviction, Algorithm 1).
  */
 import {
-  aggregateGroup, decodeTarget, definePolicy, entriesToKeep, evictSlot, gqaAggregationParam, keepRecentAndTop, layerStat,
+  aggregateGroup, decodeTarget, definePolicy, entriesToKeep, entriesToKeepOf, evictSlot, gqaAggregationParam, keepRecentAndTop, layerStat,
   param, selectPerHead, toKvBudget, type CompressionPolicy, type GqaAggregation, type HeadCache, type KvCache,
   type LayerAttentionStats, type ParamsOf, type PrefillStats,
 } from "@razorkv/core";
@@ -24,10 +24,6 @@ export const params = {
     doc: "sum: the paper's accumulated attention. mean: divided by the number of queries that saw the key (kvpress), which removes the advantage early keys get from being seen by more queries.",
   }),
   gqaAggregation: gqaAggregationParam,
-  decodeEviction: param.boolean({
-    default: true,
-    doc: "Keep accumulating and evicting while decoding so each head holds kvBudget of the growing sequence (Algorithm 1). Off: compress once, then only append.",
-  }),
 };
 export type H2oParams = ParamsOf<typeof params>;
 
@@ -68,9 +64,12 @@ export function createH2o(p: H2oParams): CompressionPolicy {
         return keepRecentAndTop(scores, keep, recentCount(keep, p.heavyFraction));
       });
     },
-    ...(p.decodeEviction
-      ? { decode: { statsRequest: { accumulated: true }, start: (cache, prefill, budget) => new H2oDecodeSession(cache, prefill, toKvBudget(budget, cache.nextPosition), p) } }
-      : {}),
+    checkFeasible(n, budget) {
+      entriesToKeepOf(n, budget, name);
+    },
+    // Algorithm 1: keep accumulating and evicting so each head holds kvBudget of the growing sequence (used under
+    // the "hold-budget" answer protocol only)
+    decode: { statsRequest: { accumulated: true }, start: (cache, prefill, budget) => new H2oDecodeSession(cache, prefill, toKvBudget(budget, cache.nextPosition), p) },
   };
 }
 

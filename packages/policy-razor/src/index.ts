@@ -158,6 +158,9 @@ export function createRazor(p: RazorParams, context: PolicyContext = {}): Compre
         { compensation: p.compensation },
       );
     },
+    checkFeasible(n, budget) {
+      plan(n, budget);
+    },
     nominalBudget(n, budget) {
       if (p.mode === "budget") return toKvBudget(budget, n);
       const { protectedHeads, totalHeads, window } = plan(n, budget);

@@ -5,7 +5,7 @@
  * brings its neighbours (clustering, §4.2), reduce over the GQA group, and keep the top-k keys plus the window.
  */
 import {
-  aggregateGroup, definePolicy, entriesToKeep, gqaAggregationParam, keepRecentAndTop, layerStat, param, requireWindow,
+  aggregateGroup, definePolicy, entriesToKeep, entriesToKeepOf, gqaAggregationParam, keepRecentAndTop, layerStat, param, requireWindow,
   selectPerHead, type CompressionPolicy, type GqaAggregation, type ParamsOf,
 } from "@razorkv/core";
 
@@ -59,6 +59,8 @@ export function snapKvScores(
   );
 }
 
+const windowKept = (window: number) => `its ${window}-token observation window is always kept`;
+
 export function createSnapKv(p: SnapKvParams): CompressionPolicy {
   const name = "snapkv";
   return {
@@ -68,11 +70,15 @@ export function createSnapKv(p: SnapKvParams): CompressionPolicy {
       requireWindow(stats, p.window, name);
       const n = fullCache.nextPosition;
       const window = Math.min(p.window, n);
-      const keep = entriesToKeep(fullCache, budget, name, window, `its ${window}-token observation window is always kept`);
+      const keep = entriesToKeep(fullCache, budget, name, window, windowKept(window));
       return selectPerHead(fullCache, (_head, layer, kv) => {
         const scores = snapKvScores(layerStat(stats, layer, "windowed", name), kv, fullCache.numKvHeads, n - window, p);
         return keepRecentAndTop(scores, keep, window, n);
       });
+    },
+    checkFeasible(n, budget) {
+      const window = Math.min(p.window, n);
+      entriesToKeepOf(n, budget, name, window, windowKept(window));
     },
   };
 }

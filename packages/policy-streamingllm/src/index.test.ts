@@ -15,13 +15,13 @@ describe("policy-streamingllm", () => {
     expect(streamingSlots(10, 6, 4)).toEqual([0, 1, 2, 3, 8, 9]);
     expect(streamingSlots(10, 3, 0)).toEqual([7, 8, 9]);
     const { cache } = randomPrefill({ ...shape, length: 41 });
-    const out = createStreamingLlm({ sinks: 4, decodeEviction: true }).compress(cache, noStats, kvBudget(0.3)); // 12 per head
+    const out = createStreamingLlm({ sinks: 4 }).compress(cache, noStats, kvBudget(0.3)); // 12 per head
     for (const h of out.heads) expect(Array.from(h.positions.subarray(0, h.length))).toEqual([0, 1, 2, 3, 33, 34, 35, 36, 37, 38, 39, 40]);
   });
 
   it("slides the window while decoding: the sinks stay, the oldest non-sink entry goes", () => {
     const { cache } = randomPrefill({ ...shape, length: 40 });
-    const policy = createStreamingLlm({ sinks: 4, decodeEviction: true });
+    const policy = createStreamingLlm({ sinks: 4 });
     const out = policy.compress(cache, noStats, kvBudget(0.5));
     const session = policy.decode!.start(out, noStats, kvBudget(0.5));
     const rand = mulberry32(9);
@@ -33,7 +33,7 @@ describe("policy-streamingllm", () => {
 
   it("rejects a budget too small for the sinks and one recent token", () => {
     const { cache } = randomPrefill({ ...shape, length: 30 });
-    const policy = createStreamingLlm({ sinks: 4, decodeEviction: true });
+    const policy = createStreamingLlm({ sinks: 4 });
     expect(() => policy.compress(cache, noStats, kvBudget(0.1))).toThrow(RazorkvError);
     expect(() => policy.compress(cache, noStats, kvBudget(0.1))).toThrow(/keeps 3 of 30 entries per head, but streamingllm needs at least 5 \(4 sinks/);
   });

@@ -1,11 +1,12 @@
 /**
  * StreamingLLM (Xiao et al. 2023, "Efficient Streaming Language Models with Attention Sinks", arXiv 2309.17453):
  * keep the first `sinks` tokens, which absorb attention mass whatever their content (the "attention sink", §3.1),
- * and a window of the most recent tokens; the budget decides the window. While decoding the window slides: the
- * oldest non-sink entry is evicted whenever a head holds more than the budget allows.
+ * and a window of the most recent tokens; the budget decides the window. Under the "hold-budget" answer protocol
+ * the window slides while decoding: the oldest non-sink entry is evicted whenever a head holds more than the budget
+ * allows.
  */
 import {
-  decodeTarget, definePolicy, entriesToKeep, evictSlot, keepRecentAndTop, param, selectPerHead, toKvBudget,
+  decodeTarget, definePolicy, entriesToKeep, entriesToKeepOf, evictSlot, keepRecentAndTop, param, selectPerHead, toKvBudget,
   type CompressionPolicy, type ParamsOf,
 } from "@razorkv/core";
 
@@ -14,10 +15,6 @@ export const params = {
     default: 4,
     min: 0,
     doc: "Initial tokens always kept. The paper finds 4 enough to restore full-attention perplexity (Table 2); 0 makes this a plain sliding window.",
-  }),
-  decodeEviction: param.boolean({
-    default: true,
-    doc: "Slide the window while decoding so the cache keeps holding kvBudget of the growing sequence (DESIGN §2 step 4). Off: decoded tokens only accumulate.",
   }),
 };
 export type StreamingLlmParams = ParamsOf<typeof params>;
@@ -30,31 +27,32 @@ export function streamingSlots(length: number, keep: number, sinks: number): num
 
 export function createStreamingLlm(p: StreamingLlmParams): CompressionPolicy {
   const name = "streamingllm";
+  const floor = `${p.sinks} sinks + at least 1 recent token`;
   return {
     name,
     statsRequest: {},
     compress(fullCache, _stats, budget) {
-      const keep = entriesToKeep(fullCache, budget, name, p.sinks + 1, `${p.sinks} sinks + at least 1 recent token`);
+      const keep = entriesToKeep(fullCache, budget, name, p.sinks + 1, floor);
       return selectPerHead(fullCache, (head) => streamingSlots(head.length, keep, p.sinks));
     },
-    ...(p.decodeEviction
-      ? {
-          decode: {
-            statsRequest: {},
-            start(cache, _prefill, budget) {
-              const b = toKvBudget(budget, cache.nextPosition);
-              return {
-                afterForward() {
-                  const target = decodeTarget(b, cache.nextPosition);
-                  for (const head of cache.heads) {
-                    while (head.entryCount > target && head.length > p.sinks + 1) evictSlot(head, p.sinks);
-                  }
-                },
-              };
-            },
+    checkFeasible(n, budget) {
+      entriesToKeepOf(n, budget, name, p.sinks + 1, floor);
+    },
+    // the window slides as the sequence grows (used under the "hold-budget" answer protocol only)
+    decode: {
+      statsRequest: {},
+      start(cache, _prefill, budget) {
+        const b = toKvBudget(budget, cache.nextPosition);
+        return {
+          afterForward() {
+            const target = decodeTarget(b, cache.nextPosition);
+            for (const head of cache.heads) {
+              while (head.entryCount > target && head.length > p.sinks + 1) evictSlot(head, p.sinks);
+            }
           },
-        }
-      : {}),
+        };
+      },
+    },
   };
 }
 

@@ -4,12 +4,13 @@
  *   - the realized budget equals the nominal one within one entry per head (DESIGN §3), at every budget and
  *     length asked, and — for policies with a decode hook — after every decode step;
  *   - compress leaves the full cache untouched and shares no mutable storage with it;
- *   - a compressed head holds a subsequence of the full head (same positions, keys and values, in order).
+ *   - a compressed head holds a subsequence of the full head (same positions, keys and values, in order);
+ *   - `checkFeasible` (what --dry-run asks) rejects exactly the budgets `compress` rejects, with the same words.
  */
-import { kvBudget } from "../budget.js";
-import { assertRealizedBudget } from "../budget.js";
+import { assertRealizedBudget, kvBudget } from "../budget.js";
 import type { KvCache } from "../cache.js";
-import { nominalKvBudget, type CompressionPolicy } from "../policy.js";
+import { RazorkvError } from "../errors.js";
+import { checkFeasible, nominalKvBudget, type CompressionPolicy } from "../policy.js";
 import { randomDecodeStep, randomPrefill, type RandomShape } from "./prefill.js";
 import { mulberry32 } from "./random.js";
 
@@ -37,6 +38,12 @@ export function checkPolicyConformance(policy: CompressionPolicy, options: Confo
     for (const b of options.budgets) {
       const where = `${policy.name} at kvBudget ${b}, length ${length}`;
       const budget = kvBudget(b);
+      const dryRun = refusal(() => checkFeasible(policy, length, budget));
+      const run = refusal(() => policy.compress(full, stats, budget));
+      if (dryRun !== run) {
+        throw new Error(`${where}: checkFeasible says ${JSON.stringify(dryRun ?? "feasible")} but compress says ${JSON.stringify(run ?? "feasible")}`);
+      }
+      if (run !== null) continue;
       const compressed = policy.compress(full, stats, budget);
       if (!sameCache(full, snapshot)) throw new Error(`${where}: compress modified the full cache`);
       checkSubsequence(full, compressed, where);
@@ -55,6 +62,17 @@ export function checkPolicyConformance(policy: CompressionPolicy, options: Confo
     }
   }
   return rows;
+}
+
+/** The RazorkvError message `f` throws, or null when it returns; other errors propagate. */
+function refusal(f: () => unknown): string | null {
+  try {
+    f();
+    return null;
+  } catch (error) {
+    if (error instanceof RazorkvError) return error.message;
+    throw error;
+  }
 }
 
 function sameCache(a: KvCache, b: KvCache): boolean {
