@@ -7,6 +7,7 @@ export { randomWeights, tinyConfig, weightsFromMap } from "./model/random-model.
 export { continueGreedy, generateGreedy, tokenLogProbs, type GreedyOptions } from "./generate.js";
 export { loadLanguageModel, defaultBackend, type LanguageModel, type LoadOptions } from "./language-model.js";
 export { openModel, type LoadedModel } from "./load.js";
+export { fileDigest, modelDigest } from "./digest.js";
 export { parseModelRef, resolveModelRef, hubCacheDir, type ResolveOptions } from "./resolve.js";
 export { MODEL_ALIASES, knownAliases } from "./aliases.js";
 export { ModelFileError, ModelNotFoundError, ModelRefError } from "./formats/errors.js";
