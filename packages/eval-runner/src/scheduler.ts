@@ -12,7 +12,7 @@ import {
 import { argmax, logProbability, type LlamaModel, type Tokenizer } from "@razorkv/model-zoo";
 import type { Mode, ResultRow } from "@razorkv/report";
 import { scoreContinuation, scoreGeneration } from "./metrics/index.js";
-import type { Sample, Segment } from "./tasks/index.js";
+import { encodeSegment, type Sample, type Segment } from "./tasks/index.js";
 
 export interface Cell {
   readonly policy: CompressionPolicy;
@@ -51,8 +51,9 @@ interface CellRun {
   decodeTokens: number;
 }
 
+/** A segment's token ids: template pieces with control tokens parsed, text pieces without (tasks/prompt.ts). */
 export function segmentIds(segment: Segment, tokenizer: Tokenizer): number[] {
-  return "ids" in segment ? [...segment.ids] : tokenizer.encode(segment.text, { addSpecialTokens: false });
+  return encodeSegment(tokenizer, segment);
 }
 
 /** Result rows of `sample` for `cells` (in the order of `cells`). */

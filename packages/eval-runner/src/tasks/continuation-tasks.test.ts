@@ -4,12 +4,14 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { generateLmLoss, generateRepeatedTokens } from "./continuation-tasks.js";
 import { DEFAULT_HAYSTACK_FILE } from "./haystack.js";
+import { segmentPieces } from "./prompt.js";
 import { WordTokenizer } from "./testing/word-tokenizer.js";
 import type { Segment } from "./types.js";
 
 const ids = (s: Segment): readonly number[] => {
-  if (!("ids" in s)) throw new Error("expected an ids segment");
-  return s.ids;
+  const pieces = segmentPieces(s);
+  if (pieces.length !== 1 || pieces[0].ids === undefined) throw new Error("expected one ids piece");
+  return pieces[0].ids;
 };
 
 describe("repeated random tokens", () => {

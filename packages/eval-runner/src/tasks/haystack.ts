@@ -129,7 +129,8 @@ export function tokenizeHaystack(
     if (entry !== undefined) chars = Math.min(text.length, Math.max(chars, entry.chars) * 2);
     let cut = chars >= text.length ? text.length : text.indexOf("\n", chars);
     if (cut < 0) cut = text.length;
-    const ids = tokenizer.encode(text.slice(0, cut), { addSpecialTokens: false });
+    // A haystack is a document: control-token strings in it stay text (tasks/types.ts TextPiece).
+    const ids = tokenizer.encode(text.slice(0, cut), { addSpecialTokens: false, parseSpecialTokens: false });
     entry = { chars: cut, ids: cut >= text.length ? ids : ids.slice(0, Math.max(0, ids.length - 16)) };
     perTokenizer.set(key, entry);
   }

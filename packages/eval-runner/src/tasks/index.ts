@@ -2,13 +2,17 @@ export type {
   ContinuationTarget,
   GenerationMetric,
   GenerationTarget,
+  IdsPiece,
   Sample,
   Segment,
+  SegmentPiece,
   TaskTokenizer,
+  TemplatePiece,
+  TextPiece,
 } from "./types.js";
 export { DEFAULT_HAYSTACK_FILE, loadHaystackText, tokenizeHaystack } from "./haystack.js";
 export type { HaystackSource, HaystackText, TokenizedHaystack } from "./haystack.js";
-export { countTokens, decodeIds, splitPrompt } from "./prompt.js";
+export { countTokens, decodeIds, encodeSegment, segmentPieces, segmentText, splitPrompt } from "./prompt.js";
 export type { PromptParts, SplitPrompt } from "./prompt.js";
 export { buildNeedleContext } from "./needle.js";
 export type { Needle, NeedleContext, NeedleContextArgs } from "./needle.js";

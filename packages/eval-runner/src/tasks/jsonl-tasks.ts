@@ -2,8 +2,8 @@ import { basename, dirname } from "node:path";
 import { RazorkvError } from "@razorkv/core";
 import { readJsonl, stringField, stringListField } from "./jsonl.js";
 import { positiveInteger } from "./params.js";
-import { countTokens, decodeIds, splitPrompt, type SplitPrompt } from "./prompt.js";
-import type { GenerationMetric, Sample, TaskTokenizer } from "./types.js";
+import { encodeSegment, splitPrompt, type SplitPrompt } from "./prompt.js";
+import type { GenerationMetric, IdsPiece, Sample, TaskTokenizer, TextPiece } from "./types.js";
 
 /**
  * Readers of the two common long-context benchmark file formats. Both are generation tasks; the seed is unused
@@ -20,44 +20,45 @@ function checkMetric(task: string, metric: GenerationMetric | undefined): Genera
 }
 
 /**
- * Middle truncation (LongBench's pred.py): when the text is longer than `maxTokens`, keep its first ⌊max/2⌋ and
- * last ⌈max/2⌉ tokens, decoded separately and joined, since a document's opening and its end (where LongBench puts
- * the question) carry the most.
+ * Middle truncation (LongBench's pred.py), on token ids: when the text is longer than `maxTokens`, keep the first
+ * ⌊max/2⌋ and last ⌈max/2⌉ ids of its encoding, since a document's opening and its end (where LongBench puts the
+ * question) carry the most. The text is a document, so control-token strings in it are not parsed; cutting ids
+ * (never decoding and re-encoding) keeps every kept token exactly as in the untruncated document.
  */
-export function truncateMiddle(tokenizer: TaskTokenizer, text: string, maxTokens: number): { text: string; truncated: boolean } {
-  const ids = tokenizer.encode(text, { addSpecialTokens: false });
-  if (ids.length <= maxTokens) return { text, truncated: false };
+export function truncateMiddle(tokenizer: TaskTokenizer, text: string, maxTokens: number): { ids: number[]; truncated: boolean } {
+  return cutMiddle(tokenizer.encode(text, { addSpecialTokens: false, parseSpecialTokens: false }), maxTokens);
+}
+
+function cutMiddle(ids: number[], maxTokens: number): { ids: number[]; truncated: boolean } {
+  if (ids.length <= maxTokens) return { ids, truncated: false };
   const head = Math.floor(maxTokens / 2);
-  const tail = maxTokens - head;
-  const joined = decodeIds(tokenizer, ids.slice(0, head)) + decodeIds(tokenizer, ids.slice(ids.length - tail));
-  return { text: joined.replace(/\uFFFD/g, ""), truncated: true };
+  return { ids: [...ids.slice(0, head), ...ids.slice(ids.length - (maxTokens - head))], truncated: true };
 }
 
 /**
- * Frames `body` and, while the context is over `maxContextTokens`, middle-truncates the body to fit; re-tokenizing
- * the joined halves can merge a token or two differently, hence the short loop.
+ * Frames the document `body` (its own piece of the prompt) and, when the context is over `maxContextTokens`,
+ * middle-truncates the document's ids to fit. Pieces are tokenized separately, so the context's token count is
+ * the frame's count with an empty document plus the document's own count: the fit is exact, in one step.
  */
 function fitBody(
   tokenizer: TaskTokenizer,
   body: string,
   maxContextTokens: number | undefined,
-  frame: (body: string) => SplitPrompt,
+  frame: (document: TextPiece | IdsPiece) => SplitPrompt,
   origin: string,
 ): SplitPrompt & { contextTokens: number } {
-  let framed = frame(body);
-  let tokens = countTokens(tokenizer, framed.context);
-  if (maxContextTokens === undefined || tokens <= maxContextTokens) return { ...framed, contextTokens: tokens };
-  const overhead = countTokens(tokenizer, frame("").context);
-  let budget = maxContextTokens - overhead;
-  for (let round = 0; round < 6 && tokens > maxContextTokens; round++) {
-    if (budget < 1) {
-      throw new RazorkvError(`${origin}: a context of ${maxContextTokens} tokens leaves no room for the document: the prompt takes ${overhead}`);
-    }
-    framed = frame(truncateMiddle(tokenizer, body, budget).text.trim());
-    tokens = countTokens(tokenizer, framed.context);
-    budget -= Math.max(1, tokens - maxContextTokens);
+  // Trailing whitespace of a last piece would move to the query (prompt.ts) and break the sum below.
+  const text = body.trimEnd();
+  const ids = tokenizer.encode(text, { addSpecialTokens: false, parseSpecialTokens: false });
+  const overhead = encodeSegment(tokenizer, frame({ ids: [] }).context).length;
+  if (maxContextTokens === undefined || overhead + ids.length <= maxContextTokens) {
+    return { ...frame({ text }), contextTokens: overhead + ids.length };
   }
-  return { ...framed, contextTokens: tokens };
+  const budget = maxContextTokens - overhead;
+  if (budget < 1) {
+    throw new RazorkvError(`${origin}: a context of ${maxContextTokens} tokens leaves no room for the document: the prompt takes ${overhead}`);
+  }
+  return { ...frame({ ids: cutMiddle(ids, budget).ids }), contextTokens: maxContextTokens };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -194,16 +195,16 @@ export function readLongBench(params: LongBenchParams, tokenizer: TaskTokenizer,
     const answers = stringListField(params.file, record, "answers");
     const id = stringField(params.file, record, "_id", true) ?? `line${record.line}`;
     const chat = params.chat ?? spec.chat;
-    const frame = (body: string) =>
-      splitPrompt(tokenizer, chat, { head: `${spec.instruction}\n\n${body}`, tail: `\n\n${spec.question.replace("{input}", input)}`, answerPrefix: "" }, origin);
+    const frame = (document: TextPiece | IdsPiece) =>
+      splitPrompt(tokenizer, chat, { head: [{ text: `${spec.instruction}\n\n` }, document], tail: `\n\n${spec.question.replace("{input}", input)}`, answerPrefix: "" }, origin);
     const built = fitBody(tokenizer, context.trim(), maxContextTokens, frame, `${params.file}:${record.line}`);
     const task = `longbench/${dataset}`;
     return {
       id: `${task}/L${maxContextTokens}/${id}`,
       task,
       contextLength: built.contextTokens,
-      context: { text: built.context },
-      query: { text: built.query },
+      context: built.context,
+      query: built.query,
       target: { kind: "generate", answers, maxNewTokens: params.maxNewTokens ?? spec.maxNewTokens, metric },
     } satisfies Sample;
   });
@@ -278,14 +279,15 @@ export function readRuler(params: RulerParams, tokenizer: TaskTokenizer, _seed =
     // Move the whitespace before the question into the query (see prompt.ts on the token boundary).
     const cut = input.slice(0, split).trimEnd().length;
     const answerPrefix = stringField(params.file, record, "answer_prefix", true) ?? "";
-    const frame = (body: string) => splitPrompt(tokenizer, params.chat ?? true, { head: body, tail: input.slice(cut), answerPrefix }, task);
+    const frame = (document: TextPiece | IdsPiece) =>
+      splitPrompt(tokenizer, params.chat ?? true, { head: [document], tail: input.slice(cut), answerPrefix }, task);
     const built = fitBody(tokenizer, input.slice(0, cut), maxContextTokens, frame, where);
     return {
       id: `${task}/${index}`,
       task,
       contextLength: length,
-      context: { text: built.context },
-      query: { text: built.query },
+      context: built.context,
+      query: built.query,
       target: { kind: "generate", answers: outputs, maxNewTokens, metric },
     } satisfies Sample;
   });

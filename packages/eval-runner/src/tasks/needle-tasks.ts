@@ -2,7 +2,7 @@ import { RazorkvError } from "@razorkv/core";
 import { loadHaystackText, tokenizeHaystack, type HaystackSource, type HaystackText } from "./haystack.js";
 import { buildNeedleContext, type Needle } from "./needle.js";
 import { depthLabel, depthList, positiveInteger, positiveIntegers } from "./params.js";
-import { splitPrompt } from "./prompt.js";
+import { segmentText, splitPrompt } from "./prompt.js";
 import { randomInt, sampleDistinct, sampleRng } from "./random.js";
 import type { Sample, TaskTokenizer } from "./types.js";
 
@@ -74,14 +74,14 @@ function generateGrid(
               task,
             );
           const built = buildNeedleContext({ task, tokenizer, haystack: tokenized, length, needles: cell.needles, frame });
-          if (occurrences(built.context + built.query, cell.answer) === 1) {
+          if (occurrences(segmentText(tokenizer, built.context) + segmentText(tokenizer, built.query), cell.answer) === 1) {
             samples.push({
               id,
               task,
               contextLength: length,
               depth,
-              context: { text: built.context },
-              query: { text: built.query },
+              context: built.context,
+              query: built.query,
               target: { kind: "generate", answers: [cell.answer], maxNewTokens, metric: "contains" },
             });
             break;

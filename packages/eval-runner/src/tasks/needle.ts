@@ -1,5 +1,5 @@
 import { RazorkvError } from "@razorkv/core";
-import { countTokens, decodeIds, type SplitPrompt } from "./prompt.js";
+import { countTokens, decodeIds, encodeSegment, type SplitPrompt } from "./prompt.js";
 import type { TokenizedHaystack } from "./haystack.js";
 import type { TaskTokenizer } from "./types.js";
 
@@ -53,7 +53,7 @@ const MAX_ROUNDS = 6;
 
 export function buildNeedleContext(args: NeedleContextArgs): NeedleContext {
   const { task, tokenizer, haystack, length, needles, frame } = args;
-  const overhead = countTokens(tokenizer, frame("").context);
+  const overhead = encodeSegment(tokenizer, frame("").context).length;
   const needleTokens = needles.reduce((s, n) => s + countTokens(tokenizer, " " + n.text), 0);
   const attempt = (budget: number): NeedleContext => {
     if (budget < 1) {
@@ -66,7 +66,7 @@ export function buildNeedleContext(args: NeedleContextArgs): NeedleContext {
     }
     const hay = haystackPrefix(tokenizer, haystack.ids, budget);
     const framed = frame(insertNeedles(tokenizer, hay, haystack.ids, budget, needles));
-    return { ...framed, contextTokens: countTokens(tokenizer, framed.context), haystackTokens: budget };
+    return { ...framed, contextTokens: encodeSegment(tokenizer, framed.context).length, haystackTokens: budget };
   };
   const tried = new Set<number>();
   let best: NeedleContext | undefined;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { RazorkvError } from "@razorkv/core";
-import { splitPrompt } from "./prompt.js";
+import { segmentText, splitPrompt } from "./prompt.js";
 import { WordTokenizer } from "./testing/word-tokenizer.js";
 import type { TaskTokenizer } from "./types.js";
 
@@ -10,19 +10,37 @@ describe("splitPrompt", () => {
   it("chat: context ends right after the head, query holds question + end of turn + assistant header + prefix", () => {
     const tok = new WordTokenizer();
     const { context, query } = splitPrompt(tok, true, parts, "test");
-    expect(context).toBe("<|im_start|>system\nYou are a helpful AI assistant.<|im_end|>\n<|im_start|>user\nRead this.\n\nThe grass is green.");
+    // the template's own text is template pieces; instruction, document, question and answer prefix are text
+    expect(context).toEqual([
+      { template: "<|im_start|>system\nYou are a helpful AI assistant.<|im_end|>\n<|im_start|>user\n" },
+      { text: "Read this.\n\nThe grass is green." },
+    ]);
     // the head's trailing newline moved to the query, so the query starts with whitespace
-    expect(query).toBe("\n\n\nWhat is the pass key?<|im_end|>\n<|im_start|>assistant\nThe pass key is");
+    expect(query).toEqual([
+      { text: "\n\n\nWhat is the pass key?" },
+      { template: "<|im_end|>\n<|im_start|>assistant\n" },
+      { text: "The pass key is" },
+    ]);
     const rendered = tok.applyChatTemplate([{ role: "user", content: parts.head + parts.tail }], { addGenerationPrompt: true });
-    expect(context + query).toBe(rendered + "The pass key is");
-    expect([...tok.encode(context), ...tok.encode(query)]).toEqual(tok.encode(context + query));
+    expect(segmentText(tok, context) + segmentText(tok, query)).toBe(rendered + "The pass key is");
+  });
+
+  it("chat: an ids piece of the head stays ids, the template around it is found with a placeholder", () => {
+    const tok = new WordTokenizer();
+    const { context, query } = splitPrompt(tok, true, { head: [{ text: "Read this.\n\n" }, { ids: [7, 8, 9] }], tail: "\n\nQ?", answerPrefix: "" }, "test");
+    expect(context).toEqual([
+      { template: "<|im_start|>system\nYou are a helpful AI assistant.<|im_end|>\n<|im_start|>user\n" },
+      { text: "Read this.\n\n" },
+      { ids: [7, 8, 9] },
+    ]);
+    expect(query).toEqual([{ text: "\n\nQ?" }, { template: "<|im_end|>\n<|im_start|>assistant\n" }]);
   });
 
   it("plain: the answer prefix follows the question after a space", () => {
     const { context, query } = splitPrompt(new WordTokenizer(), false, parts, "test");
-    expect(context).toBe("Read this.\n\nThe grass is green.");
-    expect(query).toBe("\n\n\nWhat is the pass key? The pass key is");
-    expect(splitPrompt(new WordTokenizer(), false, { ...parts, answerPrefix: "" }, "test").query).toBe("\n\n\nWhat is the pass key?");
+    expect(context).toEqual([{ text: "Read this.\n\nThe grass is green." }]);
+    expect(query).toEqual([{ text: "\n\n\nWhat is the pass key? The pass key is" }]);
+    expect(splitPrompt(new WordTokenizer(), false, { ...parts, answerPrefix: "" }, "test").query).toEqual([{ text: "\n\n\nWhat is the pass key?" }]);
   });
 
   it("refuses a chat template that rewrites the user message", () => {

@@ -6,10 +6,62 @@
  * mode prefills context + query together, then compresses and decodes (DESIGN §2).
  */
 
-/** Text (tokenized by the model's tokenizer, no special tokens added) or token ids used as they are. */
-export type Segment = { readonly text: string } | { readonly ids: readonly number[] };
+/**
+ * Text the harness wrote as the model's chat template: control-token strings in it (`<|im_start|>`) are parsed to
+ * their ids. Only the rendered template belongs here, never a document, a question or any other prose.
+ */
+export interface TemplatePiece {
+  readonly template: string;
+  readonly text?: never;
+  readonly ids?: never;
+}
 
-export type GenerationMetric = "exact" | "contains" | "token-f1" | "rouge-l";
+/**
+ * Document or harness prose (instruction, haystack, question, answer prefix): control-token strings in it are
+ * ordinary characters, so a document that quotes `<|im_end|>` reaches the model as that text, never as the token.
+ */
+export interface TextPiece {
+  readonly text: string;
+  readonly template?: never;
+  readonly ids?: never;
+}
+
+/** Token ids used as they are (a middle-truncated document, a window of a tokenized text). */
+export interface IdsPiece {
+  readonly ids: readonly number[];
+  readonly template?: never;
+  readonly text?: never;
+}
+
+export type SegmentPiece = TemplatePiece | TextPiece | IdsPiece;
+
+/**
+ * One piece, or pieces whose ids are concatenated. Each piece is tokenized on its own, no special tokens added
+ * (tasks/prompt.ts `encodeSegment`, the one function the runner and the tasks both use), so a segment's token
+ * count is the sum of its pieces' counts.
+ */
+export type Segment = SegmentPiece | readonly SegmentPiece[];
+
+/**
+ * How a generation is scored (metrics/score.ts). Generic, on SQuAD-normalised text: "exact", "contains", "token-f1",
+ * "rouge-l". As the benchmarks score (metrics/longbench.ts, metrics/ruler.ts): LongBench's qa_f1_score,
+ * rouge_score, classification_score, retrieval_score, retrieval_zh_score, count_score and code_sim_score, and
+ * RULER's string_match_all and string_match_part.
+ */
+export type GenerationMetric =
+  | "exact"
+  | "contains"
+  | "token-f1"
+  | "rouge-l"
+  | "longbench-qa-f1"
+  | "longbench-rouge"
+  | "longbench-classification"
+  | "longbench-retrieval"
+  | "longbench-retrieval-zh"
+  | "longbench-count"
+  | "longbench-code-sim"
+  | "ruler-match-all"
+  | "ruler-match-part";
 
 /** Generate greedily, then compare the decoded text with the references. */
 export interface GenerationTarget {
@@ -44,7 +96,7 @@ export interface Sample {
 
 /** The part of a tokenizer tasks need to hit a token length and to format prompts. */
 export interface TaskTokenizer {
-  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  encode(text: string, opts?: { addSpecialTokens?: boolean; parseSpecialTokens?: boolean }): number[];
   decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string;
   readonly vocabSize: number;
   readonly bosId: number | null;
