@@ -5,7 +5,7 @@ import { normalizeAnswer, normalizedWords } from "./normalize.js";
  * question with several acceptable answers is answered if any is matched), as in SQuAD and LongBench.
  */
 
-function maxOverReferences(references: readonly string[], score: (reference: string) => number): number {
+export function maxOverReferences(references: readonly string[], score: (reference: string) => number): number {
   let best = 0;
   for (const reference of references) best = Math.max(best, score(reference));
   return best;
@@ -18,9 +18,10 @@ export function exactMatch(prediction: string, references: readonly string[]): n
 }
 
 /**
- * 1 when a normalised reference occurs as a substring of the normalised prediction (RULER's `string_match_part`,
- * the usual passkey / needle check). Substring, not word match, as RULER does: "68431" is found in "684312".
- * An empty reference never matches (it would match everything).
+ * 1 when a normalised reference occurs as a substring of the normalised prediction: the passkey / needle check of
+ * the synthetic tasks. Substring, not word match, as RULER does: "68431" is found in "684312". An empty reference
+ * never matches (it would match everything). RULER's files are scored by `ruler-match-part` / `ruler-match-all`
+ * (ruler.ts), which do not normalise.
  */
 export function containsMatch(prediction: string, references: readonly string[]): number {
   const p = normalizeAnswer(prediction);
@@ -31,8 +32,8 @@ export function containsMatch(prediction: string, references: readonly string[])
 }
 
 /**
- * The fraction of references found in the prediction (RULER's `string_match_all`, for multi-value needles where
- * every value must be recalled). Not a max over references: each reference counts once.
+ * The fraction of normalised references found in the normalised prediction, for multi-value needles where every
+ * value must be recalled. Not a max over references: each reference counts once.
  */
 export function containsAllFraction(prediction: string, references: readonly string[]): number {
   if (references.length === 0) return 0;
@@ -46,18 +47,18 @@ export function containsAllFraction(prediction: string, references: readonly str
 }
 
 /**
- * Bag-of-words F1 between normalised word multisets (SQuAD's `f1_score`, LongBench's `qa_f1_score`): precision =
- * common / |prediction|, recall = common / |reference|. Both empty counts as a perfect match (SQuAD v2's
- * convention; LongBench's version returns 0 there, which never arises with its non-empty references).
+ * Bag-of-words F1 between normalised word multisets (SQuAD v1.1's `f1_score`, LongBench's `qa_f1_score`):
+ * precision = common / |prediction|, recall = common / |reference|. An empty prediction scores 0, also when the
+ * reference normalises to nothing ("The"): SQuAD v1.1 and LongBench return 0 whenever no word is shared. (SQuAD
+ * v2.0 scores both-empty as 1 for its unanswerable questions; no task here has those.)
  */
 export function tokenF1(prediction: string, references: readonly string[]): number {
   const p = normalizedWords(prediction);
   return maxOverReferences(references, (r) => f1OfWords(p, normalizedWords(r)));
 }
 
-function f1OfWords(prediction: readonly string[], reference: readonly string[]): number {
-  if (prediction.length === 0 && reference.length === 0) return 1;
-  if (prediction.length === 0 || reference.length === 0) return 0;
+/** F1 of two word multisets; 0 when they share no word (LongBench's metrics.py `f1_score`). */
+export function f1OfWords(prediction: readonly string[], reference: readonly string[]): number {
   const counts = new Map<string, number>();
   for (const w of reference) counts.set(w, (counts.get(w) ?? 0) + 1);
   let common = 0;
@@ -91,10 +92,9 @@ export function lcsLength(a: readonly string[], b: readonly string[]): number {
 
 /**
  * ROUGE-L F-measure (Lin 2004, §3.1: sentence-level LCS) over normalised words with β = 1, i.e. F = 2PR/(P+R),
- * P = LCS/|prediction|, R = LCS/|reference|: what Google's `rouge-score` reports as `rougeL.fmeasure`.
- * LongBench calls the `rouge` PyPI package on raw whitespace tokens, which computes a summary-level union LCS
- * and a slightly different β; scores are close but not identical. We normalise first so that case and
- * punctuation do not count as content, consistent with the other metrics here.
+ * P = LCS/|prediction|, R = LCS/|reference|: what Google's `rouge-score` reports as `rougeL.fmeasure`. Normalised
+ * first so that case and punctuation do not count as content. LongBench's own ROUGE-L (the `rouge` PyPI package:
+ * summary-level union LCS over raw, case-sensitive words) is `longbench-rouge` in longbench.ts.
  */
 export function rougeL(prediction: string, references: readonly string[]): number {
   const p = normalizedWords(prediction);

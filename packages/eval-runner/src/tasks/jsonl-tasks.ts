@@ -1,16 +1,18 @@
 import { basename, dirname } from "node:path";
 import { RazorkvError } from "@razorkv/core";
-import { readJsonl, stringField, stringListField } from "./jsonl.js";
+import { readJsonl, stringField, stringListField, type JsonlRecord } from "./jsonl.js";
 import { positiveInteger } from "./params.js";
-import { encodeSegment, splitPrompt, type SplitPrompt } from "./prompt.js";
+import { encodeSegment, segmentPieces, splitPrompt, type SplitPrompt } from "./prompt.js";
 import type { GenerationMetric, IdsPiece, Sample, TaskTokenizer, TextPiece } from "./types.js";
+import { GENERATION_METRIC_NAMES } from "../metrics/score.js";
+import { rulerMetricOfTask } from "../metrics/ruler.js";
 
 /**
  * Readers of the two common long-context benchmark file formats. Both are generation tasks; the seed is unused
  * (the files fix the samples), kept for the common generator signature.
  */
 
-const METRICS: readonly GenerationMetric[] = ["exact", "contains", "token-f1", "rouge-l"];
+const METRICS: readonly GenerationMetric[] = GENERATION_METRIC_NAMES;
 
 function checkMetric(task: string, metric: GenerationMetric | undefined): GenerationMetric | undefined {
   if (metric !== undefined && !METRICS.includes(metric)) {
@@ -90,6 +92,8 @@ export interface LongBenchSpec {
   readonly maxNewTokens: number;
   /** LongBench prompts these few-shot datasets without the chat template. */
   readonly chat: boolean;
+  /** LongBench's eval.py scores the first line of the prediction only (few-shot: trec, triviaqa, samsum, lsht). */
+  readonly firstLineOnly?: boolean;
 }
 
 const ANSWER_ONLY = "Answer with the answer alone, in as few words as possible, without explanation.";
@@ -98,22 +102,30 @@ function qa(kind: string, maxNewTokens: number): LongBenchSpec {
   return {
     instruction: `Read the following ${kind}. A question about it comes afterwards.`,
     question: `Answer the question using the ${kind} above. ${ANSWER_ONLY}\n\nQuestion: {input}\nAnswer:`,
-    metric: "token-f1",
+    metric: "longbench-qa-f1",
     maxNewTokens,
     chat: true,
   };
 }
 
-function summary(instruction: string, question: string, maxNewTokens: number, chat = true): LongBenchSpec {
-  return { instruction, question, metric: "rouge-l", maxNewTokens, chat };
+function summary(instruction: string, question: string, maxNewTokens: number): LongBenchSpec {
+  return { instruction, question, metric: "longbench-rouge", maxNewTokens, chat: true };
+}
+
+/** Code completion (lcc, repobench-p): LongBench prompts without the chat template and asks for the next line. */
+function code(question: string): LongBenchSpec {
+  return { instruction: "Complete the code below.", question, metric: "longbench-code-sim", maxNewTokens: 64, chat: false };
 }
 
 /**
- * English LongBench datasets: our own prompt wording in LongBench's structure (instruction, document, question);
- * the metric family of LongBench's dataset2metric (qa_f1 → token F1, rouge → ROUGE-L; classification, count and
- * retrieval scores → contains-match, the closest of our metrics) and its dataset2maxlen generation lengths.
- * Code completion (lcc, repobench-p: edit similarity) and the Chinese datasets (character-level metrics) have no
- * equivalent here: pass `metric` explicitly to run them anyway.
+ * LongBench datasets: our own prompt wording in LongBench's structure (instruction, document, question), the
+ * metric of LongBench's eval.py `dataset2metric` (its scorers ported in metrics/longbench.ts: qa_f1_score →
+ * longbench-qa-f1, rouge_score → longbench-rouge, classification_score → longbench-classification, retrieval_score
+ * → longbench-retrieval, retrieval_zh_score → longbench-retrieval-zh, count_score → longbench-count,
+ * code_sim_score → longbench-code-sim), its dataset2maxlen generation lengths, pred.py's plain prompts for the
+ * few-shot and code datasets and eval.py's first-line cut for the few-shot ones. multifieldqa_zh, dureader and
+ * vcsum are scored with jieba word segmentation (qa_f1_zh_score, rouge_zh_score), which has no port here: pass
+ * `metric` explicitly to run them anyway.
  */
 export const LONGBENCH_DATASETS: Readonly<Record<string, LongBenchSpec>> = {
   narrativeqa: qa("story", 128),
@@ -125,9 +137,10 @@ export const LONGBENCH_DATASETS: Readonly<Record<string, LongBenchSpec>> = {
   triviaqa: {
     instruction: "Answer questions about a passage. Some worked examples come first.",
     question: "{input}",
-    metric: "token-f1",
+    metric: "longbench-qa-f1",
     maxNewTokens: 32,
     chat: false,
+    firstLineOnly: true,
   },
   gov_report: summary(
     "Read the following government report. You will be asked to summarise it.",
@@ -144,22 +157,50 @@ export const LONGBENCH_DATASETS: Readonly<Record<string, LongBenchSpec>> = {
     "Now write a one-page summary of all the news above.\n\nSummary:",
     512,
   ),
-  samsum: summary("Summarise dialogues. Some worked examples come first.", "{input}", 128, false),
-  trec: { instruction: "Classify the type of each question. Some worked examples come first.", question: "{input}", metric: "contains", maxNewTokens: 64, chat: false },
+  samsum: {
+    ...summary("Summarise dialogues. Some worked examples come first.", "{input}", 128),
+    chat: false,
+    firstLineOnly: true,
+  },
+  trec: {
+    instruction: "Classify the type of each question. Some worked examples come first.",
+    question: "{input}",
+    metric: "longbench-classification",
+    maxNewTokens: 64,
+    chat: false,
+    firstLineOnly: true,
+  },
+  lsht: {
+    instruction: "请判断给定新闻的类别，下面是一些例子。",
+    question: "{input}",
+    metric: "longbench-classification",
+    maxNewTokens: 64,
+    chat: false,
+    firstLineOnly: true,
+  },
   passage_count: {
     instruction: "Read the following paragraphs; some of them may be duplicates of others.",
     question: "How many distinct paragraphs are there above? Answer with a single number.\n\nAnswer:",
-    metric: "contains",
+    metric: "longbench-count",
     maxNewTokens: 32,
     chat: true,
   },
   passage_retrieval_en: {
     instruction: "Read the following numbered paragraphs. An abstract of one of them comes afterwards.",
     question: "Which paragraph is this abstract from? Answer in the form \"Paragraph N\".\n\nAbstract: {input}\n\nAnswer:",
-    metric: "contains",
+    metric: "longbench-retrieval",
     maxNewTokens: 32,
     chat: true,
   },
+  passage_retrieval_zh: {
+    instruction: "以下是若干段落，之后是其中一段的摘要。",
+    question: "这个摘要出自哪一段？请按\"段落N\"的格式回答。\n\n摘要：{input}\n\n答案：",
+    metric: "longbench-retrieval-zh",
+    maxNewTokens: 32,
+    chat: true,
+  },
+  lcc: code("Next line of code:\n"),
+  "repobench-p": code("{input}Next line of code:\n"),
 };
 
 /** The metric LongBench scores a dataset with, mapped to ours; undefined for datasets we have none for. */
@@ -173,6 +214,28 @@ const FALLBACK_SPEC: Omit<LongBenchSpec, "metric"> = {
   maxNewTokens: 64,
   chat: true,
 };
+
+/** The record's `all_classes`, which longbench-classification needs (trec, lsht; null in other datasets). */
+function allClassesField(path: string, record: JsonlRecord): string[] {
+  const v = record.value.all_classes;
+  if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === "string")) {
+    throw new RazorkvError(
+      `${path}:${record.line}: field "all_classes" must be a non-empty list of strings (the labels metric "longbench-classification" looks for)`,
+    );
+  }
+  return v as string[];
+}
+
+/** The retrieval metrics score the paragraph number in each answer; an answer without one fails LongBench's scorer. */
+function checkLongBenchAnswers(path: string, record: JsonlRecord, metric: GenerationMetric, answers: string[]): string[] {
+  const form = metric === "longbench-retrieval" ? /Paragraph \p{Nd}+/u : metric === "longbench-retrieval-zh" ? /段落\p{Nd}+/u : undefined;
+  const bad = form === undefined ? undefined : answers.find((a) => !form.test(a));
+  if (bad !== undefined) {
+    const expected = metric === "longbench-retrieval" ? "Paragraph N" : "段落N";
+    throw new RazorkvError(`${path}:${record.line}: field "answers": ${JSON.stringify(bad)} has no "${expected}" for metric "${metric}"`);
+  }
+  return answers;
+}
 
 export function readLongBench(params: LongBenchParams, tokenizer: TaskTokenizer, _seed = 0): Sample[] {
   const origin = `longbench ${params.file}`;
@@ -205,7 +268,14 @@ export function readLongBench(params: LongBenchParams, tokenizer: TaskTokenizer,
       contextLength: built.contextTokens,
       context: built.context,
       query: built.query,
-      target: { kind: "generate", answers, maxNewTokens: params.maxNewTokens ?? spec.maxNewTokens, metric },
+      target: {
+        kind: "generate",
+        answers: checkLongBenchAnswers(params.file, record, metric, answers),
+        maxNewTokens: params.maxNewTokens ?? spec.maxNewTokens,
+        metric,
+        ...(metric === "longbench-classification" && { allClasses: allClassesField(params.file, record) }),
+        ...(spec.firstLineOnly === true && { firstLineOnly: true }),
+      },
     } satisfies Sample;
   });
 }
@@ -227,9 +297,9 @@ export interface RulerParams {
    */
   readonly querySplit?: string;
   /**
-   * Default "contains": RULER's string_match_part, the max over `outputs`. (RULER scores multi-value needles with
-   * string_match_all, the fraction of outputs recalled; metrics/containsAllFraction computes it, but
-   * GenerationMetric has no name for it yet.)
+   * Default: RULER's own, by task name (scripts/eval/synthetic/constants.py): "ruler-match-part" (string_match_part,
+   * any output found) for qa_* tasks, "ruler-match-all" (string_match_all, the fraction of outputs found) for the
+   * others (niah_*, vt, cwe, fwe).
    */
   readonly metric?: GenerationMetric;
   /** Default 128, RULER's generation length for its NIAH tasks. */
@@ -248,7 +318,7 @@ export function readRuler(params: RulerParams, tokenizer: TaskTokenizer, _seed =
   const name = params.task ?? (base === "validation" || base === "test" ? basename(dirname(params.file)) : base);
   const task = `ruler/${name}`;
   const limit = params.limit === undefined ? undefined : positiveInteger(task, "limit", params.limit, 1);
-  const metric = checkMetric(task, params.metric) ?? "contains";
+  const metric = checkMetric(task, params.metric) ?? rulerMetricOfTask(name);
   const maxNewTokens = positiveInteger(task, "maxNewTokens", params.maxNewTokens, 128);
   const maxContextTokens =
     params.maxContextTokens === undefined ? undefined : positiveInteger(task, "maxContextTokens", params.maxContextTokens, 1);
@@ -282,10 +352,12 @@ export function readRuler(params: RulerParams, tokenizer: TaskTokenizer, _seed =
     const frame = (document: TextPiece | IdsPiece) =>
       splitPrompt(tokenizer, params.chat ?? true, { head: [document], tail: input.slice(cut), answerPrefix }, task);
     const built = fitBody(tokenizer, input.slice(0, cut), maxContextTokens, frame, where);
+    // The record's length describes the whole input; once the document is cut to ids, it no longer does.
+    const truncated = segmentPieces(built.context).some((p) => p.ids !== undefined);
     return {
       id: `${task}/${index}`,
       task,
-      contextLength: length,
+      contextLength: truncated ? built.contextTokens : length,
       context: built.context,
       query: built.query,
       target: { kind: "generate", answers: outputs, maxNewTokens, metric },

@@ -69,6 +69,13 @@ export interface GenerationTarget {
   readonly answers: readonly string[];
   readonly maxNewTokens: number;
   readonly metric: GenerationMetric;
+  /** The label set "longbench-classification" looks for in the prediction: the record's `all_classes` (trec, lsht). */
+  readonly allClasses?: readonly string[];
+  /**
+   * Score the first line of the prediction only, after leading newlines: LongBench's eval.py does so for its
+   * few-shot datasets (trec, triviaqa, samsum, lsht), whose models go on to write the next example.
+   */
+  readonly firstLineOnly?: boolean;
 }
 
 /**
