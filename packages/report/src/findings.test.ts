@@ -7,7 +7,7 @@ import type { Summary, SummaryCell } from "./schema.js";
 function cell(task: string, policyLabel: string, budgetNominal: number, mean: number, metric = "contains"): SummaryCell {
   return {
     model: "m", task, mode: "query-agnostic", policyLabel, policy: policyLabel, policyParams: "{}", budgetNominal, metric,
-    n: 20, mean, ciLow: Math.max(0, mean - 0.1), ciHigh: mean + 0.1, budgetRealizedMean: budgetNominal, kvBytesMean: 1000 * budgetNominal,
+    n: 20, mean, ciLow: Math.max(0, mean - 0.1), ciHigh: mean + 0.1, budgetRealizedMean: budgetNominal, budgetAnswerMean: budgetNominal, kvBytesMean: 1000 * budgetNominal, infeasible: 0,
   };
 }
 
@@ -22,6 +22,7 @@ const summary: Summary = {
     // NLL: at most 2 / 0.95 = 2.105 holds
     ...[[0.5, 2.1], [0.3, 2.2]].map(([b, m]) => cell("lm-loss", "razor", b, m, "nll")),
   ],
+  infeasibleCells: [],
 };
 
 describe("budget retention", () => {

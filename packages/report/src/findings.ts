@@ -1,10 +1,13 @@
 /**
  * The "key findings" block at the top of the report, computed from the data: per task, the policies ranked at one
- * budget (0.3 by default, else the nearest budget the experiment ran), and per head profile the KV heads
+ * budget (0.3 by default, else the nearest budget the experiment ran) with a paired test of the best against each
+ * other policy and of each against the full-cache reference (paired.ts), and per head profile the KV heads
  * RazorAttention protected. Plain data, so it is tested without a browser and rendered as text.
  */
 import type { LoadedProfile } from "./load.js";
-import { lowerIsBetter, type Summary, type SummaryCell } from "./schema.js";
+import { comparePaired, type PairedComparison } from "./paired.js";
+import { lowerIsBetter, type ResultRow, type Summary, type SummaryCell } from "./schema.js";
+import type { BootstrapOptions } from "./stats.js";
 import { headLabel } from "./specs.js";
 import { cellsByTask, referenceCells } from "./summarize.js";
 
@@ -27,10 +30,12 @@ export interface TaskFinding {
   readonly budget: number;
   /** Best first. */
   readonly ranking: readonly RankedPolicy[];
-  /** Whether the best policy's 95% interval does not overlap the runner-up's. */
-  readonly separated: boolean;
   /** The full-cache reference (policies run only at the task's largest budget), if any. */
   readonly references: readonly RankedPolicy[];
+  /** The best policy (A) against each other policy of the ranking (B), at the ranking's budget, in ranking order. */
+  readonly versusBest: readonly PairedComparison[];
+  /** Each policy of the ranking (A) against each full-cache reference (B, at its own budget), in ranking order. */
+  readonly versusReference: readonly PairedComparison[];
 }
 
 export interface HeadFinding {
@@ -123,7 +128,13 @@ export function budgetRetention(summary: Summary, fraction = 0.95): RetentionFin
   return findings;
 }
 
-export function keyFindings(summary: Summary, profiles: readonly LoadedProfile[], askedBudget = 0.3): KeyFindings {
+/**
+ * The findings of an experiment. `rows` are results.jsonl's, for the paired tests (the summary has no per-sample
+ * scores); `options` seeds their bootstrap.
+ */
+export function keyFindings(
+  summary: Summary, rows: readonly ResultRow[], profiles: readonly LoadedProfile[], askedBudget = 0.3, options: BootstrapOptions = {},
+): KeyFindings {
   const tasks = cellsByTask(summary).map((cells): TaskFinding => {
     const { model, mode, task, metric } = cells[0];
     const lower = lowerIsBetter(metric);
@@ -132,13 +143,15 @@ export function keyFindings(summary: Summary, profiles: readonly LoadedProfile[]
     const better = (a: SummaryCell, b: SummaryCell) => (lower ? a.mean - b.mean : b.mean - a.mean);
     const ranking = cells.filter((c) => c.budgetNominal === budget).sort(better).map(ranked);
     // the ranking's budget is the largest only when it is the task's one budget: then nothing is a reference
-    const references = budget === Math.max(...budgets) ? [] : referenceCells(cells).map(ranked);
-    const [best, second] = ranking;
-    let separated = false;
-    if (best && second && best.ciLow !== null && best.ciHigh !== null && second.ciLow !== null && second.ciHigh !== null) {
-      separated = lower ? best.ciHigh < second.ciLow : best.ciLow > second.ciHigh;
-    }
-    return { model, mode, task, metric, lowerIsBetter: lower, budget, ranking, separated, references };
+    const referenceList = budget === Math.max(...budgets) ? [] : referenceCells(cells);
+    const on = { model, task, mode, metric };
+    const at = (policyLabel: string, b: number) => ({ policyLabel, budget: b });
+    const [best, ...others] = ranking;
+    const versusBest = best ? others.map((o) => comparePaired(rows, on, at(best.policyLabel, budget), at(o.policyLabel, budget), options)) : [];
+    const versusReference = referenceList.flatMap((ref) =>
+      ranking.map((r) => comparePaired(rows, on, at(r.policyLabel, budget), at(ref.policyLabel, ref.budgetNominal), options)),
+    );
+    return { model, mode, task, metric, lowerIsBetter: lower, budget, ranking, references: referenceList.map(ranked), versusBest, versusReference };
   });
   const heads = profiles.map(({ file, profile, usedBy }): HeadFinding => ({
     model: profile.model,

@@ -49,6 +49,38 @@ describe("renderReport", () => {
     expect(findings).toContain('<span class="head">L17·kv2</span>');
     expect(html).toContain("mean NLL, nats per token (lower is better)");
   });
+
+  it("shows each comparison's paired test, and says which test and why", async () => {
+    const html = readFileSync(await renderReport(dir), "utf8");
+    const findings = html.slice(html.indexOf('<section id="findings">'), html.indexOf("</section>", html.indexOf('<section id="findings">')));
+    expect(findings).toContain("<h3>Paired comparisons at that budget</h3>");
+    expect(findings).toContain("compared <em>sample by sample</em>");
+    expect(findings).toContain("<strong>exact McNemar test</strong>");
+    expect(findings).toContain("<strong>paired bootstrap</strong>");
+    expect(findings).toContain("10,000 resamples from a fixed seed (14");
+    expect(findings).toMatch(/<span class="policy">razor<\/span> @ 0\.3 vs <span class="policy">h2o<\/span> @ 0\.3<\/td>\n<td class="num">30<\/td>\n<td class="num">\+0\.\d{3} \[[-+]?\d\.\d{3}, \+0\.\d{3}\]/);
+    expect(findings).toMatch(/<span class="policy">h2o<\/span> @ 0\.3 vs <span class="policy">full<\/span> @ 1<\/td>/);
+    expect(findings).toMatch(/paired test vs \w+ \(exact McNemar, n = 30\): [-+]\d\.\d{3} \[/);
+  });
+
+  it("lists the cells that could not run, with counts and reasons, and the raw table has status and reason", async () => {
+    const html = readFileSync(await renderReport(dir), "utf8");
+    const start = html.indexOf('<section id="infeasible">');
+    const section = html.slice(start, html.indexOf("</section>", start));
+    expect(section).toContain("<h2>Cells that could not run</h2>");
+    expect(section).toMatch(/4 cells could not run on any sample and\s+2 on some \(70 infeasible rows in results\.jsonl\)/);
+    expect(section).toMatch(/Passkey retrieval \(passkey\)<\/td>\n<td><span class="policy">razor<\/span><\/td>\n<td class="num">0\.2<\/td>\n<td class="num">6<\/td>\n<td class="num">6<\/td>\n<td>passkey sample passkey\/seed7\/L1024\/d0\/0, cell razor@0\.2: kvBudget 0\.2 is below the 0\.21/);
+    expect(html).toContain("1134 result rows (70 infeasible)");
+    const payload = JSON.parse(/<script type="application\/json" id="razorkv-data">([\s\S]*?)<\/script>/.exec(html)![1]) as {
+      tables: { raw: { columns: { key: string }[]; rows: unknown[][] } };
+    };
+    const keys = payload.tables.raw.columns.map((c) => c.key);
+    expect(keys).toContain("status");
+    expect(keys).toContain("reason");
+    const infeasible = payload.tables.raw.rows.find((r) => r[keys.indexOf("status")] === "infeasible")!;
+    expect(infeasible[keys.indexOf("score")]).toBeNull();
+    expect(String(infeasible[keys.indexOf("reason")])).toMatch(/is below the/);
+  });
 });
 
 describe("escaping", () => {

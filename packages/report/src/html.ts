@@ -8,10 +8,12 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import type { KeyFindings, RetentionFinding } from "./findings.js";
-import { fmt, fmtBudget, interval } from "./format.js";
+import type { KeyFindings, RetentionFinding, TaskFinding } from "./findings.js";
+import { fmt, fmtBudget, fmtDifference, fmtP, interval, pEquals, testName } from "./format.js";
 import type { ResultsData } from "./load.js";
-import type { ResultRow, SummaryCell } from "./schema.js";
+import type { PairedComparison } from "./paired.js";
+import type { InfeasibleRow, ResultRow, Summary, SummaryCell } from "./schema.js";
+import { BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED } from "./stats.js";
 import { chartMeta, metricLabel, taskTitle, type ChartSection, type VegaLiteSpec } from "./specs.js";
 
 export interface InlineLibrary {
@@ -64,7 +66,8 @@ const SECTIONS: readonly { id: ChartSection; title: string; intro: string; empty
   {
     id: "scores",
     title: "Score vs KV budget",
-    intro: "For every task, the mean score of each policy at each KV budget, with its 95% interval over samples.",
+    intro: "For every task, the mean score of each policy at each KV budget, with its 95% interval over the scored samples " +
+      "(a cell with no feasible sample has no point: see \"Cells that could not run\").",
     empty: "No summary cells.",
   },
   {
@@ -82,7 +85,7 @@ const SECTIONS: readonly { id: ChartSection; title: string; intro: string; empty
   {
     id: "memory",
     title: "Realized KV memory",
-    intro: "Whether each policy holds the memory its budget promises.",
+    intro: "Whether each policy holds the memory its budget promises, after compression and when it answers.",
     empty: "No row records the full cache's size.",
   },
   {
@@ -99,13 +102,7 @@ function findingsHtml(findings: KeyFindings, models: number, modes: number): str
     const [best, ...others] = t.ranking;
     const where = [models > 1 ? t.model : "", modes > 1 ? t.mode : ""].filter(Boolean).join(", ");
     const budgetNote = Math.abs(t.budget - findings.askedBudget) > 1e-9 ? ` <span class="muted">(nearest to ${fmtBudget(findings.askedBudget)})</span>` : "";
-    const verdict = !best
-      ? ""
-      : others.length === 0
-        ? "only policy at this budget"
-        : t.separated
-          ? `its 95% interval lies ${t.lowerIsBetter ? "below" : "above"} the runner-up's`
-          : "its 95% interval overlaps the runner-up's: not a clear win";
+    const verdict = !best ? "" : others.length === 0 ? "only policy at this budget" : runnerUpVerdict(t);
     return `<tr>
 <td><strong>${escapeHtml(taskTitle(t.task))}</strong>${where ? `<br><span class="muted">${escapeHtml(where)}</span>` : ""}<br><span class="muted">${escapeHtml(metricLabel(t.metric))}</span></td>
 <td class="num">${fmtBudget(t.budget)}${budgetNote}</td>
@@ -129,13 +126,104 @@ whole cache:</p>
 ${taskRows.join("\n")}
 </tbody>
 </table>
-<p class="muted">"Best" is the highest mean (the lowest for NLL). With few samples per cell, overlapping intervals mean the data cannot tell the policies apart.</p>
+<p class="muted">"Best" is the highest mean (the lowest for NLL); the verdict under it is the paired test against the runner-up (below).</p>
+<h3>Paired comparisons at that budget</h3>
+${pairedHtml(findings, models, modes)}
 <h3>Smallest KV budget that keeps 95% of the full cache's score</h3>
 ${retentionHtml(findings.retention, models, modes)}
 <h3>Protected heads</h3>
 ${heads.length ? heads.join("\n") : `<p class="muted">No head profile in profiles/.</p>`}
 <p class="muted">L<i>n</i>·kv<i>k</i> = layer <i>n</i>, KV head <i>k</i>, both counted from 0.</p>
 </section>`;
+}
+
+/** The best policy against the runner-up, in words: the paired test's difference, interval and p. */
+function runnerUpVerdict(t: TaskFinding): string {
+  const c = t.versusBest[0];
+  if (!c?.test) return "no sample scored in both it and the runner-up: no paired test";
+  const clear = c.test.p < 0.05;
+  return `paired test vs ${escapeHtml(c.b.policyLabel)} (${testName(c.test.method)}, n = ${c.n}): ${fmtDifference(c.test)}, ${pEquals(c.test.p)}` +
+    (clear ? "" : ": not a clear win");
+}
+
+function comparisonRow(c: PairedComparison, where: string): string {
+  const t = c.test;
+  const side = (s: PairedComparison["a"]) => `<span class="policy">${escapeHtml(s.policyLabel)}</span> @ ${fmtBudget(s.budget)}`;
+  const better = t && t.difference !== 0 ? ((t.difference > 0) !== c.lowerIsBetter ? "A" : "B") : "";
+  return `<tr>
+<td>${escapeHtml(taskTitle(c.task))}${where ? `<br><span class="muted">${escapeHtml(where)}</span>` : ""}</td>
+<td>${side(c.a)} vs ${side(c.b)}</td>
+<td class="num">${c.n}</td>
+<td class="num">${t ? `${fmtDifference(t)}${better ? ` <span class="muted">(${better} ${c.lowerIsBetter ? "lower" : "higher"})</span>` : ""}` : "—"}</td>
+<td class="num">${t ? fmtP(t.p) : "—"}</td>
+<td>${t ? testName(t.method) : "no sample scored in both"}</td>
+</tr>`;
+}
+
+function pairedHtml(findings: KeyFindings, models: number, modes: number): string {
+  const rows = findings.tasks.flatMap((t) => {
+    const where = [models > 1 ? t.model : "", modes > 1 ? t.mode : ""].filter(Boolean).join(", ");
+    return [...t.versusBest, ...t.versusReference].map((c) => comparisonRow(c, where));
+  });
+  if (rows.length === 0) return `<p class="muted">No task has two policies at one budget, nor a full-cache reference.</p>`;
+  return `<p>Every cell of a task is run on the same samples, so two policies are compared <em>sample by sample</em>
+(paired): a hard sample is hard for every policy, and pairing takes that shared difficulty out of the comparison. Pairs
+are matched by model, task, mode and sample, and only samples scored in both cells count (n). For each task: the best
+policy against each other policy at the ranking's budget, then each policy against the full-cache reference.</p>
+<ul class="muted">
+<li>0/1 scores (found or not): the <strong>exact McNemar test</strong>, a two-sided exact binomial test on the discordant
+pairs (samples one policy got right and the other wrong), with Newcombe's (1998) hybrid score interval for the
+difference of paired proportions (method 10).</li>
+<li>Continuous scores (token accuracy, F1, NLL): a <strong>paired bootstrap</strong> of the mean per-sample difference,
+${BOOTSTRAP_RESAMPLES.toLocaleString("en")} resamples from a fixed seed (${BOOTSTRAP_SEED}, so the report is the same every time it is built),
+95% percentile interval, two-sided p from the share of resampled means on either side of 0.</li>
+</ul>
+<table class="findings">
+<thead><tr><th>task</th><th>A vs B</th><th>n paired</th><th>A − B: mean [95% interval]</th><th>p (two-sided)</th><th>test</th></tr></thead>
+<tbody>
+${rows.join("\n")}
+</tbody>
+</table>
+<p class="muted">Each p is for its own comparison; with many comparisons some fall below 0.05 by chance (no correction
+for multiplicity is applied). For NLL a negative difference means A is better. With few pairs (under about 20) the
+bootstrap's interval is too narrow and its p too small: it only resamples the pairs it has.</p>`;
+}
+
+/** Cells with infeasible samples: wholly infeasible cells (no mean) and cells that lost some samples. */
+function infeasibleHtml(summary: Summary, rows: readonly ResultRow[], models: number, modes: number): string {
+  const firstReason = new Map<string, InfeasibleRow>();
+  const key = (c: { model: string; task: string; mode: string; policyLabel: string; budgetNominal: number; metric: string }) =>
+    JSON.stringify([c.model, c.task, c.mode, c.policyLabel, c.budgetNominal, c.metric]);
+  for (const r of rows) if (r.status === "infeasible" && !firstReason.has(key(r))) firstReason.set(key(r), r);
+  const entries = [
+    ...summary.infeasibleCells.map((c) => ({ ...c, scored: 0 })),
+    ...summary.cells.filter((c) => c.infeasible > 0).map((c) => ({ ...c, scored: c.n, reason: firstReason.get(key(c))?.reason ?? "" })),
+  ];
+  const infeasibleRows = rows.filter((r) => r.status === "infeasible").length;
+  if (entries.length === 0) return `<p>Every cell ran on every sample: no infeasible row.</p>`;
+  const body = entries.map((e) => {
+    const where = [models > 1 ? e.model : "", modes > 1 ? e.mode : ""].filter(Boolean).join(", ");
+    return `<tr>
+<td>${escapeHtml(taskTitle(e.task))}${where ? `<br><span class="muted">${escapeHtml(where)}</span>` : ""}</td>
+<td><span class="policy">${escapeHtml(e.policyLabel)}</span></td>
+<td class="num">${fmtBudget(e.budgetNominal)}</td>
+<td class="num">${e.infeasible}</td>
+<td class="num">${e.scored}</td>
+<td>${escapeHtml(e.reason)}</td>
+</tr>`;
+  });
+  return `<p>${summary.infeasibleCells.length} cell${summary.infeasibleCells.length === 1 ? "" : "s"} could not run on any sample and
+${entries.length - summary.infeasibleCells.length} on some (${infeasibleRows} infeasible row${infeasibleRows === 1 ? "" : "s"} in results.jsonl).
+An infeasible (cell × sample) is one the policy cannot run as asked: a budget below what it must keep, a record too
+short for its observation window, a prompt longer than the model's context. It is recorded with its reason, not scored:
+means, intervals and charts use the scored samples only, and a paired comparison drops a sample that is infeasible in
+either of its cells.</p>
+<table class="findings">
+<thead><tr><th>task</th><th>policy</th><th>KV budget</th><th>infeasible samples</th><th>scored samples</th><th>reason (first infeasible sample)</th></tr></thead>
+<tbody>
+${body.join("\n")}
+</tbody>
+</table>`;
 }
 
 function retentionHtml(retention: readonly RetentionFinding[], models: number, modes: number): string {
@@ -174,23 +262,28 @@ function rawTable(rows: readonly ResultRow[]): TableData {
     { key: "sampleId", label: "sample", numeric: false },
     { key: "policyLabel", label: "policy", numeric: false },
     { key: "budgetNominal", label: "KV budget", numeric: true },
+    { key: "status", label: "status", numeric: false },
     { key: "budgetRealized", label: "realized budget", numeric: true, digits: 4 },
+    { key: "budgetAnswer", label: "budget at answer", numeric: true, digits: 4 },
     { key: "targetLength", label: "target length", numeric: true },
     { key: "promptTokens", label: "prompt tokens", numeric: true },
     { key: "depth", label: "depth", numeric: true },
     { key: "metric", label: "metric", numeric: false },
     { key: "score", label: "score", numeric: true, digits: 4 },
     { key: "prediction", label: "prediction", numeric: false },
+    { key: "reason", label: "reason (infeasible)", numeric: false },
     { key: "kvBytes", label: "KV bytes", numeric: true },
     { key: "prefillMs", label: "prefill ms", numeric: true, digits: 1 },
     { key: "decodeMs", label: "decode ms", numeric: true, digits: 1 },
     { key: "decodeTokens", label: "decode tokens", numeric: true },
     { key: "model", label: "model", numeric: false },
     { key: "mode", label: "mode", numeric: false },
+    { key: "protocol", label: "answer protocol", numeric: false },
   ] as const;
   return {
     columns,
-    rows: rows.map((r) => columns.map((c) => r[c.key as keyof ResultRow] as string | number | null)),
+    // a field the row's kind does not have (an infeasible row's score, a scored row's reason) is an empty cell
+    rows: rows.map((r) => columns.map((c) => ((r as unknown as Record<string, string | number | null | undefined>)[c.key] ?? null))),
   };
 }
 
@@ -200,8 +293,10 @@ function cellTable(cells: readonly SummaryCell[]): TableData {
     { key: "policyLabel", label: "policy", numeric: false },
     { key: "budgetNominal", label: "KV budget", numeric: true },
     { key: "budgetRealizedMean", label: "realized budget", numeric: true, digits: 4 },
+    { key: "budgetAnswerMean", label: "budget at answer", numeric: true, digits: 4 },
     { key: "metric", label: "metric", numeric: false },
     { key: "n", label: "samples", numeric: true },
+    { key: "infeasible", label: "infeasible samples", numeric: true },
     { key: "mean", label: "mean", numeric: true, digits: 4 },
     { key: "ciLow", label: "95% low", numeric: true, digits: 4 },
     { key: "ciHigh", label: "95% high", numeric: true, digits: 4 },
@@ -386,6 +481,7 @@ export function renderHtml({ data, specs, findings, libraries }: RenderHtmlInput
   const policies = uniq(rows.map((r) => r.policyLabel));
   const budgets = uniq(rows.map((r) => r.budgetNominal)).sort((a, b) => b - a);
   const samples = uniq(rows.map((r) => `${r.model}\u0000${r.task}\u0000${r.sampleId}`)).length;
+  const infeasibleRows = rows.filter((r) => r.status === "infeasible").length;
 
   const files = [
     data.hasCsv ? `<a href="results.csv">results.csv</a> (every deterministic column)` : `<span class="muted">results.csv (not found beside this report)</span>`,
@@ -432,21 +528,25 @@ The KV budget is the fraction of the full cache's key/value entries kept, over a
 <dt>tasks</dt><dd>${tasks.map(escapeHtml).join(", ")}</dd>
 <dt>policies</dt><dd>${policies.map(escapeHtml).join(", ")}</dd>
 <dt>KV budgets</dt><dd>${budgets.map(fmtBudget).join(", ")}</dd>
-<dt>size</dt><dd>${rows.length} result rows, ${samples} samples, ${summary.cells.length} cells (task × policy × budget)</dd>
+<dt>size</dt><dd>${rows.length} result rows (${infeasibleRows} infeasible), ${samples} samples, ${summary.cells.length + summary.infeasibleCells.length} cells (task × policy × budget)${summary.infeasibleCells.length ? `, ${summary.infeasibleCells.length} of them with no feasible sample` : ""}</dd>
 <dt>files</dt><dd>${files.join(" · ")}</dd>
 </dl>
 </header>
 <main>
 ${findingsHtml(findings, models.length, modes.length)}
+<section id="infeasible">
+<h2>Cells that could not run</h2>
+${infeasibleHtml(summary, rows, models.length, modes.length)}
+</section>
 ${sections.join("\n")}
 <section id="cells">
 <h2>Summary per cell</h2>
-<p class="muted">Mean and 95% interval of every (task, policy, budget) cell${data.summarySource === "summary.json" ? ", from summary.json" : ", recomputed from results.jsonl"}. Click a column header to sort.</p>
+<p class="muted">Mean and 95% interval over the scored samples of every (task, policy, budget) cell${data.summarySource === "summary.json" ? ", from summary.json" : ", recomputed from results.jsonl"}. Click a column header to sort.</p>
 <div id="cells-table"></div>
 </section>
 <section id="raw">
 <h2>Raw results</h2>
-<p class="muted">One row per (sample × policy × budget) from results.jsonl; ${data.hasCsv ? `<a href="results.csv">results.csv</a> has the same rows without the timing columns` : "results.csv was not found beside this report"}.</p>
+<p class="muted">One row per (sample × policy × budget) from results.jsonl, scored ("ok") or infeasible (with its reason); ${data.hasCsv ? `<a href="results.csv">results.csv</a> has the same rows without the timing columns` : "results.csv was not found beside this report"}.</p>
 <div id="raw-table"></div>
 </section>
 </main>

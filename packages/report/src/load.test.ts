@@ -66,7 +66,7 @@ describe("loadResults", () => {
     const dir = fresh();
     const fixture = writeFixture(dir);
     const cells = fixture.summary.cells.map((c, i) => (i === 0 ? { ...c, n: 1, ciLow: null, ciHigh: null } : c));
-    writeFileSync(join(dir, "summary.json"), JSON.stringify({ experiment: "x", cells }));
+    writeFileSync(join(dir, "summary.json"), JSON.stringify({ experiment: "x", cells, infeasibleCells: fixture.summary.infeasibleCells }));
     const data = loadResults(dir);
     expect(data.summary.cells[0].ciLow).toBe(-Infinity);
     expect(data.summary.cells[0].ciHigh).toBe(Infinity);
@@ -93,6 +93,27 @@ describe("loadResults", () => {
     expect(parseResultsJsonl(`${JSON.stringify(a)}\n\n${JSON.stringify(b)}\n`, file)).toHaveLength(2);
   });
 
+  it("reads both kinds of row, and names a field that does not belong to the row's status", () => {
+    const rows = fixtureRows();
+    const ok = rows.find((r) => r.status === "ok")!;
+    const bad = rows.find((r) => r.status === "infeasible")!;
+    const file = "/r/results.jsonl";
+    expect(parseResultsJsonl(`${JSON.stringify(ok)}\n${JSON.stringify(bad)}\n`, file).map((r) => r.status)).toEqual(["ok", "infeasible"]);
+    const line = (row: object) => `${JSON.stringify(row)}\n`;
+    const { status: _status, ...noStatus } = ok;
+    expectInputError(() => parseResultsJsonl(line(noStatus), file), /:1: field "status": expected "ok" or "infeasible" \(a row written before rows had a status/);
+    expectInputError(() => parseResultsJsonl(line({ ...ok, status: "failed" }), file), /:1: field "status": expected "ok" or "infeasible", found "failed"/);
+    expectInputError(() => parseResultsJsonl(line({ ...ok, reason: "" }), file), /:1: field "reason": expected no "reason" on a row with status "ok", found ""/);
+    expectInputError(() => parseResultsJsonl(line({ ...bad, score: 0 }), file), /:1: field "score": expected no "score" on a row with status "infeasible", found 0/);
+    expectInputError(() => parseResultsJsonl(line({ ...bad, reason: " " }), file), /:1: field "reason": expected a one-line reason/);
+    const { reason: _reason, ...noReason } = bad;
+    expectInputError(() => parseResultsJsonl(line(noReason), file), /:1: field "reason": expected a string, found nothing/);
+    const { budgetAnswer: _answer, ...noAnswer } = ok;
+    expectInputError(() => parseResultsJsonl(line(noAnswer), file), /:1: field "budgetAnswer": expected a finite number, found nothing/);
+    expectInputError(() => parseResultsJsonl(line({ ...ok, protocol: "evict" }), file), /:1: field "protocol": expected "append" or "hold-budget", found "evict"/);
+    expectInputError(() => parseResultsJsonl(line({ ...bad, key: 7 }), file), /:1: field "key": expected a string, found 7/);
+  });
+
   it("names summary.json and profile files that are not what they should be", () => {
     const dir = fresh();
     writeFixture(dir);
@@ -100,6 +121,10 @@ describe("loadResults", () => {
     expectInputError(() => loadResults(dir), /summary\.json: not valid JSON/);
     writeFileSync(join(dir, "summary.json"), JSON.stringify({ experiment: "x", cells: [{ task: 3 }] }));
     expectInputError(() => loadResults(dir), /summary\.json: cells\[0\]\.model: expected a string/);
+    writeFileSync(join(dir, "summary.json"), JSON.stringify({ experiment: "x", cells: [] }));
+    expectInputError(() => loadResults(dir), /summary\.json: field "infeasibleCells": expected an array/);
+    writeFileSync(join(dir, "summary.json"), JSON.stringify({ experiment: "x", cells: [], infeasibleCells: [{ model: "m", task: "t", mode: "query-aware", policyLabel: "p", metric: "exact", budgetNominal: 0.1, infeasible: 2 }] }));
+    expectInputError(() => loadResults(dir), /summary\.json: infeasibleCells\[0\]\.reason: expected a string, found nothing/);
     const dir2 = fresh();
     writeFixture(dir2);
     mkdirSync(join(dir2, "profiles"), { recursive: true });
@@ -113,6 +138,27 @@ describe("the recomputed summary", () => {
     const rows = fixtureRows();
     const cells = summarizeRows(rows).cells;
     expect(cells).toHaveLength(4 * (1 + 4 + 5 * 3));
-    expect(cells[0]).toMatchObject({ task: "niah-single", policyLabel: "full", budgetNominal: 1, n: 30 });
+    expect(cells[0]).toMatchObject({ task: "niah-single", policyLabel: "full", budgetNominal: 1, n: 30, infeasible: 0 });
+  });
+
+  it("means over the scored rows; infeasible samples counted per cell; cells with none scored listed apart with the first reason", () => {
+    const rows = fixtureRows();
+    const summary = summarizeRows(rows);
+    // razor at 0.2 lost the 1024-token samples: niah-single 10 of 30, passkey 6 of 12
+    const razor02 = summary.cells.find((c) => c.task === "niah-single" && c.policyLabel === "razor" && c.budgetNominal === 0.2)!;
+    expect([razor02.n, razor02.infeasible]).toEqual([20, 10]);
+    const scored = rows.filter((r) => r.status === "ok" && r.task === "niah-single" && r.policyLabel === "razor" && r.budgetNominal === 0.2);
+    expect(razor02.mean).toBeCloseTo(scored.reduce((s, r) => s + (r.status === "ok" ? r.score : NaN), 0) / scored.length, 12);
+    expect(razor02.budgetAnswerMean).toBeCloseTo(scored.reduce((s, r) => s + (r.status === "ok" ? r.budgetAnswer : NaN), 0) / scored.length, 12);
+    expect(razor02.budgetAnswerMean).toBeGreaterThan(razor02.budgetRealizedMean);
+    expect(summary.cells.find((c) => c.task === "passkey" && c.policyLabel === "razor" && c.budgetNominal === 0.2)).toMatchObject({ n: 6, infeasible: 6 });
+    expect(summary.cells.filter((c) => c.policyLabel !== "razor" || c.budgetNominal > 0.2).every((c) => c.infeasible === 0)).toBe(true);
+    // razor at 0.1: no sample could run, in any task
+    expect(summary.infeasibleCells.map((c) => [c.task, c.policyLabel, c.budgetNominal, c.infeasible])).toEqual([
+      ["niah-single", "razor", 0.1, 30], ["passkey", "razor", 0.1, 12], ["repeated-tokens", "razor", 0.1, 6], ["lm-loss", "razor", 0.1, 6],
+    ]);
+    const first = rows.find((r) => r.status === "infeasible" && r.task === "niah-single" && r.budgetNominal === 0.1)!;
+    expect(summary.infeasibleCells[0].reason).toBe(first.status === "infeasible" ? first.reason : "");
+    expect(summary.infeasibleCells[0].reason).toMatch(/^niah-single sample niah-single\/seed7\/L1024\/d0\/0, cell razor@0\.1: kvBudget 0\.1 is below/);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { HeadProfile, ResultRow, Summary, SummaryCell } from "./schema.js";
+import { ANSWER_PROTOCOLS, type AnswerProtocol, type HeadProfile, type InfeasibleCell, type ResultRow, type Summary, type SummaryCell } from "./schema.js";
 import { summarizeRows } from "./summarize.js";
 
 /** A results folder or file the report cannot read; the message is one line and names the file. */
@@ -37,10 +37,17 @@ export interface ResultsData {
   readonly hasManifest: boolean;
 }
 
-const STRING_FIELDS = ["experiment", "model", "task", "sampleId", "mode", "policy", "policyParams", "policyLabel", "cell", "metric", "prediction"] as const;
-const NUMBER_FIELDS = [
-  "targetLength", "promptTokens", "budgetNominal", "budgetRealized", "kvBytes", "kvBytesFull", "score", "prefillMs", "decodeMs", "decodeTokens",
+/** Fields every row has, scored or not (schema.ts RowIdentity). */
+const STRING_FIELDS = ["experiment", "key", "model", "modelDigest", "task", "sampleId", "policy", "policyParams", "policyLabel", "cell", "metric"] as const;
+const NUMBER_FIELDS = ["targetLength", "promptTokens", "budgetNominal"] as const;
+/** Fields only a scored row (status "ok") has. */
+const SCORED_STRINGS = ["prediction"] as const;
+const SCORED_NUMBERS = [
+  "prefillTokens", "budgetRealized", "budgetAnswer", "budgetEnd", "kvBytes", "kvBytesAnswer", "kvBytesEnd", "kvBytesFull", "score",
+  "prefillMs", "decodeMs", "decodeTokens",
 ] as const;
+/** Fields only an infeasible row has. */
+const INFEASIBLE_STRINGS = ["reason"] as const;
 
 function describe(value: unknown): string {
   if (value === undefined) return "nothing";
@@ -48,27 +55,39 @@ function describe(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
-/** Checks one parsed results.jsonl line; `where` is "file:line". */
+/**
+ * Checks one parsed results.jsonl line; `where` is "file:line". A row is scored (status "ok") or infeasible, and carries
+ * the fields of its kind only: a score on an infeasible row, or a reason on a scored one, is a writer's bug that would
+ * otherwise be read as a result.
+ */
 export function parseResultRow(value: unknown, where: string): ResultRow {
   if (!value || typeof value !== "object" || Array.isArray(value)) {
     throw new ReportInputError(`${where}: expected a result row object, found ${describe(value)}`);
   }
   const v = value as Record<string, unknown>;
-  for (const field of STRING_FIELDS) {
-    if (typeof v[field] !== "string") throw new ReportInputError(`${where}: field "${field}": expected a string, found ${describe(v[field])}`);
+  const fail = (field: string, expected: string): never => {
+    throw new ReportInputError(`${where}: field "${field}": expected ${expected}, found ${describe(v[field])}`);
+  };
+  if (v.status !== "ok" && v.status !== "infeasible") {
+    fail("status", `"ok" or "infeasible"${v.status === undefined ? " (a row written before rows had a status: rerun the experiment)" : ""}`);
   }
-  for (const field of NUMBER_FIELDS) {
+  const scored = v.status === "ok";
+  const strings = [...STRING_FIELDS, ...(scored ? SCORED_STRINGS : INFEASIBLE_STRINGS)];
+  const numbers = [...NUMBER_FIELDS, ...(scored ? SCORED_NUMBERS : [])];
+  for (const field of strings) {
+    if (typeof v[field] !== "string") fail(field, "a string");
+  }
+  for (const field of numbers) {
     const x = v[field];
-    if (typeof x !== "number" || !Number.isFinite(x)) {
-      throw new ReportInputError(`${where}: field "${field}": expected a finite number, found ${describe(x)}`);
-    }
+    if (typeof x !== "number" || !Number.isFinite(x)) fail(field, "a finite number");
   }
-  if (v.depth !== null && (typeof v.depth !== "number" || !Number.isFinite(v.depth))) {
-    throw new ReportInputError(`${where}: field "depth": expected a number in [0, 1] or null, found ${describe(v.depth)}`);
+  if (!scored && (v.reason as string).trim() === "") fail("reason", "a one-line reason the cell could not run this sample");
+  for (const field of scored ? INFEASIBLE_STRINGS : [...SCORED_STRINGS, ...SCORED_NUMBERS]) {
+    if (field in v) fail(field, `no "${field}" on a row with status "${v.status as string}"`);
   }
-  if (v.mode !== "query-agnostic" && v.mode !== "query-aware") {
-    throw new ReportInputError(`${where}: field "mode": expected "query-agnostic" or "query-aware", found ${describe(v.mode)}`);
-  }
+  if (v.depth !== null && (typeof v.depth !== "number" || !Number.isFinite(v.depth))) fail("depth", "a number in [0, 1] or null");
+  if (v.mode !== "query-agnostic" && v.mode !== "query-aware") fail("mode", `"query-agnostic" or "query-aware"`);
+  if (!ANSWER_PROTOCOLS.includes(v.protocol as AnswerProtocol)) fail("protocol", ANSWER_PROTOCOLS.map((p) => `"${p}"`).join(" or "));
   return value as ResultRow;
 }
 
@@ -91,7 +110,9 @@ export function parseResultsJsonl(text: string, file: string): ResultRow[] {
 }
 
 const CELL_STRINGS = ["model", "task", "mode", "policyLabel", "policy", "policyParams", "metric"] as const;
-const CELL_NUMBERS = ["budgetNominal", "n", "mean", "budgetRealizedMean", "kvBytesMean"] as const;
+const CELL_NUMBERS = ["budgetNominal", "n", "mean", "budgetRealizedMean", "budgetAnswerMean", "kvBytesMean", "infeasible"] as const;
+const INFEASIBLE_CELL_STRINGS = ["model", "task", "mode", "policyLabel", "metric", "reason"] as const;
+const INFEASIBLE_CELL_NUMBERS = ["budgetNominal", "infeasible"] as const;
 
 /** Checks summary.json; ciLow/ciHigh may be null (JSON's spelling of ±∞: the t interval of a single sample). */
 export function parseSummary(value: unknown, file: string): Summary {
@@ -118,9 +139,27 @@ export function parseSummary(value: unknown, file: string): Summary {
     const bound = (x: unknown, infinite: number) => (typeof x === "number" ? x : infinite);
     return { ...(cell as unknown as SummaryCell), ciLow: bound(cell.ciLow, -Infinity), ciHigh: bound(cell.ciHigh, Infinity) };
   });
+  if (!Array.isArray(v.infeasibleCells)) {
+    throw new ReportInputError(`${file}: field "infeasibleCells": expected an array (empty when every cell ran), found ${describe(v.infeasibleCells)}`);
+  }
+  const infeasibleCells = v.infeasibleCells.map((c: unknown, i: number): InfeasibleCell => {
+    const where = `${file}: infeasibleCells[${i}]`;
+    if (!c || typeof c !== "object") throw new ReportInputError(`${where}: expected a cell object, found ${describe(c)}`);
+    const cell = c as Record<string, unknown>;
+    for (const field of INFEASIBLE_CELL_STRINGS) {
+      if (typeof cell[field] !== "string") throw new ReportInputError(`${where}.${field}: expected a string, found ${describe(cell[field])}`);
+    }
+    for (const field of INFEASIBLE_CELL_NUMBERS) {
+      if (typeof cell[field] !== "number" || !Number.isFinite(cell[field])) {
+        throw new ReportInputError(`${where}.${field}: expected a finite number, found ${describe(cell[field])}`);
+      }
+    }
+    return cell as unknown as InfeasibleCell;
+  });
   return {
     experiment: typeof v.experiment === "string" ? v.experiment : "",
     cells,
+    infeasibleCells,
   };
 }
 
@@ -191,7 +230,7 @@ export function loadResults(dir: string): ResultsData {
   const summaryFile = join(dir, "summary.json");
   const fromFile = existsSync(summaryFile);
   const summary = fromFile ? parseSummary(readJson(summaryFile), summaryFile) : summarizeRows(rows);
-  if (summary.cells.length === 0) throw new ReportInputError(`${summaryFile}: no cells`);
+  if (summary.cells.length === 0 && summary.infeasibleCells.length === 0) throw new ReportInputError(`${summaryFile}: no cells`);
 
   const profileDir = join(dir, "profiles");
   const profiles: LoadedProfile[] = [];

@@ -13,7 +13,7 @@ import { buildSpecs } from "./specs.js";
 export async function renderReport(resultsDir: string): Promise<string> {
   const data = loadResults(resultsDir);
   const specs = buildSpecs(data.rows, data.summary, data.profiles);
-  const html = renderHtml({ data, specs, findings: keyFindings(data.summary, data.profiles), libraries: loadLibraries() });
+  const html = renderHtml({ data, specs, findings: keyFindings(data.summary, data.rows, data.profiles), libraries: loadLibraries() });
   const path = join(resultsDir, "report.html");
   try {
     writeFileSync(path, html);

@@ -20,12 +20,33 @@ export function lowerIsBetter(metric: string): boolean {
   return metric === "nll" || metric === "ppl" || metric === "perplexity";
 }
 
-export interface ResultRow {
+/**
+ * How the question and the answer meet a compressed cache (DESIGN §2, step 4), one setting for every cell of a sweep:
+ * - "append" (default; kvpress's convention): compress the prefill, then append the question (query-agnostic
+ *   mode) and the answer for every policy; nothing is evicted after compression.
+ * - "hold-budget": every policy holds its kvBudget while the question and the answer are fed, evicting as it
+ *   grows (H2O's and StreamingLLM's decode rules); a policy that has no decode-time eviction cannot hold a budget
+ *   below 1, so its cells are infeasible rows rather than a comparison at unequal memory.
+ */
+export type AnswerProtocol = "append" | "hold-budget";
+export const ANSWER_PROTOCOLS: readonly AnswerProtocol[] = ["append", "hold-budget"];
+
+/** What identifies a row and the cell it belongs to, whether or not it could be scored. */
+interface RowIdentity {
   readonly experiment: string;
+  /**
+   * Hex SHA-256 over everything that can change the row (model file digest, policy name, params and budget, task
+   * type and params, the sample's content, mode, answer protocol, seed, and the harness's row version): the
+   * results store's key. Rerunning an edited manifest recomputes exactly the rows whose key changed.
+   */
+  readonly key: string;
   readonly model: string;
+  /** SHA-256 of the model's weights file (the GGUF, or the safetensors files in name order). */
+  readonly modelDigest: string;
   readonly task: string;
   readonly sampleId: string;
   readonly mode: Mode;
+  readonly protocol: AnswerProtocol;
   /** Context length the task aimed at, and the tokens the prompt really had (context + query). */
   readonly targetLength: number;
   readonly promptTokens: number;
@@ -37,16 +58,32 @@ export interface ResultRow {
   /** A label for the policy variant, unique within an experiment (e.g. "razor" or "razor-no-comp"). */
   readonly policyLabel: string;
   readonly cell: string;
-  /** The kvBudget the cell asked for and the one measured from the compressed cache (DESIGN §3). */
+  /** The kvBudget the cell asked for, as a fraction of the prefilled (compressed) tokens' entries (DESIGN §3). */
   readonly budgetNominal: number;
-  readonly budgetRealized: number;
-  /** Bytes of keys and values the compressed and the full cache hold at 2 bytes per element. */
-  readonly kvBytes: number;
-  readonly kvBytesFull: number;
   readonly metric: string;
+}
+
+/** A sample the cell answered and scored. */
+export interface ScoredRow extends RowIdentity {
+  readonly status: "ok";
+  /** Tokens prefilled and compressed: the context (query-agnostic) or context + question (query-aware). */
+  readonly prefillTokens: number;
+  /**
+   * Realized kvBudget measured from the cache itself (entries held over all layers and KV heads, compensation slots
+   * included, divided by heads × tokens seen so far): right after compression, when the first answer token is
+   * predicted (the question is in the cache), and after the last answer token.
+   */
+  readonly budgetRealized: number;
+  readonly budgetAnswer: number;
+  readonly budgetEnd: number;
+  /** Bytes of keys and values held at 2 bytes per element: after compression, at the first answer token, at the end; and the full prefill cache's. */
+  readonly kvBytes: number;
+  readonly kvBytesAnswer: number;
+  readonly kvBytesEnd: number;
+  readonly kvBytesFull: number;
   /** The sample's score under `metric` (for "nll" lower is better; every other metric is in [0, 1]). */
   readonly score: number;
-  /** The decoded answer for generation tasks (truncated to 200 characters); empty otherwise. */
+  /** The whole decoded answer for generation tasks (special tokens skipped); empty otherwise. */
   readonly prediction: string;
   /** Wall time of this sample's shared prefill (the same for every cell of the sample) and of this cell's decode. */
   readonly prefillMs: number;
@@ -54,12 +91,30 @@ export interface ResultRow {
   readonly decodeTokens: number;
 }
 
-/** Column order of results.csv: every deterministic field (timings live in results.jsonl only). */
-export const RESULT_COLUMNS: readonly (keyof ResultRow)[] = [
-  "experiment", "model", "task", "sampleId", "mode", "targetLength", "promptTokens", "depth", "policy",
-  "policyParams", "policyLabel", "cell", "budgetNominal", "budgetRealized", "kvBytes", "kvBytesFull", "metric",
+/**
+ * A (cell × sample) that cannot be run as asked — a budget below what the policy can keep on this sample, a record
+ * too short for an observation window, a prompt longer than the model's context. It is a result: the sweep goes on,
+ * and the summary and the report count and show these rows.
+ */
+export interface InfeasibleRow extends RowIdentity {
+  readonly status: "infeasible";
+  /** One line naming the task, the sample and the cell, what was asked and why it cannot be done. */
+  readonly reason: string;
+}
+
+export type ResultRow = ScoredRow | InfeasibleRow;
+
+export function isScored(row: ResultRow): row is ScoredRow {
+  return row.status === "ok";
+}
+
+/** Every column results.csv has, in order: the deterministic fields (timings live in results.jsonl only). */
+export const RESULT_COLUMNS = [
+  "experiment", "key", "model", "modelDigest", "task", "sampleId", "mode", "protocol", "targetLength", "promptTokens",
+  "prefillTokens", "depth", "policy", "policyParams", "policyLabel", "cell", "status", "reason", "budgetNominal",
+  "budgetRealized", "budgetAnswer", "budgetEnd", "kvBytes", "kvBytesAnswer", "kvBytesEnd", "kvBytesFull", "metric",
   "score", "prediction", "decodeTokens",
-];
+] as const;
 
 export interface SummaryCell {
   readonly model: string;
@@ -76,12 +131,30 @@ export interface SummaryCell {
   readonly ciLow: number;
   readonly ciHigh: number;
   readonly budgetRealizedMean: number;
+  /** Mean realized kvBudget when the first answer token is predicted: the memory the cell answered with. */
+  readonly budgetAnswerMean: number;
   readonly kvBytesMean: number;
+  /** Samples of this cell recorded as infeasible (InfeasibleRow), not counted in n. */
+  readonly infeasible: number;
+}
+
+/** A cell none of whose samples could be run: it has no mean, only the count and the first reason. */
+export interface InfeasibleCell {
+  readonly model: string;
+  readonly task: string;
+  readonly mode: Mode;
+  readonly policyLabel: string;
+  readonly budgetNominal: number;
+  readonly metric: string;
+  readonly infeasible: number;
+  readonly reason: string;
 }
 
 export interface Summary {
   readonly experiment: string;
   readonly cells: readonly SummaryCell[];
+  /** Cells with no scored sample at all (every sample infeasible). */
+  readonly infeasibleCells: readonly InfeasibleCell[];
 }
 
 /** RazorAttention head profile as policy-razor writes it (`razorkv calibrate`). */

@@ -2,7 +2,7 @@ import { compile } from "vega-lite";
 import * as vega from "vega";
 import { describe, expect, it } from "vitest";
 import { keyFindings, nearestBudget } from "./findings.js";
-import type { Summary } from "./schema.js";
+import { isScored, type Summary } from "./schema.js";
 import {
   buildSpecs, chartMeta, headLabel, headProfileSpecs, memorySpecs, needleSpecs, scoreSpecs, throughputSpecs, type VegaLiteSpec,
 } from "./specs.js";
@@ -10,6 +10,7 @@ import { summarizeRows } from "./summarize.js";
 import { fixtureProfile, fixtureRows } from "./testing/fixture.js";
 
 const rows = fixtureRows();
+const scored = rows.filter(isScored);
 const summary = summarizeRows(rows);
 const profile = fixtureProfile();
 const loaded = { file: "profiles/synthetic-fixture-model.json", profile, usedBy: ["razor"] };
@@ -94,7 +95,7 @@ describe("spec builders on the synthetic fixture", () => {
   });
 
   it("an unbounded interval (one sample) becomes null, not a bar to infinity", () => {
-    const one: Summary = { experiment: "x", cells: [{ ...summary.cells[0], n: 1, ciLow: -Infinity, ciHigh: Infinity }] };
+    const one: Summary = { experiment: "x", cells: [{ ...summary.cells[0], n: 1, ciLow: -Infinity, ciHigh: Infinity }], infeasibleCells: [] };
     const [spec] = scoreSpecs([], one);
     const [value] = (spec as { data: { values: { ciLow: number | null; ciHigh: number | null }[] } }).data.values;
     expect(value.ciLow).toBeNull();
@@ -104,9 +105,12 @@ describe("spec builders on the synthetic fixture", () => {
   it("needle heatmaps average the samples of each (policy, budget, length, depth) cell", () => {
     const [niah] = needleSpecs(rows, summary);
     const values = (niah as { data: { values: { policy: string; budget: number; length: number; depth: number; mean: number; n: number }[] } }).data.values;
-    expect(values).toHaveLength((1 + 4 + 5 * 3) * 3 * 5); // cells × lengths × depths
+    // cells × lengths × depths; razor at 0.2 lost its 1024-token samples (infeasible) and at 0.1 every sample
+    expect(values).toHaveLength((1 + 3 + 5 * 3) * 3 * 5 + 2 * 5);
+    expect(values.filter((v) => v.policy === "razor" && v.budget === 0.2).map((v) => v.length)).not.toContain(1024);
+    expect(values.filter((v) => v.policy === "razor" && v.budget === 0.1)).toEqual([]);
     const cell = values.find((v) => v.policy === "h2o" && v.budget === 0.3 && v.length === 2048 && v.depth === 0.5)!;
-    const expected = rows.filter((r) => r.task === "niah-single" && r.policyLabel === "h2o" && r.budgetNominal === 0.3 && r.targetLength === 2048 && r.depth === 0.5);
+    const expected = scored.filter((r) => r.task === "niah-single" && r.policyLabel === "h2o" && r.budgetNominal === 0.3 && r.targetLength === 2048 && r.depth === 0.5);
     expect(cell.n).toBe(expected.length);
     expect(cell.mean).toBeCloseTo(expected.reduce((s, r) => s + r.score, 0) / expected.length, 12);
   });
@@ -120,22 +124,34 @@ describe("spec builders on the synthetic fixture", () => {
     for (const r of profile.retrieval) expect(marked.filter((v) => v.layer === r.layer && v.kvHead === r.kvHead)).toHaveLength(3);
   });
 
-  it("realized memory is bytes kept / full bytes; throughput is tokens per second", () => {
+  it("realized budget after compression and at the answer, means of the scored rows; throughput is tokens per second", () => {
     const [memory] = memorySpecs(rows, summary);
-    const mem = (memory as { layer: { data?: { values: { policy: string; budget: number; fraction: number }[] } }[] }).layer[1].data!.values;
+    type MemoryValue = { policy: string; budget: number; realized: number; answer: number; n: number };
+    const panels = (memory as { hconcat: { layer: { data?: { values: MemoryValue[] } }[] }[] }).hconcat;
+    expect(panels).toHaveLength(2);
+    const mem = panels[1].layer[1].data!.values;
     const full = mem.find((v) => v.policy === "full")!;
-    expect(full.fraction).toBeCloseTo(1, 9);
+    expect(full.realized).toBeCloseTo(1, 9);
+    expect(full.answer).toBeCloseTo(1, 9);
+    // "append": the uncompressed question lifts the budget the cell answered with above the nominal one
+    const razor = mem.find((v) => v.policy === "razor" && v.budget === 0.3)!;
+    const razorRows = scored.filter((r) => r.policyLabel === "razor" && r.budgetNominal === 0.3);
+    expect(razor.n).toBe(razorRows.length);
+    expect(razor.answer).toBeCloseTo(razorRows.reduce((s, r) => s + r.budgetAnswer, 0) / razorRows.length, 12);
+    expect(razor.answer).toBeGreaterThan(razor.realized);
+    expect(razor.realized).toBeGreaterThan(0.3);
+    expect(mem.find((v) => v.policy === "razor" && v.budget === 0.1)).toBeUndefined();
     const [prefill, decode] = throughputSpecs(rows, summary);
     const p = (prefill as { data: { values: { policy: string; rate: number }[] } }).data.values;
-    const fullRows = rows.filter((r) => r.policyLabel === "full");
+    const fullRows = scored.filter((r) => r.policyLabel === "full");
     expect(p.find((v) => v.policy === "full")!.rate).toBeCloseTo(
-      fullRows.reduce((s, r) => s + r.promptTokens / (r.prefillMs / 1000), 0) / fullRows.length, 6);
+      fullRows.reduce((s, r) => s + r.prefillTokens / (r.prefillMs / 1000), 0) / fullRows.length, 6);
     const d = (decode as { data: { values: { policy: string; budget: number; rate: number }[] } }).data.values;
     expect(d.find((v) => v.policy === "snapkv" && v.budget === 0.1)!.rate).toBeGreaterThan(d.find((v) => v.policy === "snapkv" && v.budget === 1)!.rate);
   });
 
   it("an experiment without needle tasks, profiles or timings simply has fewer charts", () => {
-    const plain = rows.filter((r) => r.depth === null).map((r) => ({ ...r, prefillMs: 0, decodeMs: 0 }));
+    const plain = rows.filter((r) => r.depth === null).map((r) => (isScored(r) ? { ...r, prefillMs: 0, decodeMs: 0 } : r));
     const s = summarizeRows(plain);
     const sections = buildSpecs(plain, s, []).map((x) => chartMeta(x).section);
     expect(sections).toEqual(["scores", "scores", "memory"]);
@@ -144,7 +160,7 @@ describe("spec builders on the synthetic fixture", () => {
 
 describe("key findings", () => {
   it("names the best policy per task at budget 0.3, with its interval, and the protected heads", () => {
-    const findings = keyFindings(summary, [loaded]);
+    const findings = keyFindings(summary, rows, [loaded]);
     const niah = findings.tasks.find((t) => t.task === "niah-single")!;
     expect(niah.budget).toBe(0.3);
     expect(niah.ranking[0].policyLabel).toBe("razor");
@@ -156,6 +172,35 @@ describe("key findings", () => {
     expect(findings.heads[0].protectedHeads).toEqual(profile.retrieval.map((r) => headLabel(r.layer, r.kvHead)));
     expect(findings.heads[0].protectedHeads[0]).toMatch(/^L\d+·kv\d$/);
     expect(findings.heads[0].usedBy).toEqual(["razor"]);
+  });
+
+  it("tests the best policy against each other one, and each against the full cache, paired by sample", () => {
+    const findings = keyFindings(summary, rows, [loaded]);
+    const niah = findings.tasks.find((t) => t.task === "niah-single")!;
+    expect(niah.versusBest.map((c) => [c.a.policyLabel, c.b.policyLabel])).toEqual(niah.ranking.slice(1).map((r) => ["razor", r.policyLabel]));
+    expect(niah.versusReference.map((c) => [c.a.policyLabel, c.a.budget, c.b.policyLabel, c.b.budget])).toEqual(
+      niah.ranking.map((r) => [r.policyLabel, 0.3, "full", 1]));
+    for (const c of [...niah.versusBest, ...niah.versusReference]) {
+      expect(c.n).toBe(30);
+      expect(c.test!.method).toBe("mcnemar-exact");
+    }
+    // the McNemar counts, recounted from the rows: razor vs h2o at 0.3
+    const score = (label: string, id: string) => {
+      const r = scored.find((x) => x.task === "niah-single" && x.policyLabel === label && x.budgetNominal === 0.3 && x.sampleId === id)!;
+      return r.score;
+    };
+    const ids = [...new Set(scored.filter((r) => r.task === "niah-single").map((r) => r.sampleId))];
+    const h2o = niah.versusBest.find((c) => c.b.policyLabel === "h2o")!.test!;
+    expect(h2o.aOnly).toBe(ids.filter((id) => score("razor", id) === 1 && score("h2o", id) === 0).length);
+    expect(h2o.bOnly).toBe(ids.filter((id) => score("razor", id) === 0 && score("h2o", id) === 1).length);
+    expect(h2o.difference).toBeCloseTo(h2o.meanA - h2o.meanB, 15);
+    const lm = findings.tasks.find((t) => t.task === "lm-loss")!;
+    expect(lm.versusBest.every((c) => c.test!.method === "paired-bootstrap" && c.n === 6)).toBe(true);
+    // at 0.2 razor lost its 1024-token samples: its comparisons pair only the 20 samples scored in both cells
+    const at02 = keyFindings(summary, rows, [loaded], 0.2).tasks.find((t) => t.task === "niah-single")!;
+    const withRazor = [...at02.versusBest, ...at02.versusReference].filter((c) => c.a.policyLabel === "razor" || c.b.policyLabel === "razor");
+    expect(withRazor.length).toBeGreaterThan(0);
+    for (const c of withRazor) expect(c.n).toBe(20);
   });
 
   it("falls back to the nearest compressed budget, ties to the lower one", () => {

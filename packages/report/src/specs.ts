@@ -10,7 +10,7 @@
  */
 import type { Config, TopLevelSpec } from "vega-lite";
 import type { LoadedProfile } from "./load.js";
-import { lowerIsBetter, type ResultRow, type Summary, type SummaryCell } from "./schema.js";
+import { isScored, lowerIsBetter, type ResultRow, type Summary, type SummaryCell } from "./schema.js";
 import { cellsByTask, groupBy, referenceCells } from "./summarize.js";
 
 export type VegaLiteSpec = TopLevelSpec;
@@ -228,7 +228,7 @@ export function scoreSpecs(rows: readonly ResultRow[], summary: Summary): VegaLi
  */
 export function needleSpecs(rows: readonly ResultRow[], summary: Summary): VegaLiteSpec[] {
   const policies = policyOrder(rows, summary);
-  const needleRows = rows.filter((r) => r.depth !== null);
+  const needleRows = rows.filter(isScored).filter((r) => r.depth !== null);
   const groups = groupBy(needleRows, (r) => JSON.stringify([r.model, r.mode, r.task, r.metric]));
   const specs: VegaLiteSpec[] = [];
   for (const group of groups.values()) {
@@ -250,7 +250,8 @@ export function needleSpecs(rows: readonly ResultRow[], summary: Summary): VegaL
     const caption =
       `Each small grid is one policy (row) at one KV budget (column): cells are context length (x) × needle depth (y), ` +
       `coloured by the mean ${metric} over the samples of that cell${bounded ? " (1 = always found)" : ""}. ` +
-      "A policy that keeps the needle shows a uniformly bright grid; a dark band at some depths shows where its evictions lose it.";
+      "A policy that keeps the needle shows a uniformly bright grid; a dark band at some depths shows where its evictions lose it. " +
+      "A missing grid or square had no feasible sample (see \"Cells that could not run\").";
     specs.push({
       title: {
         text: `${taskTitle(task)}${qualifier(group, group[0])}: accuracy by context length and needle depth`,
@@ -406,10 +407,15 @@ export function headProfileSpecs(profiles: readonly LoadedProfile[]): VegaLiteSp
   });
 }
 
-/** Realized KV memory (bytes kept / bytes of the full cache) vs the nominal budget, against the line y = x. */
+/**
+ * Realized kvBudget vs the nominal one, against the line y = x, in two panels: right after compression (what the
+ * policy kept of the prefill) and when the first answer token is predicted (budgetAnswer: the question is in the cache,
+ * so this is the memory the cell answered with; under the "append" protocol it lies above the nominal budget by the
+ * uncompressed question). Means over the scored rows of every task.
+ */
 export function memorySpecs(rows: readonly ResultRow[], summary: Summary): VegaLiteSpec[] {
   const policies = policyOrder(rows, summary);
-  const usable = rows.filter((r) => r.kvBytesFull > 0);
+  const usable = rows.filter(isScored).filter((r) => r.kvBytesFull > 0);
   if (usable.length === 0) return [];
   const groups = groupBy(usable, (r) => JSON.stringify([r.policyLabel, r.budgetNominal]));
   const MiB = 1024 * 1024;
@@ -417,75 +423,92 @@ export function memorySpecs(rows: readonly ResultRow[], summary: Summary): VegaL
     policy: g[0].policyLabel,
     budget: g[0].budgetNominal,
     budgetPlot: g[0].budgetNominal + nudge(g[0].policyLabel, policies),
-    fraction: mean(g.map((r) => r.kvBytes / r.kvBytesFull)),
     realized: mean(g.map((r) => r.budgetRealized)),
+    answer: mean(g.map((r) => r.budgetAnswer)),
+    end: mean(g.map((r) => r.budgetEnd)),
     kvMiB: mean(g.map((r) => r.kvBytes)) / MiB,
+    answerMiB: mean(g.map((r) => r.kvBytesAnswer)) / MiB,
     fullMiB: mean(g.map((r) => r.kvBytesFull)) / MiB,
     n: g.length,
   }));
   const budgets = distinct(values.map((v) => v.budget));
-  const yTitle = "realized KV memory (fraction of the full cache's bytes)";
-  const x = { field: "budgetPlot", type: "quantitative" as const, scale: BUDGET_SCALE, axis: budgetAxis(budgets) };
-  const y = { field: "fraction", type: "quantitative" as const, title: yTitle, scale: { domain: [0, 1.04], nice: false } };
-  const caption =
-    "Bytes of keys and values the compressed cache really holds (2 bytes per element), as a fraction of the full cache, " +
-    "mean over all samples and tasks. On the dashed line the cache holds exactly its nominal budget; above it a policy " +
-    "keeps more than asked (e.g. RazorAttention's compensation tokens), below it less.";
-  return [
-    {
-      title: { text: "Realized KV-cache memory vs nominal budget", subtitle: "dashed: realized = nominal (y = x)" },
-      description: caption,
-      usermeta: { razorkv: { section: "memory", caption } },
-      width: 400,
+  const protocols = distinct(usable.map((r) => r.protocol));
+  const tooltip = [
+    { field: "policy", type: "nominal", title: "policy" },
+    { field: "budget", type: "quantitative", title: "KV budget (nominal)", format: "~g" },
+    { field: "realized", type: "quantitative", title: "realized, after compression", format: ".3f" },
+    { field: "answer", type: "quantitative", title: "realized, at the first answer token", format: ".3f" },
+    { field: "end", type: "quantitative", title: "realized, after the last answer token", format: ".3f" },
+    { field: "kvMiB", type: "quantitative", title: "KV cache after compression (MiB, mean)", format: ".2f" },
+    { field: "answerMiB", type: "quantitative", title: "KV cache at the answer (MiB, mean)", format: ".2f" },
+    { field: "fullMiB", type: "quantitative", title: "full prefill KV cache (MiB, mean)", format: ".2f" },
+    { field: "n", type: "quantitative", title: "rows" },
+  ] as const;
+  const panel = (field: "realized" | "answer", title: string) => {
+    const yTitle = "realized KV budget (fraction of the entries seen)";
+    const x = { field: "budgetPlot", type: "quantitative" as const, scale: BUDGET_SCALE, axis: budgetAxis(budgets) };
+    const y = { field, type: "quantitative" as const, title: yTitle, scale: { domain: [0, 1.04], nice: false } };
+    return {
+      width: 340,
       height: 260,
-      config: CHART_CONFIG,
+      title: { text: title, fontSize: 12, fontWeight: "normal" as const },
       layer: [
         {
           data: { values: [{ b: 0 }, { b: 1 }] },
-          mark: { type: "line", strokeDash: [5, 4], color: "#888888", strokeWidth: 1.5 },
+          mark: { type: "line" as const, strokeDash: [5, 4], color: "#888888", strokeWidth: 1.5 },
           encoding: {
-            x: { field: "b", type: "quantitative", scale: BUDGET_SCALE, axis: budgetAxis(budgets) },
-            y: { field: "b", type: "quantitative", title: yTitle, scale: { domain: [0, 1.04], nice: false } },
+            x: { field: "b", type: "quantitative" as const, scale: BUDGET_SCALE, axis: budgetAxis(budgets) },
+            y: { field: "b", type: "quantitative" as const, title: yTitle, scale: { domain: [0, 1.04], nice: false } },
           },
         },
-        {
-          data: { values },
-          layer: policyLines(x, y, policies, 1.5, [
-            { field: "policy", type: "nominal", title: "policy" },
-            { field: "budget", type: "quantitative", title: "KV budget (nominal)", format: "~g" },
-            { field: "realized", type: "quantitative", title: "KV budget (realized, entries)", format: ".3f" },
-            { field: "fraction", type: "quantitative", title: "realized memory / full", format: ".3f" },
-            { field: "kvMiB", type: "quantitative", title: "KV cache (MiB, mean)", format: ".2f" },
-            { field: "fullMiB", type: "quantitative", title: "full KV cache (MiB, mean)", format: ".2f" },
-            { field: "n", type: "quantitative", title: "rows" },
-          ]),
-        },
+        { data: { values }, layer: policyLines(x, y, policies, 1.5, tooltip) },
       ],
+    };
+  };
+  const caption =
+    "Entries the cache really holds (over all layers and KV heads, compensation slots included) as a fraction of the " +
+    "entries the model has seen, mean over the scored rows of every task. Left: right after compression, against the " +
+    "prefill. Right: when the first answer token is predicted, after the question was fed: the memory the cell answered " +
+    `with (answer protocol: ${protocols.join(", ")}). On the dashed line the cache holds exactly its nominal budget; ` +
+    "above it a policy keeps more than asked (e.g. RazorAttention's compensation tokens, or an uncompressed question " +
+    "appended), below it less.";
+  return [
+    {
+      title: {
+        text: "Realized KV budget vs nominal budget",
+        subtitle: "dashed: realized = nominal (y = x); left after compression, right at the first answer token",
+      },
+      description: caption,
+      usermeta: { razorkv: { section: "memory", caption } },
+      config: CHART_CONFIG,
+      hconcat: [panel("realized", "after compression"), panel("answer", "at the first answer token (the memory the cell answered with)")],
     },
   ];
 }
 
 /**
- * Throughput: prefill tokens/s per policy (promptTokens / prefill time) and decode tokens/s vs budget (decodeTokens /
+ * Throughput: prefill tokens/s per policy (prefillTokens / prefill time) and decode tokens/s vs budget (decodeTokens /
  * decode time). Prefill runs once per sample with the full cache and is shared by every cell (DESIGN §2), so its bars
  * should agree across policies; decode speed is where a smaller cache should pay off.
  */
 export function throughputSpecs(rows: readonly ResultRow[], summary: Summary): VegaLiteSpec[] {
   const policies = policyOrder(rows, summary);
   const specs: VegaLiteSpec[] = [];
-  const prefillRows = rows.filter((r) => r.prefillMs > 0 && r.promptTokens > 0);
+  const scored = rows.filter(isScored);
+  const prefillRows = scored.filter((r) => r.prefillMs > 0 && r.prefillTokens > 0);
   if (prefillRows.length > 0) {
     const byPolicy = groupBy(prefillRows, (r) => r.policyLabel);
     const values = [...byPolicy.values()].map((g) => {
-      const rates = g.map((r) => r.promptTokens / (r.prefillMs / 1000));
+      const rates = g.map((r) => r.prefillTokens / (r.prefillMs / 1000));
       return { policy: g[0].policyLabel, rate: mean(rates), low: Math.min(...rates), high: Math.max(...rates), n: g.length };
     });
     const caption =
-      "Prompt tokens per second of the full-attention prefill, mean over rows (thin line: slowest to fastest sample). " +
+      "Tokens per second of the full-attention prefill (the tokens compressed: the context, plus the question in " +
+      "query-aware mode), mean over rows (thin line: slowest to fastest sample). " +
       "The prefill is shared by every policy and budget of a sample, so the bars should match; differences are timing noise.";
     const shown = policies.filter((p) => byPolicy.has(p));
     specs.push({
-      title: { text: "Prefill throughput", subtitle: "prompt tokens per second (higher is faster); one prefill per sample, shared by all policies" },
+      title: { text: "Prefill throughput", subtitle: "prefilled tokens per second (higher is faster); one prefill per sample, shared by all policies" },
       description: caption,
       usermeta: { razorkv: { section: "throughput", caption } },
       width: { step: 44 },
@@ -519,7 +542,7 @@ export function throughputSpecs(rows: readonly ResultRow[], summary: Summary): V
       ],
     });
   }
-  const decodeRows = rows.filter((r) => r.decodeMs > 0 && r.decodeTokens > 0);
+  const decodeRows = scored.filter((r) => r.decodeMs > 0 && r.decodeTokens > 0);
   if (decodeRows.length > 0) {
     const groups = groupBy(decodeRows, (r) => JSON.stringify([r.policyLabel, r.budgetNominal]));
     const values = [...groups.values()].map((g) => ({

@@ -2,7 +2,9 @@
  * Means and 95% intervals per cell (stats.ts): the runner writes summary.json with `summarizeRows`, and the report
  * recomputes it for a folder without one (a run still in progress).
  */
-import { lowerIsBetter, type ResultRow, type Summary, type SummaryCell } from "./schema.js";
+import {
+  isScored, lowerIsBetter, type InfeasibleCell, type InfeasibleRow, type ResultRow, type Summary, type SummaryCell,
+} from "./schema.js";
 import { confidenceInterval, mean, UNIT_RANGE, type MetricRange } from "./stats.js";
 
 /** `items` grouped by `key`, groups and their items in first-seen order. */
@@ -38,15 +40,29 @@ export function metricRange(metric: string): MetricRange {
 }
 
 /**
- * One SummaryCell per (model, task, mode, policyLabel, budgetNominal, metric), in order of first appearance.
+ * One SummaryCell per (model, task, mode, policyLabel, budgetNominal, metric) with at least one scored sample, in order
+ * of first appearance: mean and interval over the scored rows, `infeasible` the count of the cell's InfeasibleRows. A
+ * cell none of whose samples could be run is an InfeasibleCell instead (count and first reason): it has no mean.
  * `experiment` defaults to the first row's.
  */
 export function summarizeRows(rows: readonly ResultRow[], experiment = rows[0]?.experiment ?? ""): Summary {
   const groups = groupBy(rows, (r) => JSON.stringify([r.model, r.task, r.mode, r.policyLabel, r.budgetNominal, r.metric]));
-  const cells = [...groups.values()].map((g): SummaryCell => {
+  const cells: SummaryCell[] = [];
+  const infeasibleCells: InfeasibleCell[] = [];
+  for (const g of groups.values()) {
     const first = g[0];
-    const ci = confidenceInterval(g.map((r) => r.score), metricRange(first.metric));
-    return {
+    const scored = g.filter(isScored);
+    const infeasible = g.length - scored.length;
+    if (scored.length === 0) {
+      const reason = g.find((r): r is InfeasibleRow => r.status === "infeasible")?.reason ?? "";
+      infeasibleCells.push({
+        model: first.model, task: first.task, mode: first.mode, policyLabel: first.policyLabel, budgetNominal: first.budgetNominal,
+        metric: first.metric, infeasible, reason,
+      });
+      continue;
+    }
+    const ci = confidenceInterval(scored.map((r) => r.score), metricRange(first.metric));
+    cells.push({
       model: first.model,
       task: first.task,
       mode: first.mode,
@@ -55,13 +71,15 @@ export function summarizeRows(rows: readonly ResultRow[], experiment = rows[0]?.
       policyParams: first.policyParams,
       budgetNominal: first.budgetNominal,
       metric: first.metric,
-      n: g.length,
+      n: scored.length,
       mean: ci.mean,
       ciLow: ci.lower,
       ciHigh: ci.upper,
-      budgetRealizedMean: mean(g.map((r) => r.budgetRealized)),
-      kvBytesMean: mean(g.map((r) => r.kvBytes)),
-    };
-  });
-  return { experiment, cells };
+      budgetRealizedMean: mean(scored.map((r) => r.budgetRealized)),
+      budgetAnswerMean: mean(scored.map((r) => r.budgetAnswer)),
+      kvBytesMean: mean(scored.map((r) => r.kvBytes)),
+      infeasible,
+    });
+  }
+  return { experiment, cells, infeasibleCells };
 }

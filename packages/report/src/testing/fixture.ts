@@ -3,11 +3,13 @@
  * experiment writes (schema.ts), shaped like a real sweep so every chart has something to draw. Nothing here was
  * measured; the experiment and model names say so, and no report built from it should be read as a result.
  *
- * Shape: 5 policies (full at budget 1 only; razor at {1, 0.5, 0.3, 0.2}, infeasible below its protected share;
- * snapkv, h2o, streamingllm at {1, 0.5, 0.3, 0.2, 0.1}) × 4 tasks (niah-single over 3 lengths × 5 depths and passkey
- * over 2 × 3, contains-match; repeated-tokens, token accuracy; lm-loss, NLL) × a few samples each, and a head profile
- * of 30 layers × 9 query heads / 3 KV heads.
+ * Shape: 5 policies (full at budget 1 only; razor, snapkv, h2o, streamingllm at {1, 0.5, 0.3, 0.2, 0.1}) × 4 tasks
+ * (niah-single over 3 lengths × 5 depths and passkey over 2 × 3, contains-match; repeated-tokens, token accuracy;
+ * lm-loss, NLL) × a few samples each, and a head profile of 30 layers × 9 query heads / 3 KV heads. Infeasible rows,
+ * invented too: razor at 0.1 on every sample (below its protected share: a cell with no feasible sample) and at 0.2
+ * on the 1024-token samples (a cell that lost some samples).
  */
+import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { mulberry32 } from "@razorkv/core";
@@ -28,7 +30,7 @@ const ALL_BUDGETS = [1, 0.5, 0.3, 0.2, 0.1];
 
 export const FIXTURE_POLICIES: readonly PolicySpec[] = [
   { policy: "full", label: "full", params: {}, budgets: [1] },
-  { policy: "razor", label: "razor", params: { inductionFraction: 0.14, echoFraction: 0.01, sinks: 4 }, budgets: [1, 0.5, 0.3, 0.2] },
+  { policy: "razor", label: "razor", params: { inductionFraction: 0.14, echoFraction: 0.01, sinks: 4 }, budgets: ALL_BUDGETS },
   { policy: "snapkv", label: "snapkv", params: { window: 32, kernel: 7, pooling: "max" }, budgets: ALL_BUDGETS },
   { policy: "h2o", label: "h2o", params: { accumulate: "sum", recentShare: 0.5 }, budgets: ALL_BUDGETS },
   { policy: "streamingllm", label: "streamingllm", params: { sinks: 4 }, budgets: ALL_BUDGETS },
@@ -40,6 +42,18 @@ const KV_HEADS = 3;
 const HEAD_DIM = 64;
 /** Keys and values, 2 bytes per element, every layer and KV head: bytes per cached token. */
 const BYTES_PER_TOKEN = 2 * 2 * LAYERS * KV_HEADS * HEAD_DIM;
+/** RazorAttention keeps its protected heads (14 of 90) whole, plus sinks and a window elsewhere: an invented floor. */
+const RAZOR_FLOOR = 0.16;
+const FIXTURE_MODEL_DIGEST = createHash("sha256").update(FIXTURE_MODEL).digest("hex");
+
+/** Why a cell cannot run a sample (invented, shaped like the runner's reasons), or null when it can. */
+function infeasibleReason(policy: string, budget: number, s: SampleSpec): string | null {
+  if (policy !== "razor") return null;
+  const floor = s.targetLength <= 1024 ? 0.21 : RAZOR_FLOOR;
+  if (budget >= floor) return null;
+  return `${s.task} sample ${s.sampleId}, cell razor@${budget}: kvBudget ${budget} is below the ${floor} RazorAttention must keep ` +
+    `(14 of 90 KV heads protected whole, plus 4 sinks and the recent window per other head) at ${s.targetLength} tokens`;
+}
 
 /** Invented chance that a policy finds the needle: what the charts should make visible, not a claim. */
 function findProbability(policy: string, budget: number, depth: number): number {
@@ -99,14 +113,42 @@ export function fixtureRows(seed = 7): ResultRow[] {
   const rows: ResultRow[] = [];
   for (const s of samples()) {
     const promptTokens = s.targetLength + 20 + Math.floor(rand() * 12);
+    // query-agnostic: the context is prefilled and compressed, the question (the last 20 tokens) appended after
+    const questionTokens = 20;
+    const prefillTokens = promptTokens - questionTokens;
     // one shared prefill per sample (DESIGN §2): the same wall time in every cell's row
-    const prefillMs = (promptTokens / 2400) * 1000 * (1 + noise(0.1));
+    const prefillMs = (prefillTokens / 2400) * 1000 * (1 + noise(0.1));
     for (const p of FIXTURE_POLICIES) {
       for (const budget of p.budgets) {
+        const identity = {
+          experiment: FIXTURE_EXPERIMENT,
+          model: FIXTURE_MODEL,
+          modelDigest: FIXTURE_MODEL_DIGEST,
+          task: s.task,
+          sampleId: s.sampleId,
+          mode,
+          protocol: "append" as const,
+          targetLength: s.targetLength,
+          promptTokens,
+          depth: s.depth,
+          policy: p.policy,
+          policyParams: JSON.stringify(p.params),
+          policyLabel: p.label,
+          cell: `${p.label}@${budget}`,
+          budgetNominal: budget,
+          metric: s.metric,
+        };
+        const key = createHash("sha256").update(JSON.stringify([identity, seed])).digest("hex");
+        const reason = infeasibleReason(p.policy, budget, s);
+        // razor at 0.1 is new to the fixture: it draws nothing, so every other row keeps the numbers it had
+        if (reason !== null && budget < 0.2) {
+          rows.push({ ...identity, key, status: "infeasible", reason });
+          continue;
+        }
         const realized = budget >= 1 ? 1 : budget + (p.policy === "razor" ? 0.004 : 0) + noise(0.002);
         // RazorAttention's compensation token: one extra entry per compressed KV head, counted in the bytes
         const extra = p.policy === "razor" && budget < 1 ? 77 / (LAYERS * KV_HEADS) : 0;
-        const kvBytesFull = promptTokens * BYTES_PER_TOKEN;
+        const kvBytesFull = prefillTokens * BYTES_PER_TOKEN;
         let score: number;
         let prediction = "";
         let decodeTokens: number;
@@ -124,28 +166,30 @@ export function fixtureRows(seed = 7): ResultRow[] {
           decodeTokens = 128;
         }
         const decodeRate = 45 / (0.35 + 0.65 * budget);
+        const decodeMs = (decodeTokens / decodeRate) * 1000 * (1 + noise(0.1));
+        if (reason !== null) {
+          rows.push({ ...identity, key, status: "infeasible", reason });
+          continue;
+        }
+        // "append": the question and then the answer are added to the compressed cache uncompressed
+        const kept = Math.min(1, realized) * prefillTokens + extra;
+        const kvBytes = Math.round(kept * BYTES_PER_TOKEN);
         rows.push({
-          experiment: FIXTURE_EXPERIMENT,
-          model: FIXTURE_MODEL,
-          task: s.task,
-          sampleId: s.sampleId,
-          mode,
-          targetLength: s.targetLength,
-          promptTokens,
-          depth: s.depth,
-          policy: p.policy,
-          policyParams: JSON.stringify(p.params),
-          policyLabel: p.label,
-          cell: `${p.label}@${budget}`,
-          budgetNominal: budget,
+          ...identity,
+          key,
+          status: "ok",
+          prefillTokens,
           budgetRealized: realized,
-          kvBytes: Math.round(kvBytesFull * Math.min(1, realized) + extra * BYTES_PER_TOKEN),
+          budgetAnswer: (kept + questionTokens) / promptTokens,
+          budgetEnd: (kept + questionTokens + decodeTokens) / (promptTokens + decodeTokens),
+          kvBytes,
+          kvBytesAnswer: kvBytes + questionTokens * BYTES_PER_TOKEN,
+          kvBytesEnd: kvBytes + (questionTokens + decodeTokens) * BYTES_PER_TOKEN,
           kvBytesFull,
-          metric: s.metric,
           score,
           prediction,
           prefillMs,
-          decodeMs: (decodeTokens / decodeRate) * 1000 * (1 + noise(0.1)),
+          decodeMs,
           decodeTokens,
         });
       }
@@ -212,7 +256,8 @@ export function writeFixture(dir: string, options: FixtureOptions = {}): Fixture
   const summary = summarizeRows(rows);
   const profile = fixtureProfile();
   writeFileSync(join(dir, "results.jsonl"), rows.map((r) => JSON.stringify(r) + "\n").join(""));
-  const csv = [RESULT_COLUMNS.join(","), ...rows.map((r) => RESULT_COLUMNS.map((c) => csvField(r[c])).join(","))].join("\n") + "\n";
+  const field = (r: ResultRow, c: (typeof RESULT_COLUMNS)[number]) => csvField((r as unknown as Record<string, unknown>)[c]);
+  const csv = [RESULT_COLUMNS.join(","), ...rows.map((r) => RESULT_COLUMNS.map((c) => field(r, c)).join(","))].join("\n") + "\n";
   writeFileSync(join(dir, "results.csv"), csv);
   if (!options.withoutSummary) writeFileSync(join(dir, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
   if (!options.withoutProfile) writeFileSync(join(dir, "profiles", "synthetic-fixture-model.json"), JSON.stringify(profile, null, 1) + "\n");
