@@ -3,16 +3,17 @@
  * RazorAttention profiles, samples → per sample and mode: one shared prefill fanned out to every cell → rows in the
  * results store → results.csv and summary.json. Everything that can be checked without the model is checked first.
  */
+import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createPolicy, describeBudget, RazorkvError, type CompressionPolicy } from "@razorkv/core";
-import { loadLanguageModel, type LanguageModel } from "@razorkv/model-zoo";
+import { loadLanguageModel, modelDigest, type LanguageModel } from "@razorkv/model-zoo";
 import { loadOrCalibrate } from "@razorkv/policy-razor";
-import type { Mode, ResultRow } from "@razorkv/report";
-import type { Manifest, PolicySpec, TaskSpec } from "./manifest.js";
+import type { AnswerProtocol, Mode, ResultRow } from "@razorkv/report";
+import { isPathParam, type Manifest, type PolicySpec, type TaskSpec } from "./manifest.js";
 import { createProgress, formatDuration, sampleWork } from "./progress.js";
-import { ResultsStore, rowKey } from "./results-store.js";
-import { runSample, type Cell } from "./scheduler.js";
+import { ResultsStore } from "./results-store.js";
+import { runSample, type Cell, type KeyedCell } from "./scheduler.js";
 import { TASKS, type Sample } from "./tasks/index.js";
 import { writeUsedProfile } from "./used-profiles.js";
 
@@ -23,7 +24,7 @@ export interface RunOptions {
 }
 
 /** Policies of the manifest, instantiated once per model (razor's "auto" profile is per model). */
-async function instantiate(spec: PolicySpec, modelRef: string): Promise<CompressionPolicy> {
+export async function instantiate(spec: PolicySpec, modelRef: string): Promise<CompressionPolicy> {
   try {
     return await createPolicy(spec.name, spec.params, { context: { modelRef } });
   } catch (error) {
@@ -51,9 +52,48 @@ export function canonicalJson(value: unknown): string {
 
 interface Unit {
   readonly modelRef: string;
-  readonly task: string;
+  readonly task: TaskSpec;
   readonly sample: Sample;
   readonly mode: Mode;
+}
+
+/**
+ * Bumped whenever the harness changes what a row holds for the same inputs (scoring, answer-time protocol, row
+ * fields): rows of an older version are recomputed, never reused. 2: answer protocols, realized budgets at answer
+ * time, infeasible rows, whole predictions, documents tokenized as data.
+ */
+export const ROW_VERSION = 2;
+
+/** Everything that can change one result row (DESIGN §3, Determinism). */
+export interface RowInputs {
+  readonly experiment: string;
+  readonly modelRef: string;
+  readonly modelDigest: string;
+  readonly seed: number;
+  readonly protocol: AnswerProtocol;
+  readonly task: Pick<TaskSpec, "type" | "label" | "params">;
+  readonly sample: Sample;
+  readonly mode: Mode;
+  readonly cell: Pick<Cell, "label" | "params" | "budget"> & { readonly policy: string };
+}
+
+/**
+ * The results store's key of a row: hex SHA-256 of the canonical JSON of its inputs, the sample's whole content
+ * (segments and target) included, so an edited manifest, task file, model file or harness version recomputes
+ * exactly the rows it changes. Names (experiment, labels) are in it too: a row carries them, and a renamed cell
+ * must not keep its old name.
+ */
+export function rowKey(inputs: RowInputs): string {
+  const { experiment, modelRef, modelDigest, seed, protocol, task, sample, mode, cell } = inputs;
+  const canonical = canonicalJson({
+    version: ROW_VERSION, experiment, modelRef, modelDigest, seed, protocol, mode,
+    // a path param names where the data sits, not what it is (the sample's content is in the key): leave it out, so
+    // that a committed report stays valid in another checkout
+    task: { type: task.type, label: task.label, params: Object.fromEntries(Object.entries(task.params).filter(([k]) => !isPathParam(k))) },
+    sample,
+    cell: { policy: cell.policy, label: cell.label, params: cell.params, budget: cell.budget },
+  });
+  return createHash("sha256").update(canonical).digest("hex");
 }
 
 export async function runExperiment(manifest: Manifest, options: RunOptions): Promise<{ rows: ResultRow[]; outDir: string; elapsedMs: number }> {
@@ -65,45 +105,72 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
   if (store.completedCount > 0) log(`resuming: ${store.completedCount} rows already in ${store.jsonlPath}`);
   const order: string[] = [];
 
+  let recomputed = 0;
   for (const modelRef of manifest.models) {
     const lm = await loadLanguageModel(modelRef);
-    log(`model ${modelRef}: ${lm.model.config.numLayers} layers, ${lm.model.config.numKvHeads} KV heads, backend ${lm.model.backend.name}`);
+    const digest = modelDigest(lm.loaded);
+    log(`model ${modelRef}: ${lm.model.config.numLayers} layers, ${lm.model.config.numKvHeads} KV heads, backend ${lm.model.backend.name}, sha256 ${digest.slice(0, 12)}`);
     const cells = await modelCells(manifest, modelRef, lm, log);
     const units = modelUnits(manifest, modelRef, lm);
-    const keysOf = (u: Unit) => cells.map((c) => rowKey({ model: modelRef, task: u.task, sampleId: u.sample.id, mode: u.mode, cell: c.id }));
-    for (const u of units) order.push(...keysOf(u));
+    const keyed = (u: Unit): KeyedCell[] =>
+      cells.map((cell) => ({
+        cell,
+        key: rowKey({
+          experiment: manifest.name, modelRef, modelDigest: digest, seed: manifest.seed, protocol: manifest.answerProtocol,
+          task: u.task, sample: u.sample, mode: u.mode, cell: { policy: cell.policy.name, label: cell.label, params: cell.params, budget: cell.budget },
+        }),
+      }));
+    const unitCells = units.map(keyed);
+    for (const kc of unitCells) order.push(...kc.map((c) => c.key));
     // every row of a sample costs the same share of its prefill and decode
     const rowWork = (u: Unit) => sampleWork(u.sample.contextLength);
     const total = { rows: units.length * cells.length, work: units.reduce((w, u) => w + rowWork(u) * cells.length, 0) };
     let done = { rows: 0, work: 0 };
     const add = (u: Unit, rows: number) => (done = { rows: done.rows + rows, work: done.work + rowWork(u) * rows });
-    for (const u of units) add(u, keysOf(u).filter((k) => store.has(k)).length);
+    units.forEach((u, i) => add(u, unitCells[i].filter((c) => store.has(c.key)).length));
     const progress = createProgress(total);
     try {
-      for (const u of units) {
-        const keys = keysOf(u);
-        const pending = cells.filter((_, i) => !store.has(keys[i]));
-        if (pending.length === 0) continue;
-        const ctx = { experiment: manifest.name, modelRef, model: lm.model, tokenizer: lm.tokenizer, task: u.task, mode: u.mode };
-        // a sample is recomputed with all its cells, never a subset: the decode batch then has the same rows as in
-        // an uninterrupted run, so the native GEMM rounds the same way and a resumed run matches bit for bit
-        // (the store keeps the rows it already had)
-        const batches = options.sharePrefill ? [cells] : pending.map((c) => [c]);
+      units.forEach((u, i) => {
+        // only the rows whose inputs changed, or that were never computed: the GEMM gives a row the same bits
+        // whatever else is in its batch (kernels-cpu), so a subset of a sample's cells reproduces their rows
+        const pending = unitCells[i].filter((c) => !store.has(c.key));
+        if (pending.length === 0) return;
+        const ctx = {
+          experiment: manifest.name, modelRef, modelDigest: digest, model: lm.model, tokenizer: lm.tokenizer,
+          task: u.task.label, mode: u.mode, protocol: manifest.answerProtocol,
+        };
+        const batches = options.sharePrefill ? [pending] : pending.map((c) => [c]);
         for (const batch of batches) {
           const before = store.completedCount;
           store.append(runSample(ctx, u.sample, batch));
-          progress.update(add(u, store.completedCount - before), `${u.task} ${u.sample.id} ${u.mode}`);
+          recomputed += store.completedCount - before;
+          progress.update(add(u, store.completedCount - before), `${u.task.label} ${u.sample.id} ${u.mode}`);
         }
-      }
+      });
     } finally {
       progress.stop();
     }
   }
-  const { rows } = store.finalize(manifest.name, order);
+  const { rows, dropped } = store.finalize(manifest.name, order);
   store.close();
   const elapsedMs = Date.now() - started;
-  log(`wrote ${rows.length} rows to ${join(manifest.output, "results.csv")} in ${formatDuration(elapsedMs)}`);
+  const infeasible = rows.filter((r) => r.status === "infeasible").length;
+  log(
+    `computed ${recomputed} rows, kept ${rows.length - recomputed} from ${store.jsonlPath}` +
+      `${dropped > 0 ? `, left out ${dropped} stored rows whose inputs are no longer in the manifest` : ""}; ` +
+      `wrote ${rows.length} rows (${infeasible} infeasible) to ${join(manifest.output, "results.csv")} in ${formatDuration(elapsedMs)}`,
+  );
   return { rows, outDir: manifest.output, elapsedMs };
+}
+
+/** The sweep's cells for one model, without calibrating anything (what --dry-run checks). */
+export async function sweepCells(manifest: Manifest, modelRef: string): Promise<Cell[]> {
+  const cells: Cell[] = [];
+  for (const spec of manifest.policies) {
+    const policy = await instantiate(spec, modelRef);
+    for (const budget of spec.budgets) cells.push({ policy, label: spec.label, params: canonicalJson(spec.params), budget, id: cellId(spec.label, budget) });
+  }
+  return cells;
 }
 
 async function modelCells(manifest: Manifest, modelRef: string, lm: LanguageModel, log: (line: string) => void): Promise<Cell[]> {
@@ -128,7 +195,7 @@ function modelUnits(manifest: Manifest, modelRef: string, lm: LanguageModel): Un
   const units: Unit[] = [];
   for (const task of manifest.tasks) {
     for (const sample of taskSamples(task, lm.tokenizer, manifest.seed)) {
-      for (const mode of task.modes) units.push({ modelRef, task: task.label, sample, mode });
+      for (const mode of task.modes) units.push({ modelRef, task, sample, mode });
     }
   }
   return units;

@@ -7,7 +7,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { LineCounter, parseDocument, isNode, type Document } from "yaml";
 import { z } from "zod";
 import { RazorkvError, parseBudget, type Budget } from "@razorkv/core";
-import type { Mode } from "@razorkv/report";
+import { ANSWER_PROTOCOLS, type AnswerProtocol, type Mode } from "@razorkv/report";
 import { TASKS, type TaskName } from "./tasks/index.js";
 
 const budget = z.union([
@@ -44,6 +44,8 @@ export const manifestSchema = z.strictObject({
   seed: z.number().int().nonnegative().default(0),
   models: z.array(z.string().min(1)).min(1),
   modes: z.array(mode).min(1).default(["query-agnostic"]),
+  /** How the question and answer meet the compressed cache, the same for every cell (schema.ts AnswerProtocol). */
+  answerProtocol: z.enum(ANSWER_PROTOCOLS as [AnswerProtocol, ...AnswerProtocol[]]).default("append"),
   budgets: z.array(budget).min(1),
   policies: z.array(policyEntry).min(1),
   tasks: z.array(taskEntry).min(1),
@@ -78,13 +80,19 @@ export interface Manifest {
   readonly seed: number;
   readonly models: readonly string[];
   readonly modes: readonly Mode[];
+  readonly answerProtocol: AnswerProtocol;
   readonly policies: readonly PolicySpec[];
   readonly tasks: readonly TaskSpec[];
   readonly output: string;
 }
 
 /** Task parameters that name files: they must exist, relative paths resolved from the current directory. */
-const PATH_PARAMS = ["haystackDir", "haystackFile", "file"] as const;
+const PATH_PARAMS: readonly string[] = ["haystackDir", "haystackFile", "file"];
+
+/** Whether a task parameter names a file or folder (resolved to an absolute path when the manifest is read). */
+export function isPathParam(name: string): boolean {
+  return PATH_PARAMS.includes(name);
+}
 
 export function loadManifest(path: string, cwd = process.cwd()): Manifest {
   let text: string;
@@ -142,7 +150,7 @@ export function parseManifest(text: string, path: string, cwd = process.cwd()): 
     return spec;
   });
   const output = m.output ? resolve(cwd, m.output) : resolve(cwd, "reports", m.name);
-  return { path, text, name: m.name, seed: m.seed, models: m.models, modes: m.modes, policies, tasks, output };
+  return { path, text, name: m.name, seed: m.seed, models: m.models, modes: m.modes, answerProtocol: m.answerProtocol, policies, tasks, output };
 }
 
 function lineOf(doc: Document, lineCounter: LineCounter, fieldPath: readonly PropertyKey[]): number {

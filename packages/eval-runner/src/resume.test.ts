@@ -17,7 +17,7 @@ const realModel = await resolveModelRef("smollm2-135m-instruct", { offline: true
 const dir = mkdtempSync(join(tmpdir(), "razorkv-resume-"));
 function manifest(name: string): string {
   const path = join(dir, `${name}.yaml`);
-  writeFileSync(path, `name: ${name}
+  writeFileSync(path, `name: resume
 seed: 7
 models: [smollm2-135m-instruct]
 budgets: [0.5, 0.3]
@@ -80,6 +80,6 @@ describe("resuming an interrupted experiment (real model)", () => {
     const keys = rows.map((r) => `${r.task}|${r.sampleId}|${r.cell}`);
     expect(new Set(keys).size).toBe(keys.length);
     expect(rows).toHaveLength(totalRows);
-    expect(readFileSync(join(dir, "killed", "results.csv"), "utf8").replaceAll("killed", "whole")).toBe(expected);
+    expect(readFileSync(join(dir, "killed", "results.csv"), "utf8")).toBe(expected);
   }, 600_000);
 });

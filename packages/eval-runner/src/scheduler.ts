@@ -3,14 +3,23 @@
  * statistics the cells' policies need, compress per cell (cheap, no model call), then decode all cells together,
  * one token per cell per step, so the weights are read once per step. `--no-share-prefill` calls this with one
  * cell at a time, which is the naive protocol peers use.
+ *
+ * One answer-time protocol for every cell (schema.ts AnswerProtocol): under "append" the question and the answer
+ * are appended to every compressed cache; under "hold-budget" every policy's decode rule holds its budget, and a
+ * policy without one cannot take part below kvBudget 1. Either way the cache is measured after compression, when
+ * the first answer token is predicted and at the end, and at the first answer token every cell of a budget must
+ * hold what the protocol promises within one entry per head: the comparison is at equal memory.
+ *
+ * A cell that cannot be run on this sample (a RazorkvError from the policy: a budget below its floor; or a prompt
+ * longer than the model's context) becomes an InfeasibleRow naming the task, sample and cell; the others go on.
  */
 import { performance } from "node:perf_hooks";
 import {
-  assertRealizedBudget, mergeStatsRequests, nominalKvBudget, RazorkvError,
+  assertRealizedBudget, mergeStatsRequests, nominalKvBudget, nominalKvBudgetOf, RazorkvError,
   type Budget, type CompressionPolicy, type DecodeSession, type KvCache,
 } from "@razorkv/core";
 import { argmax, logProbability, type LlamaModel, type Tokenizer } from "@razorkv/model-zoo";
-import type { Mode, ResultRow } from "@razorkv/report";
+import type { AnswerProtocol, InfeasibleRow, Mode, ResultRow, ScoredRow } from "@razorkv/report";
 import { scoreContinuation, scoreGeneration } from "./metrics/index.js";
 import { encodeSegment, type Sample, type Segment } from "./tasks/index.js";
 
@@ -20,26 +29,43 @@ export interface Cell {
   /** Canonical JSON of the manifest params. */
   readonly params: string;
   readonly budget: Budget;
-  /** `<label>@<budget>`: unique within an experiment; the results store keys rows by it. */
+  /** `<label>@<budget>`: unique within an experiment. */
   readonly id: string;
+}
+
+/** A cell to run on one sample, with the results-store key of the row it will produce (experiment.ts rowKey). */
+export interface KeyedCell {
+  readonly cell: Cell;
+  readonly key: string;
 }
 
 export interface SampleContext {
   readonly experiment: string;
   readonly modelRef: string;
+  /** SHA-256 of the model's files (model-zoo modelDigest). */
+  readonly modelDigest: string;
   readonly model: LlamaModel;
   readonly tokenizer: Tokenizer;
   readonly task: string;
   readonly mode: Mode;
+  readonly protocol: AnswerProtocol;
+}
+
+/** The cache's realized budget and bytes at one moment. */
+interface CacheMeasure {
+  readonly budget: number;
+  readonly kvBytes: number;
 }
 
 interface CellRun {
   readonly cell: Cell;
+  readonly key: string;
   readonly cache: KvCache;
   readonly session: DecodeSession | null;
   readonly nominal: number;
-  readonly realized: number;
-  readonly kvBytes: number;
+  readonly compressed: CacheMeasure;
+  /** Measured when the first answer token is predicted. */
+  answer: CacheMeasure | null;
   /** Tokens still to feed before the next prediction is read. */
   readonly feed: number[];
   logits: Float32Array | null;
@@ -51,13 +77,18 @@ interface CellRun {
   decodeTokens: number;
 }
 
+const measure = (cache: KvCache): CacheMeasure => ({ budget: cache.realizedBudget(), kvBytes: cache.kvBytes(2) });
+
 /** A segment's token ids: template pieces with control tokens parsed, text pieces without (tasks/prompt.ts). */
 export function segmentIds(segment: Segment, tokenizer: Tokenizer): number[] {
   return encodeSegment(tokenizer, segment);
 }
 
-/** Result rows of `sample` for `cells` (in the order of `cells`). */
-export function runSample(ctx: SampleContext, sample: Sample, cells: readonly Cell[]): ResultRow[] {
+/**
+ * Result rows of `sample` for `cells`, in the order of `cells`: a ScoredRow per cell that ran, an InfeasibleRow per
+ * cell that could not. Throws only on a harness or policy bug (a cell that breaks the answer-time protocol).
+ */
+export function runSample(ctx: SampleContext, sample: Sample, cells: readonly KeyedCell[]): ResultRow[] {
   const { model, tokenizer } = ctx;
   const contextIds = segmentIds(sample.context, tokenizer);
   const queryIds = segmentIds(sample.query, tokenizer);
@@ -66,35 +97,61 @@ export function runSample(ctx: SampleContext, sample: Sample, cells: readonly Ce
   const queryAware = ctx.mode === "query-aware";
   const prefillIds = queryAware ? [...contextIds, ...queryIds] : contextIds;
   const promptTokens = contextIds.length + queryIds.length;
+  const where = (cell: Cell) => `${ctx.task} sample ${sample.id}, cell ${cell.id}`;
+  const identity = ({ cell, key }: KeyedCell) => ({
+    experiment: ctx.experiment, key, model: ctx.modelRef, modelDigest: ctx.modelDigest, task: ctx.task, sampleId: sample.id,
+    mode: ctx.mode, protocol: ctx.protocol, targetLength: sample.contextLength, promptTokens, depth: sample.depth ?? null,
+    policy: cell.policy.name, policyParams: cell.params, policyLabel: cell.label, cell: cell.id, metric: target.metric,
+  });
+  const infeasible = (c: KeyedCell, budgetNominal: number, reason: string): InfeasibleRow => ({
+    ...identity(c), budgetNominal, status: "infeasible", reason,
+  });
+  const requested = (c: KeyedCell) => nominalKvBudgetOf(c.cell.policy, prefillIds.length, c.cell.budget);
+
   const answerRoom = target.kind === "generate" ? target.maxNewTokens : continuationIds.length;
   if (promptTokens + answerRoom > model.config.maxContext) {
-    throw new RazorkvError(
-      `${ctx.task} sample ${sample.id}: ${promptTokens} prompt tokens + ${answerRoom} answer tokens exceed the model's context of ` +
-        `${model.config.maxContext}; use shorter lengths`,
-    );
+    const reason = `${promptTokens} prompt tokens + ${answerRoom} answer tokens exceed the model's context of ${model.config.maxContext}; use shorter lengths`;
+    return cells.map((c) => infeasible(c, requested(c), `${where(c.cell)}: ${reason}`));
   }
 
-  const request = mergeStatsRequests(cells.map((c) => c.policy.statsRequest));
+  const request = mergeStatsRequests(cells.map((c) => c.cell.policy.statsRequest));
   const t0 = performance.now();
   const prefill = model.prefill(prefillIds, { stats: request });
   const prefillMs = performance.now() - t0;
   const prefillStats = { request, layers: prefill.stats ?? [] };
   const full = prefill.cache;
   const kvBytesFull = full.kvBytes(2);
+  const holdBudget = ctx.protocol === "hold-budget";
 
-  const runs: CellRun[] = cells.map((cell) => {
-    const cache = cell.policy.compress(full, prefillStats, cell.budget);
-    const nominal = nominalKvBudget(cell.policy, full, cell.budget);
-    assertRealizedBudget(cache, nominal, `${ctx.task} sample ${sample.id}, cell ${cell.id}`);
+  const outcomes: (CellRun | InfeasibleRow)[] = cells.map((c): CellRun | InfeasibleRow => {
+    const { cell } = c;
+    let cache: KvCache;
+    let nominal: number;
+    try {
+      cache = cell.policy.compress(full, prefillStats, cell.budget);
+      nominal = nominalKvBudget(cell.policy, full, cell.budget);
+      assertRealizedBudget(cache, nominal, where(cell));
+      if (holdBudget && nominal < 1 && !cell.policy.decode) {
+        throw new RazorkvError(
+          `${cell.policy.name} has no decode-time eviction, so it cannot hold kvBudget ${nominal} while the question and the answer are fed ` +
+            `(answerProtocol: hold-budget); run it under answerProtocol: append`,
+        );
+      }
+    } catch (error) {
+      if (!(error instanceof RazorkvError)) throw error;
+      const message = error.message.startsWith(where(cell)) ? error.message : `${where(cell)}: ${error.message}`;
+      return infeasible(c, requested(c), message);
+    }
     return {
-      cell, cache, nominal, realized: cache.realizedBudget(), kvBytes: cache.kvBytes(2),
-      session: cell.policy.decode?.start(cache, prefillStats, cell.budget) ?? null,
+      cell, key: c.key, cache, nominal, compressed: measure(cache), answer: null,
+      session: holdBudget ? (cell.policy.decode?.start(cache, prefillStats, cell.budget) ?? null) : null,
       feed: queryAware ? [] : [...queryIds],
       logits: queryAware ? prefill.logits : null,
       generated: [], continuationLogProbs: [], continuationGreedy: [],
       done: false, decodeMs: 0, decodeTokens: 0,
     };
   });
+  const runs = outcomes.filter((o): o is CellRun => "cache" in o);
 
   const isEnd = (id: number) => tokenizer.isEndOfGeneration(id);
   const advance = (run: CellRun) => {
@@ -102,6 +159,7 @@ export function runSample(ctx: SampleContext, sample: Sample, cells: readonly Ce
       const logits = run.logits;
       if (!logits) throw new Error(`cell ${run.cell.id}: nothing to feed and no logits to read`);
       run.logits = null;
+      if (run.answer === null) run.answer = answerTimeMeasure(run, full.nextPosition, holdBudget, where(run.cell));
       if (target.kind === "generate") {
         const next = argmax(logits);
         run.generated.push(next);
@@ -118,7 +176,7 @@ export function runSample(ctx: SampleContext, sample: Sample, cells: readonly Ce
   };
   runs.forEach(advance);
 
-  const decodeStats = mergeStatsRequests(cells.flatMap((c) => (c.policy.decode ? [c.policy.decode.statsRequest] : [])));
+  const decodeStats = mergeStatsRequests(runs.flatMap((r) => (r.session && r.cell.policy.decode ? [r.cell.policy.decode.statsRequest] : [])));
   const wantStats = Object.keys(decodeStats).length > 0;
   const V = model.config.vocabSize;
   for (;;) {
@@ -139,7 +197,9 @@ export function runSample(ctx: SampleContext, sample: Sample, cells: readonly Ce
     });
   }
 
-  return runs.map((run): ResultRow => {
+  return outcomes.map((o, i): ResultRow => {
+    if (!("cache" in o)) return o;
+    const run = o;
     let score: number;
     let prediction = "";
     if (target.kind === "generate") {
@@ -150,15 +210,36 @@ export function runSample(ctx: SampleContext, sample: Sample, cells: readonly Ce
         targetLogProbs: run.continuationLogProbs, greedyIds: run.continuationGreedy, targetIds: continuationIds,
       });
     }
-    return {
-      experiment: ctx.experiment, model: ctx.modelRef, task: ctx.task, sampleId: sample.id, mode: ctx.mode,
-      targetLength: sample.contextLength, promptTokens, depth: sample.depth ?? null,
-      policy: run.cell.policy.name, policyParams: run.cell.params, policyLabel: run.cell.label, cell: run.cell.id,
-      budgetNominal: run.nominal, budgetRealized: run.realized, kvBytes: run.kvBytes, kvBytesFull,
-      metric: target.metric, score, prediction: prediction.slice(0, 200),
+    const answer = run.answer!;
+    const end = measure(run.cache);
+    const row: ScoredRow = {
+      ...identity(cells[i]), status: "ok", prefillTokens: prefillIds.length,
+      budgetNominal: run.nominal, budgetRealized: run.compressed.budget, budgetAnswer: answer.budget, budgetEnd: end.budget,
+      kvBytes: run.compressed.kvBytes, kvBytesAnswer: answer.kvBytes, kvBytesEnd: end.kvBytes, kvBytesFull,
+      score, prediction,
       prefillMs: round(prefillMs), decodeMs: round(run.decodeMs), decodeTokens: run.decodeTokens,
     };
+    return row;
   });
+}
+
+/**
+ * The cache when the first answer token is predicted, checked against what the protocol promises: under "append"
+ * the compressed prefill (nominal · P entries per head) plus every token fed since; under "hold-budget" nominal ·
+ * the tokens seen. More than one entry per head off means a policy broke the protocol: a bug, not a result.
+ */
+function answerTimeMeasure(run: CellRun, prefillTokens: number, holdBudget: boolean, where: string): CacheMeasure {
+  const cache = run.cache;
+  const seen = cache.nextPosition;
+  const expectedPerHead = holdBudget ? run.nominal * seen : run.nominal * prefillTokens + (seen - prefillTokens);
+  const heldPerHead = cache.entryCount() / cache.heads.length;
+  if (!(Math.abs(heldPerHead - expectedPerHead) <= 1 + 1e-9)) {
+    throw new Error(
+      `${where}: at the first answer token the cache holds ${heldPerHead.toFixed(2)} entries per head where the ` +
+        `${holdBudget ? "hold-budget" : "append"} protocol promises ${expectedPerHead.toFixed(2)} (kvBudget ${run.nominal}, ${prefillTokens} tokens prefilled, ${seen} seen)`,
+    );
+  }
+  return measure(cache);
 }
 
 function round(ms: number): number {

@@ -5,7 +5,8 @@ import { RazorkvError } from "@razorkv/core";
 import { renderReport, ReportInputError } from "@razorkv/report";
 import { loadLanguageModel } from "@razorkv/model-zoo";
 import { loadManifest } from "../manifest.js";
-import { checkPolicies, runExperiment, taskSamples } from "../experiment.js";
+import { checkPolicies, runExperiment, sweepCells, taskSamples } from "../experiment.js";
+import { findInfeasible, type SampleUnit } from "../feasibility.js";
 import { estimateSweep } from "../estimate.js";
 import { formatDuration } from "../progress.js";
 import type { Sample } from "../tasks/index.js";
@@ -29,8 +30,14 @@ export function runCommand(): Command {
         for (const modelRef of manifest.models) {
           const lm = await loadLanguageModel(modelRef);
           const samples: Sample[] = [];
+          const units: SampleUnit[] = [];
           for (const t of manifest.tasks) {
-            for (const s of taskSamples(t, lm.tokenizer, manifest.seed)) for (const _ of t.modes) samples.push(s);
+            for (const s of taskSamples(t, lm.tokenizer, manifest.seed)) {
+              for (const mode of t.modes) {
+                samples.push(s);
+                units.push({ task: t.label, sample: s, mode });
+              }
+            }
           }
           const budgets = manifest.policies.flatMap((p) => p.budgets);
           const e = estimateSweep(lm, samples, budgets, opts.sharePrefill);
@@ -39,6 +46,12 @@ export function runCommand(): Command {
               `${e.prefillTokens} prefill tokens, ${e.decodeSteps} answer tokens per cell at most; estimated ${formatDuration(e.seconds * 1000)} at most ` +
               `(${opts.sharePrefill ? "shared prefill" : "prefill per cell"}, backend ${lm.model.backend.name})\n`,
           );
+          const infeasible = findInfeasible(lm, units, await sweepCells(manifest, modelRef));
+          const rows = infeasible.reduce((n, c) => n + c.samples, 0);
+          process.stdout.write(`${rows} of those rows will be infeasible${infeasible.length > 0 ? ":" : ""}\n`);
+          for (const c of infeasible) {
+            process.stdout.write(`  ${c.task} ${c.mode} cell ${c.cell}: ${c.samples} sample${c.samples === 1 ? "" : "s"}, e.g. ${c.firstReason}\n`);
+          }
         }
         return;
       }

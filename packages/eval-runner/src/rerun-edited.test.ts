@@ -1,0 +1,75 @@
+/**
+ * Rows are tied to their inputs: rerunning an edited manifest into the same folder recomputes exactly the rows the
+ * edit changed, keeps the others, and leaves nothing stale in results.jsonl, results.csv or the report's input.
+ * The recomputed rows equal a fresh run's of the edited manifest, bit for bit. Runs the real CLI on the real model.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "csv-parse/sync";
+import { describe, expect, it } from "vitest";
+import { registerMissing } from "@razorkv/core/testing";
+import { resolveModelRef } from "@razorkv/model-zoo";
+
+const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+const realModel = await resolveModelRef("smollm2-135m-instruct", { offline: true }).catch((error: Error) => error);
+const dir = mkdtempSync(join(tmpdir(), "razorkv-rerun-"));
+
+function manifest(window: number, output: string): string {
+  const path = join(dir, `window-${window}-${output}.yaml`);
+  writeFileSync(path, `name: rerun
+seed: 3
+models: [smollm2-135m-instruct]
+budgets: [0.5, 0.3]
+policies:
+  - name: full
+    budgets: [1.0]
+  - name: streamingllm
+  - name: snapkv
+    params: { window: ${window} }
+tasks:
+  - type: passkey
+    params: { lengths: [300], depths: [0.5], samplesPerCell: 2, maxNewTokens: 6 }
+  - type: repeated-tokens
+    params: { lengths: [260], samplesPerLength: 2, continuationTokens: 6 }
+output: ${join(dir, output)}
+`);
+  return path;
+}
+
+function run(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [cli, "run", path, "--no-report"], (error, _out, stderr) => (error ? reject(new Error(stderr)) : resolve(stderr)));
+  });
+}
+
+type CsvRow = Record<string, string>;
+const csv = (folder: string): CsvRow[] => parse(readFileSync(join(dir, folder, "results.csv"), "utf8"), { columns: true }) as CsvRow[];
+const jsonl = (folder: string) => readFileSync(join(dir, folder, "results.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as CsvRow);
+
+describe("rerunning an edited manifest (real model)", () => {
+  if (realModel instanceof Error) return registerMissing("SmolLM2-135M-Instruct in the hub cache", realModel.message);
+  it("recomputes only the edited policy's rows, which equal a fresh run's", async () => {
+    await run(manifest(16, "edited"));
+    const before = csv("edited");
+    expect(before).toHaveLength(4 * 5); // 4 samples × (full + 2 × streamingllm + 2 × snapkv)
+
+    const log = await run(manifest(24, "edited"));
+    expect(log).toMatch(/computed 8 rows, kept 12 from .*results\.jsonl/); // snapkv's 2 budgets × 4 samples
+    const after = csv("edited");
+    const snap = after.filter((r) => r.policy === "snapkv");
+    expect(snap).toHaveLength(8);
+    expect(snap.every((r) => JSON.parse(r.policyParams).window === 24)).toBe(true);
+    // nothing stale: the jsonl the report reads holds the sweep's rows only
+    expect(jsonl("edited").map((r) => r.key).sort()).toEqual(after.map((r) => r.key).sort());
+    // the untouched rows are the very rows of the first run
+    const others = (rows: CsvRow[]) => rows.filter((r) => r.policy !== "snapkv");
+    expect(others(after)).toEqual(others(before));
+
+    // recomputing a subset of a sample's cells gives the bits a whole sweep gives
+    await run(manifest(24, "fresh"));
+    expect(after).toEqual(csv("fresh"));
+  }, 600_000);
+});
