@@ -1,8 +1,9 @@
 /**
  * The committed reproduction reports (reports/razor-vs-baselines, reports/razor-ablations) against their own
  * results.csv: summary.json, the numbers inside report.html and the README's tables must all equal a recomputation
- * from the csv, and the manifest copy must be the manifest in experiments/. Rerunning a manifest to reproduce the
- * csv itself takes an hour, so it is a documented command (README), not a test.
+ * from the csv, and the manifest copy must be the manifest in experiments/. Every row answered at the memory its
+ * answer protocol promises, and every stored prediction scores, under today's metric code, what its row says.
+ * Rerunning a manifest to reproduce the csv itself takes an hour, so it is a documented command (README), not a test.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,22 +12,33 @@ import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
 import { describe, expect, it } from "vitest";
 import {
-  chartMeta, needleSpecs, parseResultRow, RESULT_COLUMNS, retentionTableMarkdown, scoreSpecs, scoreTableMarkdown, summarizeRows,
+  chartMeta, isScored, needleSpecs, parseResultRow, RESULT_COLUMNS, retentionTableMarkdown, scoreSpecs, scoreTableMarkdown, summarizeRows,
   type ResultRow, type Summary, type VegaLiteSpec,
 } from "@razorkv/report";
+import { registerMissing, SHARED_DIR, sharedDataMissing } from "@razorkv/core/testing";
+import { openModel, resolveModelRef, tokenizerFromGguf } from "@razorkv/model-zoo";
+import { taskSamples } from "./experiment.js";
 import { parseManifest } from "./manifest.js";
+import { scoreGeneration } from "./metrics/index.js";
 import { writeUsedProfile } from "./used-profiles.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const NUMERIC = new Set(["targetLength", "promptTokens", "depth", "budgetNominal", "budgetRealized", "kvBytes", "kvBytesFull", "score", "decodeTokens"]);
+const NUMERIC = new Set([
+  "targetLength", "promptTokens", "prefillTokens", "depth", "budgetNominal", "budgetRealized", "budgetAnswer", "budgetEnd",
+  "kvBytes", "kvBytesAnswer", "kvBytesEnd", "kvBytesFull", "score", "decodeTokens",
+]);
+/** Columns only a scored row has, and the one only an infeasible row has: empty in the csv for the other kind. */
+const SCORED_ONLY = new Set([...NUMERIC].filter((k) => !["targetLength", "promptTokens", "depth", "budgetNominal"].includes(k)).concat("prediction"));
 
 /** results.csv → rows; the timing columns it leaves out are zero. */
 function readCsv(file: string): ResultRow[] {
   const records = parse(readFileSync(file, "utf8"), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
   expect(Object.keys(records[0])).toEqual(RESULT_COLUMNS);
   return records.map((rec, i) => {
-    const row: Record<string, unknown> = { prefillMs: 0, decodeMs: 0 };
+    const scored = rec.status === "ok";
+    const row: Record<string, unknown> = scored ? { prefillMs: 0, decodeMs: 0 } : {};
     for (const [key, text] of Object.entries(rec)) {
+      if (scored ? key === "reason" : SCORED_ONLY.has(key)) continue;
       row[key] = !NUMERIC.has(key) ? text : key === "depth" && text === "" ? null : Number(text);
     }
     return parseResultRow(row, `${file}:${i + 2}`);
@@ -95,12 +107,49 @@ for (const name of ["razor-vs-baselines", "razor-ablations"]) {
       const key = (task: unknown, mode: unknown, sample: unknown, policy: unknown, budget: unknown) => JSON.stringify([task, mode, sample, policy, budget]);
       const rawScores = new Map(raw.rows.map((r) => [key(r[at("task")], r[at("mode")], r[at("sampleId")], r[at("policyLabel")], r[at("budgetNominal")]), r[at("score")]]));
       expect(rawScores.size).toBe(rows.length);
-      for (const r of rows) expect(rawScores.get(key(r.task, r.mode, r.sampleId, r.policyLabel, r.budgetNominal))).toBe(r.score);
+      for (const r of rows) expect(rawScores.get(key(r.task, r.mode, r.sampleId, r.policyLabel, r.budgetNominal))).toBe(isScored(r) ? r.score : null);
       // score-vs-budget charts and needle heatmaps, rebuilt from the csv
       const embedded = (section: string) => payload.charts.filter((s) => chartMeta(s).section === section).map(canonical);
       expect(embedded("scores").length).toBeGreaterThan(0);
       expect(embedded("scores")).toEqual(scoreSpecs(rows, summary).map(canonical));
       expect(embedded("needle")).toEqual(needleSpecs(rows, summary).map(canonical));
+    });
+
+    it("every row answered at the memory the append protocol promises: kvBudget · prefill + what was fed since, within one entry per head", () => {
+      const rows = readCsv(file("results.csv"));
+      expect(rows.length).toBeGreaterThan(0);
+      for (const r of rows) {
+        expect(r.protocol).toBe("append");
+        if (!isScored(r)) continue;
+        // budgetAnswer = entries / (KV heads × tokens seen); at the first answer token the cache has seen the prompt
+        const heldPerHead = r.budgetAnswer * r.promptTokens;
+        const promised = r.budgetNominal * r.prefillTokens + (r.promptTokens - r.prefillTokens);
+        expect(Math.abs(heldPerHead - promised), `${r.task} ${r.sampleId} ${r.mode} ${r.cell}`).toBeLessThanOrEqual(1 + 1e-6);
+      }
+    });
+
+    describe("stored predictions", () => {
+      const data = sharedDataMissing(join(SHARED_DIR, "data"));
+      if (data) return registerMissing("the evaluation data in ../shared", data);
+      it("score what their rows say under today's metric code (nothing scored by an older metric survives)", async () => {
+        const manifest = parseManifest(readFileSync(file("manifest.yaml"), "utf8"), file("manifest.yaml"), root);
+        const model = await resolveModelRef(manifest.models[0], { offline: true }).catch((error: Error) => error);
+        if (model instanceof Error) return expect.fail(`the model of the committed report is not in the hub cache: ${model.message}`);
+        const opened = await openModel(manifest.models[0], { offline: true });
+        const tokenizer = tokenizerFromGguf(opened.ggufMetadata!, { source: opened.path });
+        const targets = new Map(
+          manifest.tasks.flatMap((t) => taskSamples(t, tokenizer, manifest.seed).map((s) => [`${t.label}\u0000${s.id}`, s.target] as const)),
+        );
+        let checked = 0;
+        for (const r of readCsv(file("results.csv"))) {
+          const target = targets.get(`${r.task}\u0000${r.sampleId}`);
+          expect(target, `${r.task} ${r.sampleId}`).toBeDefined();
+          if (!isScored(r) || target!.kind !== "generate") continue;
+          expect(scoreGeneration(target!, r.prediction), `${r.task} ${r.sampleId} ${r.mode} ${r.cell}: ${JSON.stringify(r.prediction)}`).toBe(r.score);
+          checked++;
+        }
+        expect(checked).toBeGreaterThan(0);
+      }, 120_000);
     });
 
     if (name === "razor-ablations") {

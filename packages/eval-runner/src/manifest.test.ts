@@ -53,6 +53,14 @@ describe("manifest validation", () => {
     expect(errorOf(text.replace("modes: [query-agnostic]\n", "modes: [query-blind]\n"))).toMatch(/m\.yaml:16: tasks\[1\]\.modes\[0\]: expected one of "query-agnostic", "query-aware"/);
   });
 
+  it("one answer protocol for every cell: append by default, hold-budget when asked, nothing else", () => {
+    expect(parseManifest(good, "m.yaml", dir).answerProtocol).toBe("append");
+    expect(parseManifest(good.replace("seed: 1", "seed: 1\nanswerProtocol: hold-budget"), "m.yaml", dir).answerProtocol).toBe("hold-budget");
+    expect(errorOf(good.replace("seed: 1", "seed: 1\nanswerProtocol: evict-some"))).toMatch(
+      /m\.yaml:3: answerProtocol: expected one of "append", "hold-budget"$/,
+    );
+  });
+
   it("a negative budget names the file, the line and the field", () => {
     const msg = errorOf(good.replace("budgets: [0.5,", "budgets: [-0.5,"));
     expect(msg).toMatch(/m\.yaml:4: budgets\[0\]: a kvBudget must be > 0/);

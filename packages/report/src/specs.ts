@@ -50,6 +50,15 @@ const METRIC_LABELS: Record<string, string> = {
   nll: "mean NLL, nats per token (lower is better)",
   ppl: "perplexity (lower is better)",
   perplexity: "perplexity (lower is better)",
+  "longbench-qa-f1": "LongBench QA F1",
+  "longbench-rouge": "LongBench ROUGE-L",
+  "longbench-classification": "LongBench classification score",
+  "longbench-retrieval": "LongBench retrieval score",
+  "longbench-retrieval-zh": "LongBench retrieval score",
+  "longbench-count": "LongBench count score",
+  "longbench-code-sim": "LongBench code edit similarity",
+  "ruler-match-all": "RULER share of the values found (string_match_all)",
+  "ruler-match-part": "RULER any value found (string_match_part)",
 };
 
 /** An axis title for a metric a reader understands without the code. */
