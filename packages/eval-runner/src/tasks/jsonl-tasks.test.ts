@@ -198,6 +198,9 @@ describe("RULER reader", () => {
     expect(a.id).toBe("ruler/niah/0");
     expect(text(a.context) + text(a.query)).toBe(rows[0].input + rows[0].answer_prefix);
     expect(a.target).toMatchObject({ maxNewTokens: 16, metric: "exact" });
+    // a file RULER prepared with the model's template holds that template's control tokens: they are parsed
+    const pieces = [a.context, a.query].flatMap((s) => segmentPieces(s));
+    expect(pieces.every((p) => p.template !== undefined || p.ids !== undefined)).toBe(true);
   });
 
   it("reports a record it cannot split, and bad fields", () => {

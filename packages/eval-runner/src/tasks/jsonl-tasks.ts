@@ -3,7 +3,7 @@ import { RazorkvError } from "@razorkv/core";
 import { readJsonl, stringField, stringListField, type JsonlRecord } from "./jsonl.js";
 import { positiveInteger } from "./params.js";
 import { encodeSegment, segmentPieces, splitPrompt, type SplitPrompt } from "./prompt.js";
-import type { GenerationMetric, IdsPiece, Sample, TaskTokenizer, TextPiece } from "./types.js";
+import type { GenerationMetric, IdsPiece, Sample, SegmentPiece, TaskTokenizer, TextPiece } from "./types.js";
 import { GENERATION_METRIC_NAMES } from "../metrics/score.js";
 import { rulerMetricOfTask } from "../metrics/ruler.js";
 
@@ -306,7 +306,8 @@ export interface RulerParams {
   readonly maxNewTokens?: number;
   /**
    * Render `input` as the user turn of the model's chat template. Default true; set false for files that RULER
-   * prepared with a model template already applied (its `--model_template_type` other than "base").
+   * prepared with a model template already applied (its `--model_template_type` other than "base"): their
+   * control-token strings are then parsed as that template's, the only case where a record's text is.
    */
   readonly chat?: boolean;
   /** Optional middle truncation of the context segment. */
@@ -354,12 +355,16 @@ export function readRuler(params: RulerParams, tokenizer: TaskTokenizer, _seed =
     const built = fitBody(tokenizer, input.slice(0, cut), maxContextTokens, frame, where);
     // The record's length describes the whole input; once the document is cut to ids, it no longer does.
     const truncated = segmentPieces(built.context).some((p) => p.ids !== undefined);
+    // Without our chat template, `input` is a prompt RULER rendered with the model's template already applied
+    // (--model_template_type): its control-token strings are that template's, so they are parsed as template text.
+    const prepared = (pieces: readonly SegmentPiece[]): SegmentPiece[] => pieces.map((p) => (p.text !== undefined ? { template: p.text } : p));
+    const chat = params.chat ?? true;
     return {
       id: `${task}/${index}`,
       task,
       contextLength: truncated ? built.contextTokens : length,
-      context: built.context,
-      query: built.query,
+      context: chat ? built.context : prepared(built.context),
+      query: chat ? built.query : prepared(built.query),
       target: { kind: "generate", answers: outputs, maxNewTokens, metric },
     } satisfies Sample;
   });
