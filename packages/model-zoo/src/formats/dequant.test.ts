@@ -1,10 +1,13 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   GgmlType,
+  SUPPORTED_TYPE_NAMES,
   bf16ToFloat,
   dequantize,
   ggmlByteSize,
   ggmlTypeName,
+  ggmlTypeTraits,
   halfToFloat,
   isDequantizable,
 } from "./dequant.js";
@@ -105,28 +108,87 @@ describe("quantized blocks", () => {
   });
 });
 
+describe("bit for bit as gguf-py (test/fixtures/gguf-quants.json, tools/gguf-quants/generate.py)", () => {
+  interface FixtureType {
+    type: string;
+    id: number;
+    blockSize: number;
+    typeSize: number;
+    nElements: number;
+    bytes: string;
+    float32: string;
+  }
+  const fixture = JSON.parse(
+    readFileSync(new URL("../../test/fixtures/gguf-quants.json", import.meta.url), "utf8"),
+  ) as { gguf: string; types: FixtureType[] };
+  const bytesOf = (b64: string) => new Uint8Array(Buffer.from(b64, "base64"));
+  const bitsOf = (f: Float32Array) => new Uint32Array(f.buffer, f.byteOffset, f.length);
+  const hex = (bits: number) => `0x${bits.toString(16).padStart(8, "0")}`;
+
+  /** The first element whose float32 bits differ, described for the failure message; undefined when none. */
+  function firstMismatch(entry: FixtureType, got: Float32Array): string | undefined {
+    const expected = bitsOf(new Float32Array(bytesOf(entry.float32).slice().buffer));
+    const actual = bitsOf(got);
+    if (actual.length !== expected.length) return `${actual.length} elements, expected ${expected.length}`;
+    for (let i = 0; i < expected.length; i++) {
+      if (actual[i] !== expected[i]) {
+        return `element ${i} (block ${Math.floor(i / entry.blockSize)}): ${hex(actual[i])}, gguf-py ${hex(expected[i])}`;
+      }
+    }
+    return undefined;
+  }
+
+  it("covers every supported type, with ggml's block sizes", () => {
+    expect(fixture.types.map((t) => t.type).sort()).toEqual([...SUPPORTED_TYPE_NAMES].sort());
+    for (const t of fixture.types) {
+      expect(ggmlTypeTraits(t.id), t.type).toEqual({ name: t.type, blockSize: t.blockSize, typeSize: t.typeSize });
+      expect(bytesOf(t.bytes).length, t.type).toBe((t.nElements / t.blockSize) * t.typeSize);
+    }
+  });
+
+  for (const entry of fixture.types) {
+    it(`${entry.type}: every float32 equals gguf ${fixture.gguf}'s, also from an unaligned slice`, () => {
+      const raw = bytesOf(entry.bytes);
+      expect(firstMismatch(entry, dequantize(entry.id, raw, entry.nElements, "t"))).toBeUndefined();
+      const shifted = new Uint8Array(raw.length + 1);
+      shifted.set(raw, 1);
+      expect(firstMismatch(entry, dequantize(entry.id, shifted.subarray(1), entry.nElements, "t"))).toBeUndefined();
+    });
+  }
+});
+
 describe("sizes and errors", () => {
   it("knows block sizes, also of types it cannot decode", () => {
     expect(ggmlByteSize(GgmlType.Q4_1, 64)).toBe(40);
     expect(ggmlByteSize(GgmlType.Q8_0, 32)).toBe(34);
     expect(ggmlByteSize(GgmlType.Q5_K, 512)).toBe(352);
+    expect(ggmlByteSize(GgmlType.IQ4_XS, 256)).toBe(136);
+    expect(ggmlByteSize(GgmlType.IQ4_NL, 64)).toBe(36);
     expect(ggmlByteSize(GgmlType.BF16, 3)).toBe(6);
-    expect(ggmlByteSize(20, 32)).toBeUndefined(); // IQ4_NL: named, not sized
+    expect(ggmlByteSize(GgmlType.IQ2_XXS, 512)).toBe(132); // sized, not decoded
+    expect(ggmlByteSize(31, 32)).toBeUndefined(); // Q4_0_4_4, removed from ggml: named, not sized
     expect(() => ggmlByteSize(GgmlType.Q4_0, 48)).toThrow(/not a whole number of Q4_0 blocks of 32/);
+    expect(() => ggmlByteSize(GgmlType.Q6_K, 128)).toThrow(/not a whole number of Q6_K blocks of 256/);
   });
 
   it("names the type and the tensor when the type is unsupported", () => {
-    expect(isDequantizable(GgmlType.Q5_K)).toBe(false);
-    expect(() => dequantize(GgmlType.Q5_K, new Uint8Array(176), 256, "blk.3.ffn_down.weight")).toThrow(
-      "tensor blk.3.ffn_down.weight has type Q5_K, which cannot be dequantized (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)",
+    expect(isDequantizable(GgmlType.Q5_K)).toBe(true);
+    expect(isDequantizable(GgmlType.IQ2_XXS)).toBe(false);
+    expect(() => dequantize(GgmlType.IQ2_XXS, new Uint8Array(66), 256, "blk.3.ffn_down.weight")).toThrow(
+      "tensor blk.3.ffn_down.weight has type IQ2_XXS, which cannot be dequantized " +
+        "(supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)",
     );
     expect(ggmlTypeName(23)).toBe("IQ4_XS");
+    expect(ggmlTypeName(33)).toBe("Q4_0_8_8");
     expect(ggmlTypeName(99)).toBe("type 99");
   });
 
   it("refuses too few bytes", () => {
     expect(() => dequantize(GgmlType.Q4_1, new Uint8Array(39), 64, "blk.0.attn_q.weight")).toThrow(
       "tensor blk.0.attn_q.weight: 64 Q4_1 elements need 40 bytes, got 39",
+    );
+    expect(() => dequantize(GgmlType.Q4_K, new Uint8Array(287), 512, "blk.0.ffn_up.weight")).toThrow(
+      "tensor blk.0.ffn_up.weight: 512 Q4_K elements need 288 bytes, got 287",
     );
   });
 });

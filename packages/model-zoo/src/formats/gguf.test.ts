@@ -285,37 +285,58 @@ describe("broken GGUF files", () => {
 
   it("unsupported tensor types: refused at open for a needed tensor, at tensor() for another", async () => {
     const weights = randomWeights(llamaConfig);
-    const q5k = (name: string, shape: number[]) => ({
+    const supported = "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS";
+    const iq2 = (name: string, shape: number[]) => ({
       name,
-      type: GgmlType.Q5_K,
+      type: GgmlType.IQ2_XXS, // sized, not decoded here
       shape,
-      data: new Uint8Array(((shape[0] * shape[1]) / 256) * 176), // block_q5_K: 176 bytes per 256 weights
+      data: new Uint8Array(((shape[0] * shape[1]) / 256) * 66), // block_iq2_xxs: 66 bytes per 256 weights
     });
     // rows of 96 are not whole 256-weight blocks: refused whatever the type's support
-    const raggedTensor = { ...q5k("blk.0.extra.weight", [4, 256]), shape: [8, 96] };
+    const raggedTensor = { ...iq2("blk.0.extra.weight", [4, 256]), shape: [8, 96] };
     const ragged = writeTemp(buildLlamaGguf(weights, { extraTensors: [raggedTensor] }));
     await expectFileError(
       openGguf(ragged),
-      `${ragged}: tensor blk.0.extra.weight: innermost dimension 96 is not a multiple of the Q5_K block size 256`,
+      `${ragged}: tensor blk.0.extra.weight: innermost dimension 96 is not a multiple of the IQ2_XXS block size 256`,
     );
 
     const config: LlamaConfig = { ...llamaConfig, intermediateSize: 256 };
     const big = randomWeights(config);
     const refused = writeTemp(
-      buildLlamaGguf(big, { omit: ["blk.1.ffn_down.weight"], extraTensors: [q5k("blk.1.ffn_down.weight", [64, 256])] }),
+      buildLlamaGguf(big, { omit: ["blk.1.ffn_down.weight"], extraTensors: [iq2("blk.1.ffn_down.weight", [64, 256])] }),
     );
     await expectFileError(
       openGguf(refused),
-      `${refused}: tensor blk.1.ffn_down.weight has type Q5_K, which cannot be dequantized (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)`,
+      `${refused}: tensor blk.1.ffn_down.weight has type IQ2_XXS, which cannot be dequantized (supported: ${supported})`,
     );
 
-    const extra = writeTemp(buildLlamaGguf(big, { extraTensors: [q5k("blk.0.extra.weight", [4, 256])] }));
+    const extra = writeTemp(buildLlamaGguf(big, { extraTensors: [iq2("blk.0.extra.weight", [4, 256])] }));
     const model = await openGguf(extra);
     expect(() => model.tensor("blk.0.extra.weight")).toThrow(
-      `${extra}: tensor blk.0.extra.weight has type Q5_K, which cannot be dequantized (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)`,
+      `${extra}: tensor blk.0.extra.weight has type IQ2_XXS, which cannot be dequantized (supported: ${supported})`,
     );
-    expect(model.rawTensor("blk.0.extra.weight").bytes.length).toBe(4 * 176);
+    expect(model.rawTensor("blk.0.extra.weight").bytes.length).toBe(4 * 66);
     expect(() => model.tensor("nope.weight")).toThrow(`${extra}: no tensor named nope.weight`);
+  });
+
+  it("reads tensors of every supported type: sizes from the type table, values as gguf-py decodes them", async () => {
+    const fixture = JSON.parse(
+      readFileSync(new URL("../../test/fixtures/gguf-quants.json", import.meta.url), "utf8"),
+    ) as { types: { type: string; id: number; blockSize: number; nElements: number; bytes: string; float32: string }[] };
+    const extraTensors = fixture.types.map((t) => ({
+      name: `extra.${t.type}.weight`,
+      type: t.id,
+      shape: [t.nElements / t.blockSize, t.blockSize],
+      data: new Uint8Array(Buffer.from(t.bytes, "base64")),
+    }));
+    const path = writeTemp(buildLlamaGguf(randomWeights(llamaConfig), { extraTensors }));
+    const model = await openGguf(path);
+    for (const [i, t] of fixture.types.entries()) {
+      const spec = extraTensors[i];
+      expect(model.tensorInfos.get(spec.name), t.type).toMatchObject({ typeName: t.type, byteLength: spec.data.length });
+      const expected = new Uint32Array(new Uint8Array(Buffer.from(t.float32, "base64")).buffer);
+      expect(new Uint32Array(model.tensor(spec.name).data.buffer), t.type).toEqual(expected);
+    }
   });
 });
 
