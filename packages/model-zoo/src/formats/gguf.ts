@@ -15,7 +15,7 @@
  */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { gguf } from "@huggingface/gguf";
-import type { LlamaConfig, ModelWeights, Tensor } from "../model/types.js";
+import type { LlamaConfig, ModelWeights, RopeScaling, Tensor } from "../model/types.js";
 import {
   SUPPORTED_TYPE_NAMES,
   dequantize,
@@ -31,11 +31,11 @@ const GGUF_MAGIC = "GGUF";
 const DEFAULT_ALIGNMENT = 32; // ggml.h GGUF_DEFAULT_ALIGNMENT
 
 /** Architectures this harness runs with one forward pass (DESIGN §5): RMSNorm, RoPE, GQA, SwiGLU. */
-export const LLAMA_FAMILY_ARCHITECTURES: readonly string[] = ["llama", "mistral", "qwen2"];
+export const LLAMA_FAMILY_ARCHITECTURES: readonly string[] = ["llama", "mistral", "qwen2", "qwen3"];
 
 /**
- * Architectures whose converter permuted Q/K rows (convert_hf_to_gguf's LlamaModel.permute). Qwen2 is converted
- * without the permutation: llama.cpp runs it with NeoX (rotate-half) RoPE, which is already HF's layout.
+ * Architectures whose converter permuted Q/K rows (convert_hf_to_gguf's LlamaModel.permute). Qwen2 and Qwen3 are
+ * converted without the permutation: llama.cpp runs them with NeoX (rotate-half) RoPE, which is already HF's layout.
  */
 const PERMUTED_QK_ARCHITECTURES: ReadonlySet<string> = new Set(["llama", "mistral"]);
 
@@ -141,7 +141,7 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
  */
 export async function openGguf(path: string): Promise<GgufModel> {
   const header = await readGgufHeader(path);
-  const config = llamaConfigFromGguf(header);
+  const config = llamaConfigFromGguf(header, readRopeFreqs(header));
   checkLlamaTensors(path, config, (name) => header.tensorInfos.get(name)?.shape);
   const unsupported = [...llamaTensorShapes(config).keys()]
     .map((name) => header.tensorInfos.get(name) as GgufTensorInfo)
@@ -157,8 +157,80 @@ export async function openGguf(path: string): Promise<GgufModel> {
   return new GgufWeights(header, config);
 }
 
-/** `LlamaConfig` from `<arch>.*` metadata and the tensor list (DESIGN §5). */
-export function llamaConfigFromGguf(header: GgufHeader): LlamaConfig {
+/**
+ * The `<arch>.*` metadata keys the config reader understands, or knows to leave the computation unchanged; any other
+ * key under the architecture's prefix, or under a prefix other than general. / tokenizer. / quantize., stops the
+ * load (one line naming the file and the key). A rule is `true` (any value) or a check returning the problem.
+ */
+type MetadataRule = true | ((value: unknown, metadata: Readonly<Record<string, unknown>>, arch: string) => string | undefined);
+
+const metadataNumber = (v: unknown) => (typeof v === "bigint" ? Number(v) : v);
+const mustEqual = (expected: number, why: string): MetadataRule => (v) =>
+  metadataNumber(v) === expected ? undefined : `${String(v)} is not implemented (${why})`;
+
+const LLAMA_FAMILY_METADATA: Readonly<Record<string, MetadataRule>> = {
+  // read below
+  context_length: true, embedding_length: true, block_count: true, feed_forward_length: true,
+  "attention.head_count": true, "attention.head_count_kv": true, "attention.layer_norm_rms_epsilon": true,
+  "attention.key_length": true, "attention.value_length": true, "rope.freq_base": true, "rope.dimension_count": true,
+  vocab_size: true, "rope.scaling.type": true, "rope.scaling.factor": true, "rope.scaling.original_context_length": true,
+  "rope.scaling.yarn_attn_factor": true, "rope.scaling.yarn_beta_fast": true, "rope.scaling.yarn_beta_slow": true,
+  // checked
+  "rope.scaling.yarn_ext_factor": (v, m, arch) =>
+    metadataNumber(v) === (m[`${arch}.rope.scaling.type`] === "yarn" ? 1 : 0) ? undefined : `${String(v)} is not implemented (a partial YaRN ramp)`,
+  "rope.scaling.attn_factor": mustEqual(1, "a RoPE magnitude scale on top of the scaling's own"),
+  "rope.scaling.yarn_log_multiplier": mustEqual(0, "DeepSeek's mscale_all_dim"),
+  "attention.causal": (v) => (v === true ? undefined : `${String(v)} is not implemented (non-causal attention)`),
+  "attention.sliding_window": (v, m, arch) =>
+    Number(metadataNumber(v)) >= Number(metadataNumber(m[`${arch}.context_length`]))
+      ? undefined
+      : `${String(v)} is not implemented (sliding-window attention below the context is refused for now)`,
+  expert_count: mustEqual(0, "mixture of experts"),
+  expert_used_count: mustEqual(0, "mixture of experts"),
+  // llama.cpp bookkeeping that does not enter the logits
+  "rope.scaling.finetuned": true, pooling_type: true,
+};
+
+/** Prefixes outside `<arch>.` whose keys never change the forward pass (tokenizer keys are the tokenizer's). */
+const NEUTRAL_METADATA_PREFIXES = ["general.", "tokenizer.", "quantize."];
+
+/** Throws for the first metadata key the Llama-family reader does not know (see LLAMA_FAMILY_METADATA). */
+function checkGgufMetadataKeys(path: string, metadata: Readonly<Record<string, unknown>>, architecture: string): void {
+  for (const [name, value] of Object.entries(metadata)) {
+    // the header's own fields, as @huggingface/gguf reports them
+    if (name === "version" || name === "tensor_count" || name === "kv_count") continue;
+    if (NEUTRAL_METADATA_PREFIXES.some((prefix) => name.startsWith(prefix))) continue;
+    const rule = name.startsWith(`${architecture}.`) ? LLAMA_FAMILY_METADATA[name.slice(architecture.length + 1)] : undefined;
+    if (rule === undefined) {
+      throw new ModelFileError(path, `metadata key ${name} is not implemented for ${architecture} models (not known to leave the computation unchanged)`);
+    }
+    const problem = rule === true ? undefined : rule(value, metadata, architecture);
+    if (problem !== undefined) throw new ModelFileError(path, `metadata ${name}: ${problem}`);
+  }
+}
+
+/** `rope_freqs.weight` (Llama 3.1's frequency factors as llama.cpp stores them), as float32, when the file has it. */
+function readRopeFreqs(header: GgufHeader): Float32Array | undefined {
+  const info = header.tensorInfos.get("rope_freqs.weight");
+  if (info === undefined) return undefined;
+  if (!isDequantizable(info.type) || info.byteLength === undefined) {
+    throw new ModelFileError(header.path, `tensor rope_freqs.weight has type ${info.typeName}, which cannot be dequantized`);
+  }
+  const bytes = new Uint8Array(info.byteLength);
+  const fd = openSync(header.path, "r");
+  try {
+    readSync(fd, bytes, 0, bytes.length, info.fileOffset);
+  } finally {
+    closeSync(fd);
+  }
+  return dequantize(info.type, bytes, info.nElements, "rope_freqs.weight");
+}
+
+/**
+ * `LlamaConfig` from `<arch>.*` metadata and the tensor list (DESIGN §5). `ropeFreqs` is the data of
+ * `rope_freqs.weight` when the file has that tensor (openGguf reads it).
+ */
+export function llamaConfigFromGguf(header: GgufHeader, ropeFreqs?: Float32Array): LlamaConfig {
   const { path, metadata, tensorInfos } = header;
   const architecture = metadata["general.architecture"];
   if (typeof architecture !== "string") throw new ModelFileError(path, "missing metadata key general.architecture");
@@ -168,6 +240,7 @@ export function llamaConfigFromGguf(header: GgufHeader): LlamaConfig {
       `architecture ${architecture} is not one this harness runs (${LLAMA_FAMILY_ARCHITECTURES.join(", ")})`,
     );
   }
+  checkGgufMetadataKeys(path, metadata, architecture);
   const key = (suffix: string) => `${architecture}.${suffix}`;
   const optional = (suffix: string): number | undefined => {
     const value = metadata[key(suffix)];
@@ -198,6 +271,19 @@ export function llamaConfigFromGguf(header: GgufHeader): LlamaConfig {
   if (numHeads % numKvHeads !== 0) {
     throw new ModelFileError(path, `${numHeads} query heads are not a multiple of ${numKvHeads} KV heads`);
   }
+  const valueLength = optional("attention.value_length");
+  if (valueLength !== undefined && valueLength !== headDim) {
+    throw new ModelFileError(path, `metadata ${key("attention.value_length")} ${valueLength} differs from the key length ${headDim}: not implemented`);
+  }
+  const ropeDims = optional("rope.dimension_count");
+  if (ropeDims !== undefined && ropeDims !== headDim) {
+    throw new ModelFileError(path, `metadata ${key("rope.dimension_count")} ${ropeDims} is not implemented (RoPE on part of a head of ${headDim})`);
+  }
+  const ropeScaling = ropeScalingFromGguf(header, architecture, headDim, maxContext, ropeFreqs);
+  const qkNorm = tensorInfos.has("blk.0.attn_q_norm.weight") || tensorInfos.has("blk.0.attn_k_norm.weight");
+  if (qkNorm !== (architecture === "qwen3")) {
+    throw new ModelFileError(path, qkNorm ? `tensor blk.0.attn_q_norm.weight is not part of the ${architecture} forward pass implemented here` : "missing tensor blk.0.attn_q_norm.weight (qwen3 normalizes q and k per head)");
+  }
 
   const embedding = tensorInfos.get("token_embd.weight");
   const tokens = metadata["tokenizer.ggml.tokens"];
@@ -219,7 +305,67 @@ export function llamaConfigFromGguf(header: GgufHeader): LlamaConfig {
     maxContext,
     tiedEmbeddings: !tensorInfos.has("output.weight"),
     qkvBias: tensorInfos.has("blk.0.attn_q.bias"),
+    ...(ropeScaling ? { ropeScaling } : {}),
+    ...(qkNorm ? { qkNorm: true } : {}),
   };
+}
+
+/**
+ * RoPE scaling from `<arch>.rope.scaling.*` as convert_hf_to_gguf.py writes it, or from `rope_freqs.weight`
+ * (Llama 3.1: the converter stores the llama3 scaling as per-frequency divisors and no scaling type). The converter
+ * writes HF's `attention_factor` as `yarn_attn_factor`, and it is read with HF's meaning (the cos/sin magnitude);
+ * absent, YaRN's own 0.1·ln(factor) + 1, as in transformers and llama.cpp.
+ */
+function ropeScalingFromGguf(
+  header: GgufHeader,
+  architecture: string,
+  headDim: number,
+  contextLength: number,
+  ropeFreqs: Float32Array | undefined,
+): RopeScaling | undefined {
+  const { path, metadata } = header;
+  const key = (suffix: string) => `${architecture}.rope.scaling.${suffix}`;
+  const num = (suffix: string): number | undefined => {
+    const value = metadataNumber(metadata[key(suffix)]);
+    if (value === undefined) return undefined;
+    if (typeof value !== "number") throw new ModelFileError(path, `metadata ${key(suffix)}: expected a number, found ${describeValue(value)}`);
+    return value;
+  };
+  const type = metadata[key("type")] ?? "none";
+  const factor = num("factor");
+  const freqs = header.tensorInfos.get("rope_freqs.weight");
+  if (freqs !== undefined) {
+    if (type !== "none") {
+      throw new ModelFileError(path, `tensor rope_freqs.weight together with ${key("type")} ${String(type)} is not implemented`);
+    }
+    if (freqs.shape.length !== 1 || freqs.shape[0] !== headDim / 2 || ropeFreqs === undefined) {
+      throw new ModelFileError(path, `tensor rope_freqs.weight has shape [${freqs.shape.join(", ")}], expected [${headDim / 2}] (one factor per frequency)`);
+    }
+    return { type: "frequency-factors", factors: Array.from(ropeFreqs) };
+  }
+  switch (type) {
+    case "none":
+      if (factor !== undefined && factor !== 1) throw new ModelFileError(path, `metadata ${key("factor")} ${factor} without a scaling type is not implemented`);
+      return undefined;
+    case "linear":
+      if (factor === undefined) throw new ModelFileError(path, `missing metadata key ${key("factor")}`);
+      return { type: "linear", factor };
+    case "yarn": {
+      if (factor === undefined) throw new ModelFileError(path, `missing metadata key ${key("factor")}`);
+      return {
+        type: "yarn",
+        factor,
+        // llama.cpp: n_ctx_orig_yarn falls back to the training context
+        originalContext: num("original_context_length") ?? contextLength,
+        betaFast: num("yarn_beta_fast") || 32,
+        betaSlow: num("yarn_beta_slow") || 1,
+        attentionFactor: num("yarn_attn_factor") ?? (factor <= 1 ? 1 : 0.1 * Math.log(factor) + 1),
+        truncate: true,
+      };
+    }
+    default:
+      throw new ModelFileError(path, `metadata ${key("type")} ${describeValue(type)} is not implemented (implemented: none, linear, yarn, and rope_freqs.weight)`);
+  }
 }
 
 /**
@@ -261,6 +407,7 @@ class GgufWeights implements GgufModel {
   readonly tensorInfos: ReadonlyMap<string, GgufTensorInfo>;
   readonly architecture: string;
   readonly unpermutesQK: boolean;
+  readonly source: string;
   private readonly cache = new Map<string, Tensor>();
 
   constructor(
@@ -276,6 +423,11 @@ class GgufWeights implements GgufModel {
     this.tensorInfos = header.tensorInfos;
     this.architecture = config.architecture;
     this.unpermutesQK = PERMUTED_QK_ARCHITECTURES.has(config.architecture);
+    this.source = header.path;
+  }
+
+  tensorNames(): readonly string[] {
+    return [...this.tensorInfos.keys()];
   }
 
   has(name: string): boolean {

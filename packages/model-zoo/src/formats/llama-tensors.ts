@@ -25,6 +25,10 @@ export function llamaTensorShapes(c: LlamaConfig): Map<string, number[]> {
       shapes.set(p + "attn_k.bias", [kvDim]);
       shapes.set(p + "attn_v.bias", [kvDim]);
     }
+    if (c.qkNorm) {
+      shapes.set(p + "attn_q_norm.weight", [c.headDim]);
+      shapes.set(p + "attn_k_norm.weight", [c.headDim]);
+    }
     shapes.set(p + "attn_output.weight", [c.hiddenSize, qDim]);
     shapes.set(p + "ffn_norm.weight", [c.hiddenSize]);
     shapes.set(p + "ffn_gate.weight", [c.intermediateSize, c.hiddenSize]);
@@ -51,5 +55,23 @@ export function checkLlamaTensors(
     if (found.length !== expected.length || found.some((d, i) => d !== expected[i])) {
       throw new ModelFileError(path, `tensor ${name} has shape [${found.join(", ")}], expected [${expected.join(", ")}]`);
     }
+  }
+}
+
+/**
+ * Throws a ModelFileError naming the first tensor of the file that the forward pass of `config` would not read:
+ * a tensor we do not use is a computation we do not implement (an output bias, a q/k norm in a file whose config
+ * does not say so, Phi-3's long-rope factors…), and ignoring it would run a different model. `rope_freqs.weight`
+ * is read into the config (Llama 3.1's frequency factors) and so is used.
+ */
+export function checkNoUnusedTensors(path: string, config: LlamaConfig, names: Iterable<string>): void {
+  const used = llamaTensorShapes(config);
+  for (const name of names) {
+    if (used.has(name)) continue;
+    if (name === "rope_freqs.weight" && config.ropeScaling?.type === "frequency-factors") continue;
+    throw new ModelFileError(
+      path,
+      `tensor ${name} is not part of the ${config.architecture} forward pass implemented here; refusing to ignore it`,
+    );
   }
 }

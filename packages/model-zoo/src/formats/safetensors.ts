@@ -9,10 +9,10 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { LlamaConfig, ModelWeights, Tensor } from "../model/types.js";
+import type { LlamaConfig, ModelWeights, RopeScaling, Tensor } from "../model/types.js";
 import { GgmlType, dequantize } from "./dequant.js";
 import { ModelFileError } from "./errors.js";
-import { checkLlamaTensors } from "./llama-tensors.js";
+import { checkLlamaTensors, checkNoUnusedTensors } from "./llama-tensors.js";
 
 export type SafetensorsDtype = "F32" | "F16" | "BF16";
 
@@ -132,7 +132,7 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
   return { path, fileSize, dataOffset, metadata, tensors };
 }
 
-/** HF (Llama / Mistral / Qwen2) tensor name → GGUF name; undefined for tensors the forward pass does not use. */
+/** HF (Llama / Mistral / Qwen2 / Qwen3) tensor name → GGUF name; undefined for tensors the forward pass does not use. */
 export function hfToGgufName(name: string): string | undefined {
   const fixed: Record<string, string> = {
     "model.embed_tokens.weight": "token_embd.weight",
@@ -148,6 +148,8 @@ export function hfToGgufName(name: string): string | undefined {
     "self_attn.k_proj": "attn_k",
     "self_attn.v_proj": "attn_v",
     "self_attn.o_proj": "attn_output",
+    "self_attn.q_norm": "attn_q_norm",
+    "self_attn.k_norm": "attn_k_norm",
     "mlp.gate_proj": "ffn_gate",
     "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down",
@@ -158,8 +160,241 @@ export function hfToGgufName(name: string): string | undefined {
 }
 
 /**
- * `LlamaConfig` from an HF config.json (LlamaConfig, MistralConfig, Qwen2Config fields), with transformers'
- * defaults where a field is absent. `hasLmHead` decides tying when `tie_word_embeddings` is absent.
+ * The config.json keys each architecture's parser understands, or knows to be irrelevant to the log-probabilities;
+ * any other key stops the load (one line naming the file and the key), so a field a new model family adds cannot
+ * be ignored silently. A rule is `true` (any value) or a check returning the problem with the value.
+ */
+type KeyRule = true | ((value: unknown, json: Readonly<Record<string, unknown>>) => string | undefined);
+
+const isNullish = (v: unknown) => v === undefined || v === null;
+const mustBe = (expected: unknown, why: string): KeyRule => (v) =>
+  isNullish(v) || v === expected ? undefined : `${JSON.stringify(v)} is not implemented (${why})`;
+
+/** Keys of every architecture: read by the parser below, or bookkeeping with no effect on the forward pass. */
+const COMMON_KEYS: Readonly<Record<string, KeyRule>> = {
+  // read
+  model_type: true, num_hidden_layers: true, hidden_size: true, intermediate_size: true, num_attention_heads: true,
+  num_key_value_heads: true, head_dim: true, vocab_size: true, rms_norm_eps: true, max_position_embeddings: true,
+  tie_word_embeddings: true, rope_theta: true, rope_scaling: true, rope_parameters: true,
+  original_max_position_embeddings: true,
+  // checked
+  hidden_act: (v) => (isNullish(v) || v === "silu" || v === "swish" ? undefined : `${JSON.stringify(v)} is not implemented (SwiGLU needs silu)`),
+  mlp_bias: mustBe(false, "biases on the MLP projections"),
+  rope_interleaved: mustBe(false, "adjacent-pair RoPE on HF weights"),
+  partial_rotary_factor: (v) => (isNullish(v) || v === 1 ? undefined : `${JSON.stringify(v)} is not implemented (RoPE on part of each head)`),
+  attn_logit_softcapping: mustBe(null, "soft-capped attention logits"),
+  final_logit_softcapping: mustBe(null, "soft-capped output logits"),
+  use_mrope: mustBe(false, "multimodal RoPE"),
+  is_encoder_decoder: mustBe(false, "encoder-decoder models"),
+  // 4.x LlamaForCausalLM splits the same products into slices when > 1: the same math, summed in another order
+  pretraining_tp: true,
+  // bookkeeping, tokens, training-only and generation settings
+  architectures: true, transformers_version: true, torch_dtype: true, dtype: true, _name_or_path: true,
+  use_cache: true, bos_token_id: true, eos_token_id: true, pad_token_id: true, sep_token_id: true,
+  decoder_start_token_id: true, initializer_range: true, attention_dropout: true, hidden_dropout: true,
+  is_llama_config: true, "transformers.js_config": true, tokenizer_class: true, output_attentions: true,
+  output_hidden_states: true, return_dict: true, torchscript: true, use_bfloat16: true, id2label: true,
+  label2id: true, problem_type: true, task_specific_params: true, finetuning_task: true, prefix: true,
+  chunk_size_feed_forward: true, is_decoder: true, add_cross_attention: true, cross_attention_hidden_size: true,
+  tie_encoder_decoder: true, pruned_heads: true, tf_legacy_loss: true, _attn_implementation: true,
+  _attn_implementation_autoset: true, attn_implementation: true, max_length: true, min_length: true,
+  do_sample: true, early_stopping: true, num_beams: true, num_beam_groups: true, diversity_penalty: true,
+  temperature: true, top_k: true, top_p: true, typical_p: true, repetition_penalty: true, length_penalty: true,
+  no_repeat_ngram_size: true, encoder_no_repeat_ngram_size: true, bad_words_ids: true,
+  num_return_sequences: true, output_scores: true, return_dict_in_generate: true, forced_bos_token_id: true,
+  forced_eos_token_id: true, remove_invalid_values: true, exponential_decay_length_penalty: true,
+  suppress_tokens: true, begin_suppress_tokens: true,
+};
+
+/** Sliding-window attention (Mistral, Qwen's optional layers) is not implemented yet: refused below the context. */
+const refuseWindow = (window: unknown, maxContext: number): string | undefined =>
+  typeof window === "number" && window < maxContext
+    ? `${window} is not implemented (sliding-window attention below the context of ${maxContext} is refused for now)`
+    : undefined;
+
+/** Qwen2/Qwen3: a window applies only with use_sliding_window, and only to layers ≥ max_window_layers. */
+const qwenWindowKeys: Readonly<Record<string, KeyRule>> = {
+  use_sliding_window: true,
+  max_window_layers: true,
+  layer_types: true,
+  sliding_window: (v, json) => {
+    if (json["use_sliding_window"] !== true || isNullish(v)) return undefined;
+    const layers = Number(json["num_hidden_layers"]);
+    const types = Array.isArray(json["layer_types"])
+      ? (json["layer_types"] as unknown[])
+      : Array.from({ length: layers }, (_, i) => (i >= Number(json["max_window_layers"] ?? 28) ? "sliding_attention" : "full_attention"));
+    if (!types.includes("sliding_attention")) return undefined;
+    return refuseWindow(v, Number(json["max_position_embeddings"] ?? 32768));
+  },
+};
+
+interface ArchitectureRules {
+  /** transformers' defaults for fields the file may omit (each config class's own). */
+  readonly defaults: { numKvHeads?: number; headDim?: number; rmsNormEps: number; maxContext: number };
+  readonly keys: Readonly<Record<string, KeyRule>>;
+  /** QKV biases: Qwen2 always, others when attention_bias (which also puts one on o_proj: refused for now). */
+  readonly qkvBias: "always" | "never";
+  readonly qkNorm: boolean;
+}
+
+const HF_ARCHITECTURES: Readonly<Record<string, ArchitectureRules>> = {
+  llama: {
+    defaults: { rmsNormEps: 1e-6, maxContext: 2048 },
+    keys: {
+      attention_bias: mustBe(false, "biases on q/k/v/o projections"),
+      // LlamaAttention does not read it
+      sliding_window: true,
+    },
+    qkvBias: "never",
+    qkNorm: false,
+  },
+  mistral: {
+    defaults: { numKvHeads: 8, rmsNormEps: 1e-6, maxContext: 4096 * 32 },
+    keys: {
+      // MistralAttention has no biases whatever it says (a bias tensor in the file is refused with the tensors)
+      attention_bias: true,
+      // MistralConfig's default window is 4096: an absent key is checked below
+      sliding_window: (v, json) => refuseWindow(v, Number(json["max_position_embeddings"] ?? 4096 * 32)),
+    },
+    qkvBias: "never",
+    qkNorm: false,
+  },
+  qwen2: {
+    defaults: { numKvHeads: 32, rmsNormEps: 1e-6, maxContext: 32768 },
+    // Qwen2Attention has q/k/v biases whatever attention_bias says
+    keys: { ...qwenWindowKeys, attention_bias: true },
+    qkvBias: "always",
+    qkNorm: false,
+  },
+  qwen3: {
+    defaults: { numKvHeads: 32, headDim: 128, rmsNormEps: 1e-6, maxContext: 32768 },
+    keys: { ...qwenWindowKeys, attention_bias: mustBe(false, "biases on q/k/v/o projections") },
+    qkvBias: "never",
+    qkNorm: true,
+  },
+};
+
+/** The config.json model types this harness runs (SmolLM2 checkpoints say llama). */
+export const HF_MODEL_TYPES: readonly string[] = Object.keys(HF_ARCHITECTURES);
+
+/** Keys of the RoPE dict each rope_type understands (transformers' _validate_*_rope_parameters sets). */
+const ROPE_KEYS: Readonly<Record<string, readonly string[]>> = {
+  default: [],
+  linear: ["factor"],
+  // dynamic NTK scales from max_position_embeddings; transformers ignores an original_max_position_embeddings here
+  dynamic: ["factor", "original_max_position_embeddings"],
+  yarn: ["factor", "original_max_position_embeddings", "attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "truncate"],
+  llama3: ["factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor"],
+};
+
+/**
+ * RoPE settings as transformers reads them: 4.x writes `rope_theta` and `rope_scaling` ({type | rope_type, …} or
+ * null); 5.x writes `rope_parameters` ({rope_type, rope_theta, …}). `rope_scaling` wins when both are set
+ * (convert_rope_params_to_dict), and a top-level original_max_position_embeddings wins over the dict's
+ * (standardize_rope_params).
+ */
+function ropeFromHf(
+  json: Readonly<Record<string, unknown>>,
+  path: string,
+  maxPositions: number,
+): { theta: number; scaling: RopeScaling | undefined; maxContext: number } {
+  const scalingKey = json["rope_scaling"] ? "rope_scaling" : "rope_parameters";
+  const raw = json[scalingKey] ?? {};
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ModelFileError(path, `${scalingKey}: expected an object or null, found ${JSON.stringify(raw)}`);
+  }
+  const params = raw as Record<string, unknown>;
+  const key = (name: string) => `${scalingKey}.${name}`;
+  const num = (name: string, fallback?: number): number => {
+    const value = params[name];
+    if (isNullish(value)) {
+      if (fallback !== undefined) return fallback;
+      throw new ModelFileError(path, `missing field ${key(name)}`);
+    }
+    if (typeof value !== "number") throw new ModelFileError(path, `field ${key(name)}: expected a number, found ${JSON.stringify(value)}`);
+    return value;
+  };
+  if (params["type"] !== undefined && params["rope_type"] !== undefined && params["type"] !== params["rope_type"]) {
+    throw new ModelFileError(path, `${key("type")} ${JSON.stringify(params["type"])} contradicts ${key("rope_type")} ${JSON.stringify(params["rope_type"])}`);
+  }
+  const type = params["rope_type"] ?? params["type"] ?? "default";
+  if (typeof type !== "string" || !Object.hasOwn(ROPE_KEYS, type)) {
+    throw new ModelFileError(path, `${key("rope_type")} ${JSON.stringify(type)} is not implemented (implemented: ${Object.keys(ROPE_KEYS).join(", ")})`);
+  }
+  for (const name of Object.keys(params)) {
+    if (["type", "rope_type", "rope_theta"].includes(name) || ROPE_KEYS[type].includes(name)) continue;
+    if (name === "partial_rotary_factor" && (isNullish(params[name]) || params[name] === 1)) continue;
+    throw new ModelFileError(path, `${key(name)} is not implemented for rope_type ${type}`);
+  }
+  const topTheta = json["rope_theta"];
+  if (!isNullish(topTheta) && typeof topTheta !== "number") {
+    throw new ModelFileError(path, `field rope_theta: expected a number, found ${JSON.stringify(topTheta)}`);
+  }
+  const theta = num("rope_theta", (topTheta as number | null | undefined) ?? 10000);
+  const topOriginal = json["original_max_position_embeddings"];
+  const original = () =>
+    typeof topOriginal === "number" ? topOriginal : num("original_max_position_embeddings", maxPositions);
+  switch (type) {
+    case "default":
+      return { theta, scaling: undefined, maxContext: maxPositions };
+    case "linear":
+      return { theta, scaling: { type, factor: num("factor") }, maxContext: maxPositions };
+    case "dynamic": {
+      const factor = num("factor");
+      // transformers has no limit; we stop where the factor says the model was meant to reach
+      return { theta, scaling: { type, factor, originalContext: maxPositions }, maxContext: Math.max(maxPositions, Math.floor(maxPositions * factor)) };
+    }
+    case "llama3":
+      return {
+        theta,
+        scaling: {
+          type,
+          factor: num("factor"),
+          lowFreqFactor: num("low_freq_factor"),
+          highFreqFactor: num("high_freq_factor"),
+          originalContext: original(),
+        },
+        maxContext: maxPositions,
+      };
+    case "yarn": {
+      const originalContext = original();
+      const factor = num("factor", maxPositions / originalContext);
+      const mscale = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
+      const m = params["mscale"];
+      const mAll = params["mscale_all_dim"];
+      const attentionFactor = !isNullish(params["attention_factor"])
+        ? num("attention_factor")
+        : m && mAll
+          ? mscale(factor, num("mscale")) / mscale(factor, num("mscale_all_dim"))
+          : mscale(factor);
+      const truncate = params["truncate"];
+      if (!isNullish(truncate) && typeof truncate !== "boolean") {
+        throw new ModelFileError(path, `field ${key("truncate")}: expected a boolean, found ${JSON.stringify(truncate)}`);
+      }
+      return {
+        theta,
+        scaling: {
+          type,
+          factor,
+          originalContext,
+          // transformers: `get("beta_fast") or 32`, so 0 means the default too
+          betaFast: num("beta_fast", 32) || 32,
+          betaSlow: num("beta_slow", 1) || 1,
+          attentionFactor,
+          truncate: truncate !== false,
+        },
+        maxContext: maxPositions,
+      };
+    }
+  }
+  throw new Error("unreachable");
+}
+
+/**
+ * `LlamaConfig` from an HF config.json (LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config fields, as
+ * transformers 4.x and 5.x write them), with each config class's defaults where a field is absent. Every key must
+ * be one the architecture's rules know; a value we do not implement stops the load with the file and the key.
+ * `hasLmHead` says whether the checkpoint stores lm_head.weight.
  */
 export function llamaConfigFromHf(
   json: Readonly<Record<string, unknown>>,
@@ -178,10 +413,24 @@ export function llamaConfigFromHf(
     return value;
   };
   const architecture = typeof json["model_type"] === "string" ? json["model_type"] : "llama";
+  const rules = HF_ARCHITECTURES[architecture];
+  if (rules === undefined) {
+    throw new ModelFileError(path, `model_type ${architecture} is not one this harness runs (${HF_MODEL_TYPES.join(", ")})`);
+  }
+  for (const [key, value] of Object.entries(json)) {
+    const rule = rules.keys[key] ?? COMMON_KEYS[key];
+    if (rule === undefined) throw new ModelFileError(path, `key ${key} is not implemented for ${architecture} models (not known to leave the computation unchanged)`);
+    const problem = rule === true ? undefined : rule(value, json);
+    if (problem !== undefined) throw new ModelFileError(path, `${key}: ${problem}`);
+  }
+  if (architecture === "mistral" && !Object.hasOwn(json, "sliding_window")) {
+    const problem = refuseWindow(4096, field("max_position_embeddings", rules.defaults.maxContext));
+    if (problem) throw new ModelFileError(path, `sliding_window (absent: MistralConfig's default 4096): ${problem}`);
+  }
   const hiddenSize = field("hidden_size");
   const numHeads = field("num_attention_heads");
-  const numKvHeads = field("num_key_value_heads", numHeads);
-  const headDim = field("head_dim", hiddenSize / numHeads);
+  const numKvHeads = field("num_key_value_heads", rules.defaults.numKvHeads ?? numHeads);
+  const headDim = field("head_dim", rules.defaults.headDim ?? hiddenSize / numHeads);
   if (!Number.isInteger(headDim)) {
     throw new ModelFileError(path, `hidden_size ${hiddenSize} is not divisible by ${numHeads} heads`);
   }
@@ -189,6 +438,15 @@ export function llamaConfigFromHf(
     throw new ModelFileError(path, `${numHeads} attention heads are not a multiple of ${numKvHeads} key/value heads`);
   }
   const tie = json["tie_word_embeddings"];
+  if (!isNullish(tie) && typeof tie !== "boolean") {
+    throw new ModelFileError(path, `field tie_word_embeddings: expected a boolean, found ${JSON.stringify(tie)}`);
+  }
+  // transformers' default is false; without lm_head.weight it would draw a random output layer
+  if (tie !== true && !shapes.hasLmHead) {
+    throw new ModelFileError(path, `tie_word_embeddings is ${tie === false ? "false" : "absent (false)"} but the checkpoint has no lm_head.weight`);
+  }
+  const maxPositions = field("max_position_embeddings", rules.defaults.maxContext);
+  const rope = ropeFromHf(json, path, maxPositions);
   return {
     architecture,
     numLayers: field("num_hidden_layers"),
@@ -198,11 +456,13 @@ export function llamaConfigFromHf(
     numKvHeads,
     headDim,
     vocabSize: field("vocab_size", shapes.vocabSize),
-    rmsNormEps: field("rms_norm_eps", 1e-6),
-    ropeTheta: field("rope_theta", 10000),
-    maxContext: field("max_position_embeddings", 2048),
-    tiedEmbeddings: typeof tie === "boolean" ? tie : !shapes.hasLmHead,
-    qkvBias: architecture === "qwen2" || json["attention_bias"] === true,
+    rmsNormEps: field("rms_norm_eps", rules.defaults.rmsNormEps),
+    ropeTheta: rope.theta,
+    maxContext: rope.maxContext,
+    tiedEmbeddings: tie === true,
+    qkvBias: rules.qkvBias === "always",
+    ...(rope.scaling ? { ropeScaling: rope.scaling } : {}),
+    ...(rules.qkNorm ? { qkNorm: true } : {}),
   };
 }
 
@@ -249,12 +509,18 @@ export async function openSafetensors(dir: string): Promise<SafetensorsModel> {
 
   const entries = new Map<string, SafetensorsEntry>();
   for (const [name, entry] of byHfName) {
+    // rotary tables some older checkpoints saved: recomputed from the config, never read
+    if (/\.rotary_emb\.inv_freq$/.test(name)) continue;
     const ggufName = hfToGgufName(name);
-    if (ggufName === undefined) continue;
-    if (ggufName === "output.weight" && config.tiedEmbeddings) continue; // some tied checkpoints store a copy
+    if (ggufName === undefined) {
+      throw new ModelFileError(entry.file, `tensor ${name} is not part of the ${config.architecture} forward pass implemented here; refusing to ignore it`);
+    }
+    // tied: transformers ties lm_head to the embedding after loading, so a stored copy is not read
+    if (ggufName === "output.weight" && config.tiedEmbeddings) continue;
     entries.set(ggufName, entry);
   }
   checkLlamaTensors(dir, config, (name) => entries.get(name)?.shape);
+  checkNoUnusedTensors(dir, config, entries.keys());
   for (const entry of entries.values()) {
     if (!Object.hasOwn(DTYPES, entry.dtype)) {
       throw new ModelFileError(entry.file, `tensor ${entry.name} has dtype ${entry.dtype}; supported: ${Object.keys(DTYPES).join(", ")}`);
@@ -265,6 +531,7 @@ export async function openSafetensors(dir: string): Promise<SafetensorsModel> {
 
 class SafetensorsWeights implements SafetensorsModel {
   private readonly cache = new Map<string, Tensor>();
+  readonly source: string;
 
   constructor(
     readonly dir: string,
@@ -272,7 +539,13 @@ class SafetensorsWeights implements SafetensorsModel {
     readonly hfConfig: Readonly<Record<string, unknown>>,
     readonly config: LlamaConfig,
     readonly entries: ReadonlyMap<string, SafetensorsEntry>,
-  ) {}
+  ) {
+    this.source = dir;
+  }
+
+  tensorNames(): readonly string[] {
+    return [...this.entries.keys()];
+  }
 
   has(name: string): boolean {
     return this.entries.has(name);

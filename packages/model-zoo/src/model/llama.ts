@@ -1,13 +1,15 @@
 /**
- * The Llama-family forward pass (Llama 2/3, Mistral, Qwen2, SmolLM): pre-norm decoder blocks of
- * RMSNorm → attention (RoPE, GQA, optional QKV bias) → residual → RMSNorm → SwiGLU MLP → residual,
- * then a final RMSNorm and the output projection (tied to the embedding or not).
+ * The Llama-family forward pass (Llama 2/3.x, Mistral, Qwen2/2.5, Qwen3, SmolLM): pre-norm decoder blocks of
+ * RMSNorm → attention (RoPE with its long-context scaling, GQA, optional QKV bias, optional per-head q/k RMSNorm
+ * before RoPE) → residual → RMSNorm → SwiGLU MLP → residual, then a final RMSNorm and the output projection (tied to
+ * the embedding or not).
  *
  * Every token's keys and values go into a core `KvCache`, so each head's cache is ours to shape between calls:
  * prefill fills it, a policy compresses it, decode appends to it and attends over whatever it holds.
  */
 import { KvCache, type AttentionStatsRequest, type LayerAttentionStats } from "@razorkv/core";
 import { typescriptBackend, type ComputeBackend } from "./backend.js";
+import { checkNoUnusedTensors } from "../formats/llama-tensors.js";
 import { addBias, addInPlace } from "./ops.js";
 import { Rope } from "./rope.js";
 import type { LlamaConfig, ModelWeights } from "./types.js";
@@ -41,6 +43,8 @@ interface LayerWeights {
   bq: Float32Array | null;
   bk: Float32Array | null;
   bv: Float32Array | null;
+  qNorm: Float32Array | null;
+  kNorm: Float32Array | null;
   ffnNorm: Float32Array;
   wGate: Float32Array;
   wUp: Float32Array;
@@ -58,6 +62,8 @@ export class LlamaModel {
 
   constructor(weights: ModelWeights, backend: ComputeBackend = typescriptBackend) {
     const c = weights.config;
+    // a tensor the pass would not read means a model we do not implement, not a harmless extra
+    if (weights.tensorNames) checkNoUnusedTensors(weights.source ?? "model", c, weights.tensorNames());
     this.config = c;
     this.backend = backend;
     const t = (name: string, shape: number[]): Float32Array => {
@@ -85,13 +91,15 @@ export class LlamaModel {
         bq: c.qkvBias ? t(p + "attn_q.bias", [qDim]) : null,
         bk: c.qkvBias ? t(p + "attn_k.bias", [kvDim]) : null,
         bv: c.qkvBias ? t(p + "attn_v.bias", [kvDim]) : null,
+        qNorm: c.qkNorm ? t(p + "attn_q_norm.weight", [c.headDim]) : null,
+        kNorm: c.qkNorm ? t(p + "attn_k_norm.weight", [c.headDim]) : null,
         ffnNorm: t(p + "ffn_norm.weight", [c.hiddenSize]),
         wGate: t(p + "ffn_gate.weight", [c.intermediateSize, c.hiddenSize]),
         wUp: t(p + "ffn_up.weight", [c.intermediateSize, c.hiddenSize]),
         wDown: t(p + "ffn_down.weight", [c.hiddenSize, c.intermediateSize]),
       });
     }
-    this.rope = new Rope(c.headDim, c.ropeTheta);
+    this.rope = new Rope(c.headDim, c.ropeTheta, c.ropeScaling);
   }
 
   /** An empty cache shaped for this model. */
@@ -203,8 +211,20 @@ export class LlamaModel {
         addBias(k, w.bk, T);
         addBias(v, w.bv, T);
       }
-      this.rope.apply(q, c.numHeads, positions);
-      this.rope.apply(k, c.numKvHeads, positions);
+      if (w.qNorm && w.kNorm) {
+        // Qwen3: each head's q and k normalized over headDim (rows of headDim values) before RoPE
+        backend.rmsNorm(q, w.qNorm, q, T * c.numHeads, c.rmsNormEps);
+        backend.rmsNorm(k, w.kNorm, k, T * c.numKvHeads, c.rmsNormEps);
+      }
+      row = 0;
+      for (const s of layout) {
+        // per sequence: dynamic NTK scales by the length this sequence reaches, whatever the rest of the batch
+        const n = s.tokens.length;
+        const length = s.positions[n - 1] + 1;
+        this.rope.apply(q.subarray(row * qDim, (row + n) * qDim), c.numHeads, s.positions, length);
+        this.rope.apply(k.subarray(row * kvDim, (row + n) * kvDim), c.numKvHeads, s.positions, length);
+        row += n;
+      }
       row = 0;
       for (const [segment, s] of layout.entries()) {
         const n = s.tokens.length;
@@ -252,3 +272,4 @@ export class LlamaModel {
     return { logits, stats };
   }
 }
+

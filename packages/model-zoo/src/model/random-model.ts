@@ -46,6 +46,10 @@ export function randomWeights(config: LlamaConfig, seed = 1): ModelWeights {
     add(p + "attn_q.weight", [qDim, c.hiddenSize], lin(c.hiddenSize));
     add(p + "attn_k.weight", [kvDim, c.hiddenSize], lin(c.hiddenSize));
     add(p + "attn_v.weight", [kvDim, c.hiddenSize], lin(c.hiddenSize));
+    if (c.qkNorm) {
+      add(p + "attn_q_norm.weight", [c.headDim], 0.1, 1);
+      add(p + "attn_k_norm.weight", [c.headDim], 0.1, 1);
+    }
     add(p + "attn_output.weight", [c.hiddenSize, qDim], lin(qDim));
     if (c.qkvBias) {
       add(p + "attn_q.bias", [qDim], 0.1);

@@ -23,7 +23,51 @@ export interface LlamaConfig {
   readonly tiedEmbeddings: boolean;
   /** Qwen2-style biases on the Q, K and V projections (`blk.{i}.attn_{q,k,v}.bias`). */
   readonly qkvBias: boolean;
+  /**
+   * How RoPE's frequencies are rescaled for long contexts (Llama 3.1+, YaRN, …); absent for the original RoPE.
+   * Optional so that a config written before scaling existed still means the same model.
+   */
+  readonly ropeScaling?: RopeScaling;
+  /** Qwen3: RMSNorm over each head of q and k before RoPE (`blk.{i}.attn_{q,k}_norm.weight`, [headDim]). */
+  readonly qkNorm?: boolean;
 }
+
+/**
+ * RoPE scaling, as transformers' `ROPE_INIT_FUNCTIONS` (modeling_rope_utils.py) computes it; every field is already
+ * resolved (defaults applied), so the tables need nothing else from the file. `originalContext` is the context the
+ * model was pretrained with.
+ */
+export type RopeScaling =
+  /** Position interpolation (Chen et al. 2023): every frequency divided by `factor`. */
+  | { readonly type: "linear"; readonly factor: number }
+  /**
+   * Dynamic NTK (bloc97, emozilla 2023): past `originalContext` tokens the base grows with the sequence length,
+   * base · (factor · len / originalContext − (factor − 1))^(d / (d − 2)). transformers uses the length of the call
+   * (largest position + 1), so keys already cached keep the rotation they were written with.
+   */
+  | { readonly type: "dynamic"; readonly factor: number; readonly originalContext: number }
+  /** YaRN (Peng et al. 2023, eq. 15–20): a ramp between interpolated and original frequencies, cos/sin scaled. */
+  | {
+      readonly type: "yarn";
+      readonly factor: number;
+      readonly originalContext: number;
+      readonly betaFast: number;
+      readonly betaSlow: number;
+      /** Multiplies cos and sin (so attention logits by its square): 0.1·ln(factor) + 1 unless the file says. */
+      readonly attentionFactor: number;
+      /** Round the correction range outward to whole dimensions (transformers' default, llama.cpp's only way). */
+      readonly truncate: boolean;
+    }
+  /** Llama 3.1 (`_compute_llama3_parameters`): low frequencies divided by factor, a smooth band in between. */
+  | {
+      readonly type: "llama3";
+      readonly factor: number;
+      readonly lowFreqFactor: number;
+      readonly highFreqFactor: number;
+      readonly originalContext: number;
+    }
+  /** llama.cpp's `rope_freqs.weight`: frequency i divided by factors[i] (how GGUF stores Llama 3.1's scaling). */
+  | { readonly type: "frequency-factors"; readonly factors: readonly number[] };
 
 export interface Tensor {
   readonly name: string;
@@ -33,6 +77,13 @@ export interface Tensor {
 
 export interface ModelWeights {
   readonly config: LlamaConfig;
+  /** The file or directory the weights come from, for errors. */
+  readonly source?: string;
+  /**
+   * Every tensor name the file holds, when the format lists them: the model refuses a file holding tensors its
+   * forward pass would silently ignore (a q/k norm, an output bias…).
+   */
+  tensorNames?(): readonly string[];
   /** Looks a tensor up by its GGUF name; throws a clear error naming the tensor and the file when absent. */
   tensor(name: string): Tensor;
   has(name: string): boolean;
