@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
- * The `razorkv` command line. Each subcommand lives in commands/; this file wires them to commander and turns
- * user-fixable errors (RazorkvError) into one line on stderr and a non-zero exit.
+ * The `razorkv` command line. Each subcommand lives in commands/; this file wires them to commander and turns every
+ * user-fixable error (RazorkvError, and commander's own: unknown option, invalid value, too many arguments) into one
+ * line on stderr and exit status 1; an internal error is one line and status 2 (RAZORKV_DEBUG=1: the stack trace).
+ * Output contract: a command's result on stdout (JSON lines where it returns data), progress and logs on stderr.
  */
 import { Command } from "commander";
 import { RazorkvError } from "@razorkv/core";
@@ -11,21 +13,25 @@ import { calibrateCommand } from "./commands/calibrate.js";
 import { newPolicyCommand } from "./commands/new-policy.js";
 import { runCommand } from "./commands/run.js";
 import { reportCommand } from "./commands/report.js";
+import { doctorCommand } from "./commands/doctor.js";
+import { oneLineErrors, userArgs } from "./commands/parse.js";
 
 const program = new Command()
   .name("razorkv")
   .description("KV-cache compression benchmarking harness (RazorAttention, StreamingLLM, H2O, SnapKV, …)")
-  .showHelpAfterError();
+  .showSuggestionAfterError();
+oneLineErrors(program, "razorkv");
 
-program.addCommand(generateCommand());
-program.addCommand(pplCommand());
-program.addCommand(calibrateCommand());
-program.addCommand(newPolicyCommand());
-program.addCommand(runCommand());
-program.addCommand(reportCommand());
+const commands = [generateCommand(), pplCommand(), calibrateCommand(), newPolicyCommand(), runCommand(), reportCommand(), doctorCommand()];
+for (const command of commands) {
+  program.addCommand(command);
+  oneLineErrors(command.showSuggestionAfterError(), `razorkv ${command.name()}`);
+}
+// `razorkv --help` lists every command's options with their defaults, not just the command names
+program.addHelpText("after", () => "\n" + commands.map((c) => c.helpInformation().replace(/^Usage: /, "").trimEnd()).join("\n\n") + "\n");
 
 try {
-  await program.parseAsync(process.argv);
+  await program.parseAsync(userArgs(process.argv.slice(2), commands.map((c) => c.name())), { from: "user" });
 } catch (error) {
   process.exitCode = reportError(error);
 }

@@ -1,6 +1,12 @@
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
-import { Command } from "commander";
+/**
+ * `razorkv run [manifest] [--dry-run] [--no-share-prefill] [--no-report] [--out DIR]`: runs an experiment manifest into
+ * its results folder, resuming what is there. Prints one JSON line on stdout when it is done ({"results", "rows",
+ * "infeasible", "report"}); progress and logs go to stderr. `--dry-run` prints its plan as text instead.
+ */
+import { closeSync, existsSync, openSync, readFileSync, readSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Command, Option } from "commander";
+import { parse as parseYaml } from "yaml";
 import { RazorkvError } from "@razorkv/core";
 import { renderReport, ReportInputError } from "@razorkv/report";
 import { loadLanguageModel } from "@razorkv/model-zoo";
@@ -10,6 +16,7 @@ import { findInfeasible, type SampleUnit } from "../feasibility.js";
 import { estimateSweep } from "../estimate.js";
 import { formatDuration } from "../progress.js";
 import type { Sample } from "../tasks/index.js";
+import { nonEmpty } from "./parse.js";
 
 const DEFAULT_MANIFEST = "experiments/default.yaml";
 
@@ -18,13 +25,17 @@ export function runCommand(): Command {
     .description(`run an experiment manifest (default ${DEFAULT_MANIFEST}); rerunning resumes where it stopped`)
     .argument("[manifest]", "YAML experiment manifest", DEFAULT_MANIFEST)
     .option("--dry-run", "print the number of cells and samples and an estimate of the time, then stop", false)
-    .option("--no-share-prefill", "prefill every cell separately (the naive protocol), for comparison")
-    .option("--no-report", "do not render report.html at the end")
-    .option("--out <dir>", "results folder instead of the manifest's (e.g. to rerun a committed experiment and diff results.csv)")
+    .option("--no-share-prefill", "prefill every cell separately (the naive protocol), for comparison (default: one shared prefill per sample)")
+    .option("--no-report", "do not render report.html at the end (default: render it)")
+    .addOption(
+      new Option("--out <dir>", "results folder instead of the manifest's (default: its output field, else reports/<name>)")
+        .argParser(nonEmpty("--out", "a folder")),
+    )
     .action(async (path: string, opts: { dryRun: boolean; sharePrefill: boolean; report: boolean; out?: string }) => {
       if (!existsSync(path)) throw new RazorkvError(`${path}: no such manifest`);
       const loaded = loadManifest(path);
       const manifest = opts.out ? { ...loaded, output: resolve(opts.out) } : loaded;
+      if (!opts.dryRun) checkOwnFolder(manifest.output, manifest.name, path, opts.out !== undefined);
       await checkPolicies(manifest);
       if (opts.dryRun) {
         for (const modelRef of manifest.models) {
@@ -55,18 +66,60 @@ export function runCommand(): Command {
         }
         return;
       }
-      const { outDir } = await runExperiment(manifest, { sharePrefill: opts.sharePrefill });
+      const { outDir, rows } = await runExperiment(manifest, { sharePrefill: opts.sharePrefill });
+      let html: string | null = null;
       if (opts.report) {
-        let html: string;
         try {
           html = await renderReport(outDir);
         } catch (error) {
           if (error instanceof ReportInputError) throw new RazorkvError(error.message);
           throw error;
         }
-        process.stdout.write(`report: ${html}\n`);
-      } else {
-        process.stdout.write(`results: ${outDir}\n`);
       }
+      const infeasible = rows.filter((r) => r.status === "infeasible").length;
+      process.stdout.write(JSON.stringify({ results: outDir, rows: rows.length, infeasible, report: html }) + "\n");
     });
+}
+
+/** The experiment name a results folder belongs to: its manifest.yaml's `name`, else its first row's, else none. */
+export function folderExperiment(dir: string): { name: string; source: string } | undefined {
+  const manifestPath = join(dir, "manifest.yaml");
+  if (existsSync(manifestPath)) {
+    try {
+      const name = (parseYaml(readFileSync(manifestPath, "utf8")) as { name?: unknown } | null)?.name;
+      if (typeof name === "string") return { name, source: manifestPath };
+    } catch {
+      // an unreadable copy says nothing; the rows may
+    }
+  }
+  const rowsPath = join(dir, "results.jsonl");
+  if (existsSync(rowsPath)) {
+    // the first line only: a results file can be hundreds of megabytes
+    const fd = openSync(rowsPath, "r");
+    const head = Buffer.alloc(64 * 1024);
+    const n = readSync(fd, head, 0, head.length, 0);
+    closeSync(fd);
+    const first = head.subarray(0, n).toString("utf8").split("\n")[0];
+    try {
+      const name = (JSON.parse(first) as { experiment?: unknown }).experiment;
+      if (typeof name === "string") return { name, source: rowsPath };
+    } catch {
+      // a torn or foreign line: the results store reports it with its line number
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Refuses a results folder written by another manifest. Rows are keyed by their inputs, the experiment's name
+ * included, so a run there would take none of its rows and drop them all at the end; the same manifest, edited,
+ * keeps its name and reruns into its folder as before.
+ */
+export function checkOwnFolder(dir: string, name: string, manifestPath: string, fromOut: boolean): void {
+  const owner = folderExperiment(dir);
+  if (owner === undefined || owner.name === name) return;
+  throw new RazorkvError(
+    `${manifestPath} (name: ${name}) would run into ${dir}${fromOut ? " (--out)" : ""}, which holds the results of manifest "${owner.name}" ` +
+      `(${owner.source}); its rows would be dropped: give another folder with --out, or the same name to continue that experiment`,
+  );
 }
