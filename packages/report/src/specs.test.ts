@@ -62,6 +62,34 @@ describe("spec builders on the synthetic fixture", () => {
     ]);
   });
 
+  it("every title names the mode, the task and the metric", () => {
+    const title = (spec: VegaLiteSpec) => (spec.title as { text: string }).text;
+    expect(scoreSpecs(rows, summary).map(title)).toEqual([
+      "Needle in a haystack, one needle (niah-single), query-agnostic: answer found in output (share of samples)",
+      expect.stringMatching(/^Passkey retrieval \(passkey\), query-agnostic: /),
+      expect.stringMatching(/^Continuing a repeated random-token sequence \(repeated-tokens\), query-agnostic: /),
+      "Language-model loss on the continuation of a long text (lm-loss), query-agnostic: mean NLL, nats per token (lower is better)",
+    ]);
+    expect(title(needleSpecs(rows, summary)[0])).toBe(
+      "Needle in a haystack, one needle (niah-single), query-agnostic: answer found in output (share of samples), by context length and needle depth",
+    );
+    expect(title(headProfileSpecs([loaded])[0])).toMatch(/head profile of .*calibration on repeated random tokens, query-independent: echo and induction score/);
+    for (const spec of [...memorySpecs(rows, summary), ...throughputSpecs(rows, summary)]) {
+      expect(title(spec)).toMatch(/^All tasks \(niah-single, passkey, [a-z-, ]+\), query-agnostic: (realized KV budget|prefill throughput|decode throughput)/);
+    }
+  });
+
+  it("the needle heatmaps of the two query modes carry different titles", () => {
+    const aware = rows.map((r) => ({ ...r, mode: "query-aware" as const, key: `${r.key}-aware` }));
+    const both = [...rows, ...aware];
+    const titles = needleSpecs(both, summarizeRows(both)).map((s) => (s.title as { text: string }).text);
+    expect(titles.filter((t) => t.includes("(niah-single)"))).toEqual([
+      expect.stringContaining("(niah-single), query-agnostic: answer found in output"),
+      expect.stringContaining("(niah-single), query-aware: answer found in output"),
+    ]);
+    expect(new Set(titles).size).toBe(titles.length);
+  });
+
   it("every spec compiles without a Vega-Lite warning and draws data marks headless", async () => {
     for (const spec of specs) {
       const { warnings, marks, svg } = await render(spec);

@@ -122,12 +122,21 @@ function distinct<T>(xs: Iterable<T>): T[] {
 
 const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
-/** "model, mode" qualifiers for titles, only for the dimensions that vary within the experiment. */
-function qualifier(items: readonly { model: string; mode: string }[], item: { model: string; mode: string }): string {
-  const parts: string[] = [];
-  if (distinct(items.map((i) => i.model)).length > 1) parts.push(item.model);
-  if (distinct(items.map((i) => i.mode)).length > 1) parts.push(item.mode);
-  return parts.length ? ` — ${parts.join(", ")}` : "";
+/**
+ * The title of a chart of one task, mode and metric, as the Markdown tables name them: "Passkey retrieval (passkey),
+ * query-aware: answer found in output (share of samples)". Every chart says its mode, also when the experiment ran one
+ * mode only (two sections with one title could not be told apart); the model is named when the experiment has several.
+ */
+export function taskChartTitle(cell: { task: string; mode: string; metric: string; model: string }, models: readonly string[]): string {
+  const model = distinct(models).length > 1 ? ` on ${cell.model}` : "";
+  return `${taskTitle(cell.task)}, ${cell.mode}${model}: ${metricLabel(cell.metric)}`;
+}
+
+/** "All tasks (passkey, lm-loss), query-agnostic and query-aware": what a chart over every task's rows covers. */
+function scopeTitle(rows: readonly { task: string; mode: string }[]): string {
+  const tasks = distinct(rows.map((r) => r.task));
+  const modes = distinct(rows.map((r) => r.mode));
+  return `${tasks.length === 1 ? taskTitle(tasks[0]) : `All tasks (${tasks.join(", ")})`}, ${modes.join(" and ")}`;
 }
 
 function budgetAxis(budgets: readonly number[]) {
@@ -150,7 +159,7 @@ export function scoreSpecs(rows: readonly ResultRow[], summary: Summary): VegaLi
   const policies = policyOrder(rows, summary);
   const specs: VegaLiteSpec[] = [];
   for (const cells of cellsByTask(summary)) {
-    const { task, metric } = cells[0];
+    const { metric } = cells[0];
     const lower = lowerIsBetter(metric);
     const budgets = distinct(cells.map((c) => c.budgetNominal));
     // with a single budget nothing is a reference: every policy ran there
@@ -192,7 +201,7 @@ export function scoreSpecs(rows: readonly ResultRow[], summary: Summary): VegaLi
       (hasReference ? " Dashed: a policy run only at the full budget (the full cache), for reference." : "");
     specs.push({
       title: {
-        text: `${taskTitle(task)}${qualifier(cells, cells[0])}`,
+        text: taskChartTitle(cells[0], summary.cells.map((c) => c.model)),
         subtitle: `${yTitle} vs KV budget, one line per policy; bars: 95% interval over samples`,
       },
       description: caption,
@@ -241,7 +250,7 @@ export function needleSpecs(rows: readonly ResultRow[], summary: Summary): VegaL
   const groups = groupBy(needleRows, (r) => JSON.stringify([r.model, r.mode, r.task, r.metric]));
   const specs: VegaLiteSpec[] = [];
   for (const group of groups.values()) {
-    const { task, metric } = group[0];
+    const { metric } = group[0];
     const cells = groupBy(group, (r) => JSON.stringify([r.policyLabel, r.budgetNominal, r.targetLength, r.depth]));
     const values = [...cells.values()].map((g) => ({
       policy: g[0].policyLabel,
@@ -263,7 +272,7 @@ export function needleSpecs(rows: readonly ResultRow[], summary: Summary): VegaL
       "A missing grid or square had no feasible sample (see \"Cells that could not run\").";
     specs.push({
       title: {
-        text: `${taskTitle(task)}${qualifier(group, group[0])}: accuracy by context length and needle depth`,
+        text: `${taskChartTitle(group[0], needleRows.map((r) => r.model))}, by context length and needle depth`,
         subtitle: [
           `One row per policy, one grid per KV budget (largest first). In each grid: x = context length in tokens, y = needle depth`,
           `(0% = start of the context, 100% = end). Colour: ${metricLabel(metric)}, mean over samples.`,
@@ -403,7 +412,10 @@ export function headProfileSpecs(profiles: readonly LoadedProfile[]): VegaLiteSp
     });
     return {
       title: {
-        text: `RazorAttention head profile — ${profile.model}${usedBy.length ? `: ${usedBy.join(", ")}` : ""}`,
+        // no task and no query mode: calibration runs once per model on repeated random tokens (DESIGN §4)
+        text:
+          `RazorAttention head profile of ${profile.model}${usedBy.length ? ` (${usedBy.join(", ")})` : ""}, ` +
+          "calibration on repeated random tokens, query-independent: echo and induction score per head",
         subtitle: `${profile.retrieval.length} of ${L * K} KV heads protected${fractions}; ${L} layers × ${K} KV heads, ${H} query heads per layer`,
       },
       description: caption,
@@ -484,7 +496,7 @@ export function memorySpecs(rows: readonly ResultRow[], summary: Summary): VegaL
   return [
     {
       title: {
-        text: "Realized KV budget vs nominal budget",
+        text: `${scopeTitle(usable)}: realized KV budget (fraction of entries kept) vs nominal budget`,
         subtitle: "dashed: realized = nominal (y = x); left after compression, right at the first answer token",
       },
       description: caption,
@@ -517,7 +529,7 @@ export function throughputSpecs(rows: readonly ResultRow[], summary: Summary): V
       "The prefill is shared by every policy and budget of a sample, so the bars should match; differences are timing noise.";
     const shown = policies.filter((p) => byPolicy.has(p));
     specs.push({
-      title: { text: "Prefill throughput", subtitle: "prefilled tokens per second (higher is faster); one prefill per sample, shared by all policies" },
+      title: { text: `${scopeTitle(prefillRows)}: prefill throughput (tokens/s) per policy`, subtitle: "prefilled tokens per second (higher is faster); one prefill per sample, shared by all policies" },
       description: caption,
       usermeta: { razorkv: { section: "throughput", caption } },
       width: { step: 44 },
@@ -568,7 +580,7 @@ export function throughputSpecs(rows: readonly ResultRow[], summary: Summary): V
       "Generated (and teacher-forced) tokens per second while decoding with the compressed cache, mean over rows with a " +
       "decode step. Several cells of a sample decode as one batch, so these are per-cell shares of batched steps.";
     specs.push({
-      title: { text: "Decode throughput vs KV budget", subtitle: "decode tokens per second (higher is faster), one line per policy" },
+      title: { text: `${scopeTitle(decodeRows)}: decode throughput (tokens/s) vs KV budget`, subtitle: "decode tokens per second (higher is faster), one line per policy" },
       description: caption,
       usermeta: { razorkv: { section: "throughput", caption } },
       width: 400,
