@@ -58,7 +58,8 @@ export function ropeFrequencies(
       if (length <= scaling.originalContext) return { invFreq: inverse(base), attentionFactor: 1 };
       const factor = f32(scaling.factor);
       const ratio = f32(f32(f32(factor * length) / scaling.originalContext) - f32(scaling.factor - 1));
-      const grown = f32(base * f32(Math.pow(ratio, f32(headDim / (headDim - 2)))));
+      // torch raises a float32 tensor to a Python float exponent without rounding the exponent to float32
+      const grown = f32(base * f32(Math.pow(ratio, headDim / (headDim - 2))));
       return { invFreq: inverse(grown), attentionFactor: 1 };
     }
     case "llama3": {

@@ -1,0 +1,151 @@
+/**
+ * Parity per architecture (issue #16): tiny random-weight models of each family, built and run by transformers
+ * (tools/arch-parity/generate.py wrote test/fixtures/arch/), loaded here from the safetensors checkpoint and from
+ * the F32 GGUF that llama.cpp's convert_hf_to_gguf.py made of it. At every position of a 300-token input, with the
+ * long-context RoPE scaling active, our log-probabilities must be within 1e-4 of transformers'.
+ */
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { openGguf } from "./formats/gguf.js";
+import { openSafetensors } from "./formats/safetensors.js";
+import { defaultBackend } from "./language-model.js";
+import { typescriptBackend, type ComputeBackend } from "./model/backend.js";
+import { LlamaModel } from "./model/llama.js";
+import { logSoftmax } from "./model/ops.js";
+import { ropeFrequencies } from "./model/rope.js";
+import type { ModelWeights } from "./model/types.js";
+
+interface Reference {
+  dir: string;
+  modelType: string;
+  configFormat: string;
+  ids: number[];
+  targetLogprobs: number[];
+  argmax: number[];
+  argmaxLogprobs: number[];
+  fullRows: { pos: number; logprobs: number[] }[];
+  continued: { at: number; targetLogprobs: number[]; lastRow: number[] };
+  invFreq: number[];
+  attentionScaling: number;
+  sensitivity: number;
+  gguf: string | null;
+}
+const fixtures = new URL("../test/fixtures/arch/", import.meta.url).pathname;
+const reference = JSON.parse(readFileSync(join(fixtures, "reference.json"), "utf8")) as {
+  tolerance: number;
+  models: Record<string, Reference>;
+};
+const TOLERANCE = 1e-4;
+
+const tmp = mkdtempSync(join(tmpdir(), "razorkv-arch-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Max |Δ log-prob| over every value the fixture holds: next-token, argmax, and the full rows. */
+function maxDifference(model: LlamaModel, ref: Reference): number {
+  const V = model.config.vocabSize;
+  const { logits } = model.prefill(ref.ids, { logits: "all" });
+  const full = new Map(ref.fullRows.map((r) => [r.pos, r.logprobs]));
+  let max = 0;
+  for (let t = 0; t < ref.ids.length; t++) {
+    const lp = logSoftmax(logits.subarray(t * V, (t + 1) * V));
+    if (t + 1 < ref.ids.length) max = Math.max(max, Math.abs(lp[ref.ids[t + 1]] - ref.targetLogprobs[t]));
+    max = Math.max(max, Math.abs(lp[ref.argmax[t]] - ref.argmaxLogprobs[t]));
+    full.get(t)?.forEach((x, id) => (max = Math.max(max, Math.abs(lp[id] - x))));
+  }
+  return max;
+}
+
+/**
+ * The same, for positions `at`… run as a second call continuing a prefill of the first `at` tokens (the fixture is
+ * transformers doing the same with its KV cache on a fresh model): dynamic NTK rotates each call by its own length.
+ */
+function maxDifferenceContinued(model: LlamaModel, ref: Reference): number {
+  const V = model.config.vocabSize;
+  const { at, targetLogprobs, lastRow } = ref.continued;
+  const { cache } = model.prefill(ref.ids.slice(0, at), { logits: "none" });
+  const { logits } = model.forward(cache, ref.ids.slice(at), { logits: "all" });
+  let max = 0;
+  for (let t = at; t < ref.ids.length; t++) {
+    const lp = logSoftmax(logits.subarray((t - at) * V, (t - at + 1) * V));
+    if (t + 1 < ref.ids.length) max = Math.max(max, Math.abs(lp[ref.ids[t + 1]] - targetLogprobs[t - at]));
+    else lastRow.forEach((x, id) => (max = Math.max(max, Math.abs(lp[id] - x))));
+  }
+  return max;
+}
+
+const backends: ComputeBackend[] = [typescriptBackend];
+const native = await defaultBackend();
+if (native !== typescriptBackend) backends.push(native);
+
+describe.each(Object.entries(reference.models))("%s", (name, ref) => {
+  const formats: [string, () => Promise<ModelWeights>][] = [
+    ["safetensors", () => openSafetensors(join(fixtures, ref.dir))],
+  ];
+  if (ref.gguf) formats.push(["F32 GGUF", () => openGguf(join(fixtures, ref.dir, ref.gguf!))]);
+
+  for (const [format, open] of formats) {
+    it(`${format}: log-probs within ${TOLERANCE} of transformers at every one of ${ref.ids.length} positions`, async () => {
+      const weights = await open();
+      for (const backend of backends) {
+        const model = new LlamaModel(weights, backend);
+        const diff = maxDifference(model, ref);
+        const continued = maxDifferenceContinued(model, ref);
+        console.info(
+          `arch parity ${name} ${format} (${backend.name}): max |Δ log-prob| = ${diff.toExponential(2)}, ` +
+            `continuing a ${ref.continued.at}-token prefill ${continued.toExponential(2)}`,
+        );
+        expect(diff).toBeLessThanOrEqual(TOLERANCE);
+        expect(continued).toBeLessThanOrEqual(TOLERANCE);
+      }
+    });
+
+    it(`${format}: RoPE tables as transformers computed them, and the scaling matters`, async () => {
+      const weights = await open();
+      const c = weights.config;
+      const { invFreq, attentionFactor } = ropeFrequencies(c.headDim, c.ropeTheta, c.ropeScaling, ref.ids.length);
+      let worst = 0;
+      invFreq.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - ref.invFreq[i]) / ref.invFreq[i])));
+      // bit for bit, except through llama.cpp's frequency factors (stored divisors: an ulp, 1.2e-7 relative)
+      expect(worst).toBeLessThanOrEqual(c.ropeScaling?.type === "frequency-factors" ? 1.2e-7 : 0);
+      expect(Math.fround(attentionFactor)).toBe(Math.fround(ref.attentionScaling));
+      // the same weights under plain RoPE are far off: a loader that dropped the scaling would fail the test above
+      if (c.ropeScaling) {
+        const plain: ModelWeights = { config: { ...c, ropeScaling: undefined }, tensor: (n) => weights.tensor(n), has: (n) => weights.has(n) };
+        expect(maxDifference(new LlamaModel(plain), ref)).toBeGreaterThan(100 * TOLERANCE);
+      }
+    });
+  }
+});
+
+describe("config.json as transformers 4.x and 5.x write it: the same model", () => {
+  /** A copy of a fixture checkpoint with its RoPE settings rewritten. */
+  function rewritten(dir: string, rewrite: (json: Record<string, unknown>) => Record<string, unknown>): string {
+    const out = mkdtempSync(join(tmp, `${dir}-`));
+    const json = JSON.parse(readFileSync(join(fixtures, dir, "config.json"), "utf8")) as Record<string, unknown>;
+    writeFileSync(join(out, "config.json"), JSON.stringify(rewrite(json)));
+    copyFileSync(join(fixtures, dir, "model.safetensors"), join(out, "model.safetensors"));
+    return out;
+  }
+
+  it("5.x rope_parameters → 4.x rope_theta + rope_scaling (rope_type, or type)", async () => {
+    const original = await openSafetensors(join(fixtures, "llama3"));
+    for (const typeKey of ["rope_type", "type"]) {
+      const dir = rewritten("llama3", ({ rope_parameters, ...rest }) => {
+        const { rope_theta, rope_type, ...scaling } = rope_parameters as Record<string, unknown>;
+        return { ...rest, rope_theta, rope_scaling: { ...scaling, [typeKey]: rope_type } };
+      });
+      expect((await openSafetensors(dir)).config).toEqual(original.config);
+    }
+  });
+
+  it("4.x rope_scaling with type → 5.x rope_parameters", async () => {
+    const original = await openSafetensors(join(fixtures, "qwen2-yarn"));
+    const dir = rewritten("qwen2-yarn", ({ rope_scaling, rope_theta, ...rest }) => {
+      const { type, ...scaling } = rope_scaling as Record<string, unknown>;
+      return { ...rest, rope_parameters: { ...scaling, rope_type: type, rope_theta } };
+    });
+    expect((await openSafetensors(dir)).config).toEqual(original.config);
+  });
+});

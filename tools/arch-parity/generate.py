@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""Tiny random-weight models of each Llama-family architecture, and transformers' log-probabilities on them.
+
+For every model in MODELS this script
+
+1. builds the model with transformers from a config (no download), with weights drawn at the scale of a trained
+   model's (so attention is sharp and position matters: a wrong RoPE moves the log-probs by far more than 1e-4);
+2. saves it as model.safetensors + config.json, then rewrites config.json in the format the entry asks for
+   (transformers 4.x: rope_theta + rope_scaling with "type"/"rope_type"; 5.x: rope_parameters, as 5.x saves it);
+3. reloads that directory with transformers and records, for a 300-token input, the float32 forward's
+   log-probabilities (float64 log_softmax) at every position, plus the RoPE inverse frequencies and attention
+   scaling transformers used, and how far the log-probs move when the RoPE scaling is removed (the fixture's
+   sensitivity: a test that ignored the scaling would be off by that much);
+4. converts the directory to an F32 GGUF with llama.cpp's convert_hf_to_gguf.py (a throwaway SentencePiece
+   vocabulary is trained for the converter, which needs one; the tests feed token ids and never tokenize).
+
+Output: packages/model-zoo/test/fixtures/arch/<name>/{config.json, model.safetensors, model-f32.gguf} and
+packages/model-zoo/test/fixtures/arch/reference.json. See README.md for the exact command and versions.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "packages/model-zoo/test/fixtures/arch"
+SEQ_LEN = 300
+VOCAB = 128
+FULL_ROW_EVERY = 50  # positions whose whole log-prob row is stored
+
+COMMON = dict(
+    vocab_size=VOCAB, hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=2, rms_norm_eps=1e-5, max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
+)
+
+# name: (model_type, config fields, config.json format, rope scaling dict or None, convert to GGUF?)
+MODELS = {
+    # Llama 3.1-shaped: llama3 scaling with a small original context so that 300 tokens use every band
+    "llama3": ("llama", dict(tie_word_embeddings=True, rope_theta=10000.0),
+               "5.x", dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                           original_max_position_embeddings=64), True),
+    "llama-linear": ("llama", dict(tie_word_embeddings=True, rope_theta=10000.0),
+                     "4.x-type", dict(type="linear", factor=4.0), True),
+    # dynamic NTK past max_position_embeddings (128): the 300-token input scales the base. convert_hf_to_gguf
+    # writes nothing for "dynamic" on llama, so there is no GGUF of it (llama.cpp would run plain RoPE).
+    "llama-dynamic": ("llama", dict(tie_word_embeddings=True, rope_theta=10000.0, max_position_embeddings=128),
+                      "4.x-rope_type", dict(rope_type="dynamic", factor=4.0), False),
+    "llama-yarn": ("llama", dict(tie_word_embeddings=True, rope_theta=10000.0),
+                   "5.x", dict(rope_type="yarn", factor=8.0, original_max_position_embeddings=64, beta_fast=16.0,
+                               beta_slow=2.0, attention_factor=1.25), True),
+    # Qwen2.5-shaped: QKV biases, untied output, YaRN as its model card writes it (4.x "type")
+    "qwen2-yarn": ("qwen2", dict(tie_word_embeddings=False, rope_theta=1000000.0, use_sliding_window=False,
+                                 sliding_window=None, max_window_layers=2),
+                   "4.x-type", dict(type="yarn", factor=4.0, original_max_position_embeddings=128), True),
+    # Qwen3-shaped: per-head q/k RMSNorm, head_dim 32 ≠ hidden/heads, YaRN as its model card suggests
+    "qwen3-yarn": ("qwen3", dict(tie_word_embeddings=True, rope_theta=1000000.0, head_dim=32,
+                                 use_sliding_window=False, sliding_window=None, max_window_layers=2),
+                   "5.x", dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=128), True),
+}
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def build_config(model_type: str, fields: dict, rope: dict | None):
+    from transformers import AutoConfig
+
+    kwargs = {**COMMON, **fields}
+    theta = kwargs.pop("rope_theta")
+    params = {"rope_theta": theta, "rope_type": "default"}
+    if rope is not None:
+        params = {"rope_theta": theta, **{("rope_type" if k == "type" else k): v for k, v in rope.items()}}
+    return AutoConfig.for_model(model_type, rope_parameters=params, **kwargs)
+
+
+def init_weights(model, seed: int):
+    """Weights at a trained model's scale: linear N(0, 1/fan_in), embedding N(0, 0.35²) (as the tied output layer it
+    gives logits of std ≈ 3, log-probs down to ≈ −20 as a trained model's), norms 1 + N(0, 0.1²), biases N(0, 0.5²)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("embed_tokens.weight"):
+                p.copy_(0.35 * torch.randn(p.shape, generator=g))
+            elif "norm" in name:
+                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
+            elif name.endswith(".bias"):
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+            else:
+                fan_in = p.shape[1]
+                scale = 1.0 / math.sqrt(fan_in)
+                if "q_proj" in name or "k_proj" in name:
+                    scale *= 1.5  # sharp attention, as trained models have: RoPE moves the log-probs by far more than 1e-4
+                p.copy_(scale * torch.randn(p.shape, generator=g))
+
+
+def rewrite_config(path: Path, fmt: str, rope: dict | None):
+    """config.json as the requested transformers version writes RoPE settings."""
+    cfg = json.loads(path.read_text())
+    params = cfg.pop("rope_parameters", None) or {}
+    cfg.pop("rope_scaling", None)
+    cfg.pop("rope_theta", None)
+    if fmt == "5.x":
+        cfg["rope_parameters"] = params
+    else:
+        cfg["rope_theta"] = params["rope_theta"]
+        cfg["rope_scaling"] = copy.deepcopy(rope)  # with "type" or "rope_type" exactly as given
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def train_vocab(directory: Path, seed: int):
+    """A throwaway SentencePiece model for convert_hf_to_gguf.py (it will not convert without a vocabulary)."""
+    import sentencepiece as spm
+
+    rng = np.random.default_rng(seed)
+    syllables = ["ka", "to", "ri", "ne", "mu", "sa", "lo", "pe", "di", "ga", "vu", "zo"]
+    lines = [" ".join("".join(rng.choice(syllables, rng.integers(1, 4))) for _ in range(12)) for _ in range(400)]
+    corpus = directory / "corpus.txt"
+    corpus.write_text("\n".join(lines) + "\n")
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(directory / "tokenizer"), vocab_size=VOCAB - 8, model_type="bpe",
+        hard_vocab_limit=False, minloglevel=2,
+    )
+    corpus.unlink()
+    (directory / "tokenizer.vocab").unlink()
+
+
+def log_probs(model, ids: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        logits = model(ids[None, :]).logits[0]
+    return torch.log_softmax(logits.double(), dim=-1).numpy()
+
+
+CHUNK_AT = 200
+
+
+def continued(model, ids: torch.Tensor) -> np.ndarray:
+    """Log-probs of positions CHUNK_AT… when they continue, with the KV cache, a prefill of the first CHUNK_AT
+    tokens. Dynamic NTK differs here from one prefill: each call recomputes the frequencies for the length it
+    reaches (dynamic_rope_update), and the cached keys keep the rotation they were written with."""
+    with torch.no_grad():
+        first = model(ids[None, :CHUNK_AT], use_cache=True)
+        logits = model(ids[None, CHUNK_AT:], past_key_values=first.past_key_values, use_cache=True).logits[0]
+    return torch.log_softmax(logits.double(), dim=-1).numpy()
+
+
+def rotary(model):
+    emb = model.model.rotary_emb
+    return emb.inv_freq.detach().float().numpy(), float(emb.attention_scaling)
+
+
+def generate(name: str, spec, llama_cpp: Path, work: Path) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    model_type, fields, fmt, rope, to_gguf = spec
+    seed = 1000 + sorted(MODELS).index(name)
+    torch.manual_seed(seed)
+    config = build_config(model_type, fields, rope)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="eager")
+    init_weights(model, seed)
+
+    directory = OUT / name
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    model.save_pretrained(directory, safe_serialization=True)
+    for extra in ("generation_config.json",):
+        (directory / extra).unlink(missing_ok=True)
+    rewrite_config(directory / "config.json", fmt, rope)
+
+    # the reference is transformers reading the committed files, not the object we built
+    reloaded = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, attn_implementation="eager").eval()
+    for (a, pa), (b, pb) in zip(model.state_dict().items(), reloaded.state_dict().items()):
+        assert a == b and torch.equal(pa, pb), f"{name}: {a} changed on reload"
+    rng = np.random.default_rng(seed)
+    ids = torch.tensor(rng.integers(3, VOCAB, SEQ_LEN), dtype=torch.long)
+    lp = log_probs(reloaded, ids)
+    inv_freq, attention_scaling = rotary(reloaded)  # after the forward: dynamic NTK has updated them
+    # a fresh model: dynamic_rope_update keeps state (the longest length seen), and we compare with a sequence
+    # that starts from nothing, as a benchmark's does
+    fresh = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, attn_implementation="eager").eval()
+    chunked = continued(fresh, ids)
+
+    # sensitivity: the same weights under plain RoPE
+    plain_cfg = copy.deepcopy(reloaded.config)
+    plain_cfg.rope_parameters = {"rope_type": "default", "rope_theta": reloaded.config.rope_parameters["rope_theta"]}
+    plain = AutoModelForCausalLM.from_config(plain_cfg, dtype=torch.float32, attn_implementation="eager").eval()
+    plain.load_state_dict(reloaded.state_dict())
+    sensitivity = float(np.abs(log_probs(plain, ids) - lp).max())
+    log(f"{name}: plain RoPE moves the log-probs by up to {sensitivity:.3f}; continuing a {CHUNK_AT}-token prefill "
+        f"moves them by {np.abs(chunked - lp[CHUNK_AT:]).max():.2e}")
+    assert rope is None or sensitivity > 1e-2, f"{name}: the RoPE scaling barely matters at {SEQ_LEN} tokens"
+
+    T = SEQ_LEN
+    argmax = lp.argmax(axis=1)
+    entry = {
+        "dir": name,
+        "modelType": model_type,
+        "configFormat": fmt,
+        "ropeScaling": rope,
+        "ids": ids.tolist(),
+        "targetLogprobs": [round(float(lp[t, ids[t + 1]]), 8) for t in range(T - 1)],
+        "argmax": argmax.tolist(),
+        "argmaxLogprobs": [round(float(lp[t, argmax[t]]), 8) for t in range(T)],
+        "fullRows": [{"pos": t, "logprobs": [round(float(x), 8) for x in lp[t]]}
+                     for t in list(range(0, T, FULL_ROW_EVERY)) + [T - 1]],
+        "continued": {
+            "at": CHUNK_AT,
+            "targetLogprobs": [round(float(chunked[t - CHUNK_AT, ids[t + 1]]), 8) for t in range(CHUNK_AT, T - 1)],
+            "lastRow": [round(float(x), 8) for x in chunked[-1]],
+        },
+        "invFreq": [float(x) for x in inv_freq],
+        "attentionScaling": attention_scaling,
+        "sensitivity": round(sensitivity, 6),
+        "gguf": None,
+    }
+
+    if to_gguf:
+        tmp = work / name
+        shutil.copytree(directory, tmp)
+        train_vocab(tmp, seed)
+        outfile = directory / "model-f32.gguf"
+        env = {**os.environ}
+        env.pop("NO_LOCAL_GGUF", None)
+        subprocess.run(
+            [sys.executable, str(llama_cpp / "convert_hf_to_gguf.py"), str(tmp), "--outfile", str(outfile),
+             "--outtype", "f32"],
+            check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        entry["gguf"] = "model-f32.gguf"
+        entry["ggufMetadata"] = gguf_rope_metadata(outfile, llama_cpp)
+    return entry
+
+
+def gguf_rope_metadata(path: Path, llama_cpp: Path) -> dict:
+    """The RoPE-related keys and tensors the converter wrote, for the README and the tests' expectations."""
+    sys.path.insert(0, str(llama_cpp / "gguf-py"))
+    import gguf  # the converter's own gguf-py
+
+    reader = gguf.GGUFReader(str(path))
+    out = {}
+    for field in reader.fields.values():
+        if ".rope." in field.name or field.name == "general.architecture":
+            value = field.contents()
+            out[field.name] = value
+    out["tensors"] = sorted(t.name for t in reader.tensors if not t.name.startswith("blk."))
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--llama-cpp", type=Path, help="llama.cpp source tree (default: ../shared/bin/llama-cpp-tools --src)")
+    parser.add_argument("--only", nargs="*", help="regenerate these models only (reference.json keeps the others)")
+    args = parser.parse_args()
+    llama_cpp = args.llama_cpp or Path(subprocess.run(
+        [str(REPO.parent / "shared/bin/llama-cpp-tools"), "--src"], check=True, capture_output=True, text=True,
+    ).stdout.strip())
+    torch.set_num_threads(1)  # deterministic reductions
+
+    import transformers
+    import sentencepiece
+
+    ref_path = OUT / "reference.json"
+    previous = json.loads(ref_path.read_text())["models"] if ref_path.exists() and args.only else {}
+    models = dict(previous)
+    with tempfile.TemporaryDirectory() as work:
+        for name, spec in MODELS.items():
+            if args.only and name not in args.only:
+                continue
+            log(f"{name}: building")
+            models[name] = generate(name, spec, llama_cpp, Path(work))
+    reference = {
+        "generator": "tools/arch-parity/generate.py",
+        "command": "nice -n 19 .venv/bin/python tools/arch-parity/generate.py",
+        "versions": {
+            "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "sentencepiece": sentencepiece.__version__, "numpy": np.__version__,
+            "llama.cpp": str(llama_cpp).split("llama_cpp_python-")[-1].split("/")[0],
+        },
+        "compute": "float32 eager forward on the CPU, one unbatched prefill; log_softmax in float64",
+        "seqLen": SEQ_LEN,
+        "tolerance": 1e-4,
+        "models": {name: models[name] for name in MODELS if name in models},
+    }
+    ref_path.write_text(json.dumps(reference, separators=(",", ":")) + "\n")
+    log(f"wrote {ref_path} ({ref_path.stat().st_size} bytes)")
+
+
+if __name__ == "__main__":
+    main()
