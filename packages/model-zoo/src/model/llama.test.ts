@@ -14,6 +14,9 @@ describe("LlamaModel forward pass", () => {
     "GQA, tied": tinyConfig(),
     "Qwen2-style QKV bias, untied": tinyConfig({ qkvBias: true, tiedEmbeddings: false, numKvHeads: 3, numHeads: 6 }),
     "MHA": tinyConfig({ numKvHeads: 6 }),
+    "Qwen3-style q/k norm, head_dim ≠ hidden/heads": tinyConfig({ qkNorm: true, headDim: 16 }),
+    "llama3 RoPE scaling": tinyConfig({ ropeScaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 16 } }),
+    "YaRN": tinyConfig({ ropeScaling: { type: "yarn", factor: 4, originalContext: 8, betaFast: 32, betaSlow: 1, attentionFactor: 1.2, truncate: true } }),
   };
   for (const [name, config] of Object.entries(configs)) {
     it(`${name}: prefill then decode equals one prefill over the whole sequence`, () => {
@@ -79,6 +82,32 @@ describe("LlamaModel forward pass", () => {
       return out;
     };
     expect(run()).toEqual(run());
+  });
+});
+
+describe("dynamic NTK", () => {
+  // as llamaConfigFromHf sets it: max_position_embeddings 8, context original × factor
+  const config = tinyConfig({ maxContext: 32, ropeScaling: { type: "dynamic", factor: 4, originalContext: 8 } });
+  const model = new LlamaModel(randomWeights(config, 13));
+  const V = config.vocabSize;
+
+  it("each call rotates by the length it reaches: continuing a prefill ≠ one prefill, past the original context", () => {
+    const tokens = Array.from({ length: 20 }, (_, i) => (i * 5 + 3) % V);
+    expect(() => model.prefill([...tokens, ...tokens])).toThrow(/40 tokens exceed the model's context of 32/);
+    const whole = model.prefill(tokens, { logits: "all" }).logits;
+    const short = model.prefill(tokens.slice(0, 6), { logits: "all" }).logits;
+    // up to the original context the tables are plain RoPE's, whatever comes later
+    expect(maxAbsDiff(short, new LlamaModel(randomWeights({ ...config, ropeScaling: undefined }, 13)).prefill(tokens.slice(0, 6), { logits: "all" }).logits)).toBe(0);
+    const { cache } = model.prefill(tokens.slice(0, 12));
+    const continued = model.forward(cache, tokens.slice(12), { logits: "last" }).logits;
+    expect(maxAbsDiff(continued, whole.subarray(19 * V, 20 * V))).toBeGreaterThan(1e-4);
+  });
+
+  it("in a batch, each sequence is scaled by its own length, as when it runs alone", () => {
+    const prompts = [[1, 2, 3], Array.from({ length: 14 }, (_, i) => i + 1)];
+    const alone = prompts.map((p) => model.extendBatch([model.newCache()], [p]).logits);
+    const { logits } = model.extendBatch([model.newCache(), model.newCache()], prompts);
+    prompts.forEach((_, i) => expect(maxAbsDiff(logits.subarray(i * V, (i + 1) * V), alone[i])).toBeLessThan(1e-5));
   });
 });
 
