@@ -261,7 +261,6 @@ function build(env, force) {
   writeFileSync(stampPath, buildEnvKey(env));
   // the stamp carries the time the build started: a file saved during the build is newer, so it rebuilds next time
   utimesSync(stampPath, started / 1000, started / 1000);
-  if (Date.now() - started > 10_000) log(`built in ${((Date.now() - started) / 1000).toFixed(0)} s (${reason})`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -357,7 +356,8 @@ async function main() {
   if (wantsModel(target, args)) ensureModel(env);
   if (needBuild) {
     const blasInstalled = ensureOpenBlas(env);
-    if (needInstall && buildStale(env) === "first build") log("building the workspace (the native addon takes a minute)");
+    // a rebuild after an edit says nothing unless it fails; the first one takes long enough to deserve a line
+    if (buildStale(env) === "first build") log("building the workspace (the native addon takes a minute)");
     build(env, blasInstalled);
   }
   if (command === null) return 0;
