@@ -8,7 +8,9 @@
  * The new tokens' keys and values must already be appended to the cache (a token attends to itself).
  * Query head h reads KV head floor(h / (numHeads / numKvHeads)) (GQA).
  * Query c sees every slot whose position ≤ queryPositions[c] (causal by original position), plus the head's
- * compensation slot, which stands for dropped past tokens and is always visible.
+ * compensation slot, which stands for dropped past tokens and is always visible. In a layer with a sliding window W
+ * (the cache's `window(layer)`), it sees only positions in (queryPositions[c] − W, queryPositions[c]]: the banded
+ * mask of transformers' sliding-window layers (`kv_idx > q_idx − sliding_window`).
  */
 import type { KvCache } from "./cache.js";
 
@@ -46,6 +48,8 @@ export interface AttentionArgs {
   readonly out: Float32Array;
   /** Softmax scale; 1/√headDim by default. */
   readonly scale?: number;
+  /** Gemma 2's attention logit soft-capping: each logit x becomes cap · tanh(x / cap). Absent: none. */
+  readonly softcap?: number;
   readonly stats?: AttentionStatsRequest;
 }
 
@@ -59,6 +63,8 @@ export function attendReference(args: AttentionArgs): LayerAttentionStats {
   if (queries.length !== C * numHeads * d) throw new Error(`queries has ${queries.length} values, expected ${C}×${numHeads}×${d}`);
   if (out.length !== queries.length) throw new Error(`out has ${out.length} values, expected ${queries.length}`);
   const scale = args.scale ?? 1 / Math.sqrt(d);
+  const window = cache.window(layer);
+  const softcap = args.softcap ?? null;
   const wantAcc = args.stats?.accumulated === true;
   const windowQueries = args.stats?.windowQueries ?? 0;
   const repeat = args.stats?.repeatedSequence;
@@ -80,37 +86,39 @@ export function attendReference(args: AttentionArgs): LayerAttentionStats {
     const compBias = comp ? Math.log(comp.count) : 0;
     const logits = new Float64Array(head.length + 1);
     let visible = 0;
+    let first = 0; // first slot inside the query's window (0 without one)
     let repeatQueries = 0;
     for (let c = 0; c < C; c++) {
       const qBase = (c * numHeads + h) * d;
       const qPos = queryPositions[c];
       // slots are sorted by position: the visible set is a prefix that only grows with qPos
-      if (c > 0 && qPos < queryPositions[c - 1]) visible = 0;
+      if (c > 0 && qPos < queryPositions[c - 1]) visible = first = 0;
       while (visible < head.length && head.positions[visible] <= qPos) visible++;
+      if (window !== null) while (first < visible && head.positions[first] <= qPos - window) first++;
       let max = -Infinity;
-      for (let s = 0; s < visible; s++) {
+      for (let s = first; s < visible; s++) {
         let dot = 0;
         const kBase = s * d;
         for (let i = 0; i < d; i++) dot += queries[qBase + i] * head.keys[kBase + i];
-        logits[s] = dot * scale;
+        logits[s] = softcap === null ? dot * scale : softcap * Math.tanh((dot * scale) / softcap);
         if (logits[s] > max) max = logits[s];
       }
       if (comp) {
         let dot = 0;
         for (let i = 0; i < d; i++) dot += queries[qBase + i] * comp.key[i];
-        logits[visible] = dot * scale + compBias;
+        logits[visible] = (softcap === null ? dot * scale : softcap * Math.tanh((dot * scale) / softcap)) + compBias;
         if (logits[visible] > max) max = logits[visible];
       }
       const n = visible + (comp ? 1 : 0);
       let sum = 0;
-      for (let s = 0; s < n; s++) {
+      for (let s = first; s < n; s++) {
         logits[s] = Math.exp(logits[s] - max);
         sum += logits[s];
       }
       const oBase = qBase;
       for (let i = 0; i < d; i++) out[oBase + i] = 0;
       const inWindow = c >= C - windowQueries;
-      for (let s = 0; s < visible; s++) {
+      for (let s = first; s < visible; s++) {
         const p = logits[s] / sum;
         const vBase = s * d;
         for (let i = 0; i < d; i++) out[oBase + i] += p * head.values[vBase + i];
@@ -123,9 +131,10 @@ export function attendReference(args: AttentionArgs): LayerAttentionStats {
       }
       if (repeat && echo && induction && qPos >= repeat.firstPosition + repeat.period) {
         // calibration runs on an uncompressed cache, where slot = position
+        // slots before `first` are outside a sliding window: weight 0
         for (let j = qPos - repeat.period; j >= repeat.firstPosition; j -= repeat.period) {
-          echo[h] += logits[j] / sum;
-          induction[h] += logits[j + 1] / sum;
+          if (j >= first) echo[h] += logits[j] / sum;
+          if (j + 1 >= first) induction[h] += logits[j + 1] / sum;
         }
         repeatQueries++;
       }
@@ -140,4 +149,28 @@ export function attendReference(args: AttentionArgs): LayerAttentionStats {
     ...(windowQueries > 0 ? { windowed } : {}),
     ...(echo && induction ? { echo, induction } : {}),
   };
+}
+
+/**
+ * What the model does after every forward over `cache` (prefill, extend, decode): drops from each head of a
+ * sliding-window layer the positions no later query can attend (`KvCache.trimToWindows`), and the same leading slots
+ * from that forward's statistics (`stats`, per layer), so that they stay indexed by slot of the cache as it now is.
+ */
+export function trimToWindows(cache: KvCache, stats?: LayerAttentionStats[] | null): LayerAttentionStats[] | null {
+  const dropped = cache.trimToWindows();
+  if (!dropped || !stats) return stats ?? null;
+  return stats.map((layerStats, layer) => {
+    const dropOf = (perQueryHead: Float32Array[]): Float32Array[] => {
+      const group = perQueryHead.length / cache.numKvHeads;
+      return perQueryHead.map((a, h) => {
+        const drop = dropped[layer * cache.numKvHeads + Math.floor(h / group)];
+        return drop === 0 ? a : a.slice(drop);
+      });
+    };
+    return {
+      ...layerStats,
+      ...(layerStats.accumulated ? { accumulated: dropOf(layerStats.accumulated) } : {}),
+      ...(layerStats.windowed ? { windowed: dropOf(layerStats.windowed) } : {}),
+    };
+  });
 }

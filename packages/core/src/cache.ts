@@ -12,7 +12,15 @@
  * A head may also carry one compensation slot (k̂, v̂, n): the means of n dropped keys and values. Attention
  * gives it the logit q·k̂/√d + ln n, exactly the mass of n copies of (k̂, v̂) (RazorAttention, arXiv 2407.15891 §3.3).
  * It counts as one entry of the realized budget.
+ *
+ * Sliding-window layers (Mistral, Gemma 2/3 local layers; DESIGN §3). A layer with window W attends, from a query at
+ * position p, to the positions (p − W, p] only (transformers' convention: `kv > q − W`). Its full cache is its window:
+ * after every forward the model drops what no later query of the layer can attend (`trimToWindows`), so such a head
+ * holds the last min(N, W) positions of an N-token sequence, and budgets count that, not N.
  */
+
+/** Per layer, the sliding window W (the layer attends to positions (p − W, p]), or null for full attention. */
+export type LayerWindows = readonly (number | null)[];
 
 /** Means of the `count` (≥ 1) keys and values a policy dropped from one head. */
 export interface CompensationSlot {
@@ -150,6 +158,24 @@ export class HeadCache {
     return { key: meanKey, value: meanValue, count };
   }
 
+  /**
+   * Drops, in place, every slot at a position below `position` (the oldest ones: slots are in position order), and
+   * the compensation slot with them when any is dropped: the folded entries are older than the kept recent ones, so
+   * once the window passes the head's oldest entries it has passed (some of) them too. Returns the slots dropped.
+   */
+  dropBefore(position: number): number {
+    let drop = 0;
+    while (drop < this.length && this.positions[drop] < position) drop++;
+    if (drop === 0) return 0;
+    const d = this.headDim;
+    this.positions.copyWithin(0, drop, this.length);
+    this.keys.copyWithin(0, drop * d, this.length * d);
+    this.values.copyWithin(0, drop * d, this.length * d);
+    this.length -= drop;
+    this.compensation = null;
+    return drop;
+  }
+
   clone(): HeadCache {
     const out = new HeadCache(this.headDim, this.length);
     out.positions.set(this.positions.subarray(0, this.length));
@@ -165,12 +191,18 @@ export interface KvCacheShape {
   readonly numLayers: number;
   readonly numKvHeads: number;
   readonly headDim: number;
+  /** Per layer, its sliding window or null; absent: every layer attends to the whole sequence. */
+  readonly layerWindows?: LayerWindows;
 }
 
 export class KvCache implements KvCacheShape {
   readonly numLayers: number;
   readonly numKvHeads: number;
   readonly headDim: number;
+  /** Per layer, its sliding window (positive) or null (full attention); always numLayers long. */
+  readonly layerWindows: LayerWindows;
+  /** True when some layer has a window: the arithmetic below counts per head only then (SmolLM2's stays N·heads). */
+  private readonly windowed: boolean;
   /** Layer-major: `heads[layer * numKvHeads + kvHead]`. */
   readonly heads: HeadCache[];
   /**
@@ -189,11 +221,32 @@ export class KvCache implements KvCacheShape {
     for (const h of this.heads) {
       if (h.headDim !== shape.headDim) throw new Error(`KvCache: head of dim ${h.headDim} in a cache of dim ${shape.headDim}`);
     }
+    const windows = shape.layerWindows ?? Array.from({ length: shape.numLayers }, () => null);
+    if (windows.length !== shape.numLayers) throw new Error(`KvCache: ${windows.length} layer windows for ${shape.numLayers} layers`);
+    windows.forEach((w, l) => {
+      if (w !== null && !(Number.isInteger(w) && w > 0)) throw new Error(`KvCache: layer ${l}'s window must be a positive integer or null, got ${w}`);
+    });
+    this.layerWindows = windows;
+    this.windowed = windows.some((w) => w !== null);
     this.nextPosition = nextPosition;
   }
 
   head(layer: number, kvHead: number): HeadCache {
     return this.heads[layer * this.numKvHeads + kvHead];
+  }
+
+  /** Layer `layer`'s sliding window, or null for full attention. */
+  window(layer: number): number | null {
+    return this.layerWindows[layer] ?? null;
+  }
+
+  /**
+   * True when head `index` (of `heads`) belongs to a layer whose window is shorter than the sequence so far: the
+   * model itself holds that head at its window, so policies leave it as it is (DESIGN §3).
+   */
+  heldByWindow(index: number): boolean {
+    const w = this.layerWindows[Math.floor(index / this.numKvHeads)];
+    return w !== null && w < this.nextPosition;
   }
 
   /** Entries held over all heads, compensation slots included (the numerator of the realized budget). */
@@ -203,9 +256,25 @@ export class KvCache implements KvCacheShape {
     return n;
   }
 
-  /** Entries an uncompressed cache of the same sequence would hold. */
+  /**
+   * Entries an uncompressed cache of the same sequence would hold: Σ over heads of min(nextPosition, the window of
+   * its layer) — what the model really holds, which is what budgets count.
+   */
   fullEntryCount(): number {
-    return this.nextPosition * this.heads.length;
+    return fullEntriesOf(this.nextPosition, this);
+  }
+
+  /**
+   * Drops from every head of a windowed layer the positions no later query can attend: a query at p ≥ nextPosition
+   * sees (p − W, p], so positions below nextPosition − W are gone for good. The model calls this after every forward.
+   * Returns the slots dropped per head (index as `heads`), or null when no layer has a window.
+   */
+  trimToWindows(): number[] | null {
+    if (!this.windowed) return null;
+    return this.heads.map((head, i) => {
+      const w = this.layerWindows[Math.floor(i / this.numKvHeads)];
+      return w === null ? 0 : head.dropBefore(this.nextPosition - w);
+    });
   }
 
   /** Realized `kvBudget`: fraction of the full cache's entries held (DESIGN §3). */
@@ -228,4 +297,24 @@ export class KvCache implements KvCacheShape {
   clone(): KvCache {
     return this.mapHeads((h) => h.clone());
   }
+}
+
+/** The layers and windows of a cache, without its contents: what budget arithmetic needs before any prefill. */
+export interface CacheLayout {
+  readonly numLayers: number;
+  readonly numKvHeads: number;
+  readonly layerWindows?: LayerWindows;
+}
+
+/**
+ * Entries the uncompressed cache of a `length`-token sequence holds: Σ over heads of min(length, its layer's window).
+ * Without windows exactly length · heads.
+ */
+export function fullEntriesOf(length: number, layout: CacheLayout): number {
+  const heads = layout.numLayers * layout.numKvHeads;
+  const windows = layout.layerWindows;
+  if (!windows || windows.every((w) => w === null)) return length * heads;
+  let n = 0;
+  for (const w of windows) n += (w === null ? length : Math.min(length, w)) * layout.numKvHeads;
+  return n;
 }

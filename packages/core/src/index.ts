@@ -1,6 +1,6 @@
-export { HeadCache, KvCache } from "./cache.js";
-export type { CompensationSlot, KvCacheShape } from "./cache.js";
-export { attendReference } from "./attention.js";
+export { fullEntriesOf, HeadCache, KvCache } from "./cache.js";
+export type { CacheLayout, CompensationSlot, KvCacheShape, LayerWindows } from "./cache.js";
+export { attendReference, trimToWindows } from "./attention.js";
 export type { AttentionArgs, AttentionStatsRequest, LayerAttentionStats } from "./attention.js";
 export { mulberry32, randomArray } from "./testing/random.js";
 export { RazorkvError } from "./errors.js";
@@ -17,8 +17,10 @@ export { checkFeasible, definePolicy, layerStat, mergeStatsRequests, noStats, no
 export type { CompressionPolicy, DecodeHook, DecodeSession, PolicyContext, PolicyDefinition, PrefillStats } from "./policy.js";
 export { createPolicy, findWorkspaceRoot, instantiatePolicy, loadPolicy, policyPackageCandidates, workspacePackageDirs } from "./registry.js";
 export type { LoadedPolicy, LoadPolicyOptions } from "./registry.js";
-export { decodeTarget, entriesToKeep, entriesToKeepOf, evictSlot, keepRecentAndTop, requireFullCache, selectPerHead, topKSlots } from "./selection.js";
-export type { SelectOptions } from "./selection.js";
+export {
+  decodeTarget, entriesToKeep, entriesToKeepOf, evictSlot, keepRecentAndTop, requireFullCache, selectPerHead, topKSlots, windowSplit,
+} from "./selection.js";
+export type { SelectOptions, WindowSplit } from "./selection.js";
 export { randomDecodeStep, randomPrefill } from "./testing/prefill.js";
 export type { RandomPrefill, RandomPrefillOptions, RandomShape } from "./testing/prefill.js";
 export { checkPolicyConformance } from "./testing/conformance.js";

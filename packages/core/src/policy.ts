@@ -17,7 +17,7 @@
  *   }
  */
 import type { AttentionStatsRequest, LayerAttentionStats } from "./attention.js";
-import type { KvCache } from "./cache.js";
+import type { CacheLayout, KvCache } from "./cache.js";
 import { toKvBudget, type Budget } from "./budget.js";
 import { RazorkvError } from "./errors.js";
 import type { ParamsOf, ParamsSchema } from "./params.js";
@@ -53,8 +53,10 @@ export interface CompressionPolicy {
    * tokens (a window longer than the budget, a budget below the protected share), without a cache or a model:
    * `--dry-run` lists every such cell before anything runs. Absent: only the budget's own conversion can fail.
    * The runner records an infeasible (cell × sample) as a result row with this reason, and the sweep goes on.
+   * `layout` is the model's layers and sliding windows (a cache, or `LlamaModel.cacheLayout`): with windows, what
+   * the windowed layers hold comes off the budget first (`entriesToKeepOf`). Absent: no windows.
    */
-  checkFeasible?(sequenceLength: number, budget: Budget): void;
+  checkFeasible?(sequenceLength: number, budget: Budget, layout?: CacheLayout): void;
   /**
    * Present when the policy can hold its budget while the question and the answer are fed (H2O and StreamingLLM
    * evict as the sequence grows). Used only under the "hold-budget" answer protocol, for every policy alike; under
@@ -113,9 +115,10 @@ export function definePolicy<S extends ParamsSchema>(definition: PolicyDefinitio
 /**
  * Throws a RazorkvError, with the words `compress` would use, when `policy` cannot meet `budget` on a prefill of
  * `sequenceLength` tokens: the policy's own check, else the budget's conversion (a token budget above the length).
+ * `layout`: the model's layers and sliding windows (absent: none).
  */
-export function checkFeasible(policy: CompressionPolicy, sequenceLength: number, budget: Budget): void {
-  if (policy.checkFeasible) policy.checkFeasible(sequenceLength, budget);
+export function checkFeasible(policy: CompressionPolicy, sequenceLength: number, budget: Budget, layout?: CacheLayout): void {
+  if (policy.checkFeasible) policy.checkFeasible(sequenceLength, budget, layout);
   else toKvBudget(budget, sequenceLength);
 }
 

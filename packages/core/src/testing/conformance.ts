@@ -38,7 +38,7 @@ export function checkPolicyConformance(policy: CompressionPolicy, options: Confo
     for (const b of options.budgets) {
       const where = `${policy.name} at kvBudget ${b}, length ${length}`;
       const budget = kvBudget(b);
-      const dryRun = refusal(() => checkFeasible(policy, length, budget));
+      const dryRun = refusal(() => checkFeasible(policy, length, budget, full));
       const run = refusal(() => policy.compress(full, stats, budget));
       if (dryRun !== run) {
         throw new Error(`${where}: checkFeasible says ${JSON.stringify(dryRun ?? "feasible")} but compress says ${JSON.stringify(run ?? "feasible")}`);
@@ -99,13 +99,18 @@ function checkSubsequence(full: KvCache, compressed: KvCache, where: string): vo
     if (h.keys.buffer === f.keys.buffer || h.values.buffer === f.values.buffer || h.positions.buffer === f.positions.buffer) {
       throw new Error(`${where}: head ${i} shares storage with the full cache`);
     }
+    // a head the model holds at its sliding window is at its own bound: policies keep it whole (DESIGN §3)
+    if (full.heldByWindow(i) && (h.length !== f.length || h.compensation)) {
+      throw new Error(`${where}: head ${i} is held at its layer's sliding window (${f.length} entries) but the policy kept ${h.length}${h.compensation ? " and a compensation slot" : ""}`);
+    }
+    // the full cache holds consecutive positions from positions[0] (0 unless a window dropped the oldest)
+    const first = f.length > 0 ? f.positions[0] : 0;
     let previous = -1;
     for (let s = 0; s < h.length; s++) {
       const p = h.positions[s];
-      if (p <= previous || p >= f.length) throw new Error(`${where}: head ${i} slot ${s} has position ${p} after ${previous}`);
+      if (p <= previous || p < first || p - first >= f.length) throw new Error(`${where}: head ${i} slot ${s} has position ${p} after ${previous}`);
       previous = p;
-      // the full cache has slot = position
-      if (!equal(h.key(s), f.key(p)) || !equal(h.value(s), f.value(p))) throw new Error(`${where}: head ${i} slot ${s} is not position ${p}'s entry`);
+      if (!equal(h.key(s), f.key(p - first)) || !equal(h.value(s), f.value(p - first))) throw new Error(`${where}: head ${i} slot ${s} is not position ${p}'s entry`);
     }
   });
 }

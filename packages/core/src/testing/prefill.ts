@@ -3,8 +3,8 @@
  * statistics the reference attention collects for random queries over it — the same code path the model's forward
  * pass takes, without a model. Policy packages test against these instead of depending on model-zoo.
  */
-import { attendReference, type AttentionStatsRequest, type LayerAttentionStats } from "../attention.js";
-import { HeadCache, KvCache } from "../cache.js";
+import { attendReference, trimToWindows, type AttentionStatsRequest, type LayerAttentionStats } from "../attention.js";
+import { HeadCache, KvCache, type LayerWindows } from "../cache.js";
 import type { PrefillStats } from "../policy.js";
 import { mulberry32, randomArray } from "./random.js";
 
@@ -13,6 +13,8 @@ export interface RandomShape {
   readonly numHeads: number;
   readonly numKvHeads: number;
   readonly headDim: number;
+  /** Per layer, a sliding window or null (full attention), as a Mistral- or Gemma-shaped model has. Absent: none. */
+  readonly layerWindows?: LayerWindows;
 }
 
 export interface RandomPrefillOptions extends RandomShape {
@@ -39,7 +41,7 @@ export function randomPrefill(options: RandomPrefillOptions): RandomPrefill {
     for (let p = 0; p < length; p++) h.append(p, randomArray(rand, d), randomArray(rand, d));
     heads.push(h);
   }
-  const cache = new KvCache({ numLayers, numKvHeads, headDim: d }, heads, length);
+  const cache = new KvCache({ numLayers, numKvHeads, headDim: d, layerWindows: options.layerWindows }, heads, length);
   const positions = Int32Array.from({ length }, (_, i) => i);
   const request = options.stats ?? {};
   const layers: LayerAttentionStats[] = [];
@@ -49,13 +51,14 @@ export function randomPrefill(options: RandomPrefillOptions): RandomPrefill {
     queries.push(q);
     layers.push(attendReference({ cache, layer: l, numHeads, queries: q, queryPositions: positions, out: new Float32Array(q.length), stats: request }));
   }
-  return { cache, stats: { request, layers }, queries };
+  // as the model does after every forward: windowed layers keep only what later queries can attend
+  return { cache, stats: { request, layers: trimToWindows(cache, layers) ?? layers }, queries };
 }
 
 /**
  * One decode step on `cache` as the model's forward would take it: appends a random key and value at the next
  * position to every head, attends a random query per query head over what each head holds, advances
- * `nextPosition`, and returns the step's statistics. `queries` receives the step's queries when given.
+ * `nextPosition`, trims sliding-window layers to their window, and returns the step's statistics. `queries` receives the step's queries when given.
  */
 export function randomDecodeStep(
   cache: KvCache,
@@ -74,5 +77,5 @@ export function randomDecodeStep(
     stats.push(attendReference({ cache, layer: l, numHeads, queries: q, queryPositions: [position], out: new Float32Array(q.length), stats: request }));
   }
   cache.nextPosition = position + 1;
-  return stats;
+  return trimToWindows(cache, stats) ?? stats;
 }
