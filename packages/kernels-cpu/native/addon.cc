@@ -168,11 +168,22 @@ void readStats(Napi::Env env, const Napi::Value& value, int H, const std::vector
   }
 }
 
+/** The optional trailing window (0 or undefined: full attention) and soft cap (0 or undefined: none) of both calls. */
+void readWindowAndCap(Napi::Env env, const Napi::Value& window, const Napi::Value& softcap, razorkv::AttentionProblem& p) {
+  p.window = window.IsUndefined() || window.IsNull() ? 0 : intArg(env, window, "window", 0);
+  if (softcap.IsUndefined() || softcap.IsNull()) return;
+  if (!softcap.IsNumber()) throw Napi::TypeError::New(env, "softcap: expected a number");
+  double cap = softcap.As<Napi::Number>().DoubleValue();
+  if (!(cap >= 0) || std::isinf(cap)) throwRange(env, "softcap: expected a finite number ≥ 0, got " + std::to_string(cap));
+  p.softcap = static_cast<float>(cap);
+}
+
 /**
- * attendCache(queries, queryPositions, out, numHeads, headDim, scale, heads, stats?)
+ * attendCache(queries, queryPositions, out, numHeads, headDim, scale, heads, stats?, window?, softcap?)
  *   heads: per KV head { keys: Float32Array, values: Float32Array, positions: Int32Array, length,
  *                        compKey?: Float32Array, compValue?: Float32Array, compCount? }
  * The arrays are a core HeadCache's own (slot-major [capacity × d]); only the first `length` slots are read.
+ * window: a sliding window W (a query at p sees positions (p − W, p]); softcap: Gemma 2's attention logit cap.
  */
 Napi::Value AttendCache(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -215,12 +226,13 @@ Napi::Value AttendCache(const Napi::CallbackInfo& info) {
   std::vector<int> lengthPerQueryHead(p.numHeads);
   for (int h = 0; h < p.numHeads; h++) lengthPerQueryHead[h] = p.kvHeads[h / (p.numHeads / Hkv)].length;
   readStats(env, info[7], p.numHeads, lengthPerQueryHead, p.stats);
+  readWindowAndCap(env, info[8], info[9], p);
   razorkv::attend(p);
   return env.Undefined();
 }
 
 /**
- * attendPrefill(queries, keys, values, out, numQueries, kvLength, numHeads, numKvHeads, headDim, scale, stats?)
+ * attendPrefill(queries, keys, values, out, numQueries, kvLength, numHeads, numKvHeads, headDim, scale, stats?, window?, softcap?)
  *   queries [numQueries × numHeads × d] at positions kvLength − numQueries …; keys, values [kvLength × numKvHeads × d]
  *   at positions 0 … kvLength − 1 (the projection output, RoPE applied).
  */
@@ -253,6 +265,7 @@ Napi::Value AttendPrefill(const Napi::CallbackInfo& info) {
     p.kvHeads.push_back(view);
   }
   readStats(env, info[10], p.numHeads, std::vector<int>(p.numHeads, kvLength), p.stats);
+  readWindowAndCap(env, info[11], info[12], p);
   razorkv::attend(p);
   return env.Undefined();
 }

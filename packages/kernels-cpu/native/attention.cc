@@ -82,15 +82,26 @@ int visibleSlots(const KvHeadView& head, int32_t position) {
   return static_cast<int>(std::upper_bound(head.positions, head.positions + head.length, position) - head.positions);
 }
 
+/** First slot a query at `position` sees through a sliding window of `window` (0: none): position > position − window. */
+int firstVisibleSlot(const KvHeadView& head, int32_t position, int window) {
+  if (window <= 0) return 0;
+  const int64_t below = static_cast<int64_t>(position) - window;  // the newest position outside the window
+  if (below < 0) return 0;
+  if (!head.positions) return static_cast<int>(std::min<int64_t>(head.length, below + 1));
+  return static_cast<int>(std::upper_bound(head.positions, head.positions + head.length, static_cast<int32_t>(below)) - head.positions);
+}
+
 /** The rows of one item: query and output pointers, score rows, visible slot counts. */
 struct Block {
   int rows = 0;
   int ld = 0;                  // row stride of scores
   int nMax = 0;                // max visible over the rows
+  int firstMin = 0;            // min first visible slot over the rows (0 without a window)
   const float* const* q = nullptr;
   float* const* o = nullptr;
-  float* scores = nullptr;     // rows × ld
+  float* scores = nullptr;     // rows × ld, indexed by slot
   const int* visible = nullptr;
+  const int* first = nullptr;  // per row, the first slot inside its window
 };
 
 #ifdef RAZORKV_AVX2
@@ -148,21 +159,26 @@ inline void valueTile6x16(const float* const p[6], const float* v, int stride, i
 }
 #endif
 
-/** Step 1: scores[r][s] = scale · q_r · k_s for s < visible[r] (entries past visible[r] may be written). */
+/**
+ * Step 1: scores[r][s] = scale · q_r · k_s for first[r] ≤ s < visible[r] (entries outside may be written, in
+ * [firstMin, nMax)).
+ */
 void computeScores(const Block& b, const KvHeadView& head, int d, float scale, float* dummyRow) {
-  for (int kb = 0; kb < b.nMax; kb += kKeyBlock) {
+  for (int kb = b.firstMin / kKeyBlock * kKeyBlock; kb < b.nMax; kb += kKeyBlock) {
     for (int r0 = 0; r0 < b.rows; r0 += 3) {
       // three rows at a time; a missing third row repeats a real one and writes to a dummy row
       const float* q[3];
       float* s[3];
       int end = kb;
+      int start = b.nMax;
       for (int i = 0; i < 3; i++) {
         int r = std::min(r0 + i, b.rows - 1);
         q[i] = b.q[r];
         s[i] = r0 + i < b.rows ? b.scores + static_cast<size_t>(r) * b.ld : dummyRow;
         end = std::max(end, std::min(kb + kKeyBlock, b.visible[r]));
+        start = std::min(start, b.first[r]);
       }
-      int j = kb;
+      int j = std::max(kb, start);
 #ifdef RAZORKV_AVX2
       for (; j + 4 <= end; j += 4) {
         const float* k[4];
@@ -236,11 +252,11 @@ void accumulateValues(float* o, const float* p, const float* values, int stride,
 }
 
 /**
- * Step 3: o_r += Σ_s p_r[s] · v_s over each row's visible slots. p_r must be zero on [visible[r], nMax): a tile of
- * six rows runs to the longest of them.
+ * Step 3: o_r += Σ_s p_r[s] · v_s over each row's visible slots. p_r must be zero on [firstMin, first[r]) and on
+ * [visible[r], nMax): a tile of six rows runs from the earliest start to the longest end of them.
  */
 void accumulateBlockValues(const Block& b, const KvHeadView& head, int d, const float* zeroRow, float* dummyRow) {
-  for (int sc = 0; sc < b.nMax; sc += kValueChunk) {
+  for (int sc = b.firstMin / kValueChunk * kValueChunk; sc < b.nMax; sc += kValueChunk) {
     int i0 = 0;
 #ifdef RAZORKV_AVX2
     for (; i0 + 16 <= d; i0 += 16) {
@@ -248,21 +264,26 @@ void accumulateBlockValues(const Block& b, const KvHeadView& head, int d, const 
         const float* p[6];
         float* o[6];
         int end = sc;
+        int start = sc + kValueChunk;
         for (int i = 0; i < 6; i++) {
           int r = r0 + i;
           bool real = r < b.rows;
           p[i] = real ? b.scores + static_cast<size_t>(r) * b.ld : zeroRow;
           o[i] = real ? b.o[r] + i0 : dummyRow;
-          if (real) end = std::max(end, std::min(sc + kValueChunk, b.visible[r]));
+          if (real) {
+            end = std::max(end, std::min(sc + kValueChunk, b.visible[r]));
+            start = std::min(start, std::max(sc, b.first[r]));
+          }
         }
-        if (end > sc) valueTile6x16(p, head.values + i0, head.stride, sc, end, o);
+        if (end > start) valueTile6x16(p, head.values + i0, head.stride, start, end, o);
       }
     }
 #endif
     if (i0 == d) continue;
     for (int r = 0; r < b.rows; r++) {
+      int start = std::max(sc, b.first[r]);
       int end = std::min(sc + kValueChunk, b.visible[r]);
-      if (end > sc) accumulateValues(b.o[r] + i0, b.scores + static_cast<size_t>(r) * b.ld, head.values + i0, head.stride, sc, end, d - i0);
+      if (end > start) accumulateValues(b.o[r] + i0, b.scores + static_cast<size_t>(r) * b.ld, head.values + i0, head.stride, start, end, d - i0);
     }
   }
 }
@@ -292,6 +313,7 @@ struct ThreadScratch {
   std::vector<const float*> q;
   std::vector<float*> o;
   std::vector<int> visible;
+  std::vector<int> first;
   std::vector<int> token;
   std::vector<int> queryHead;
 };
@@ -309,10 +331,12 @@ void runItem(const Plan& plan, int kv, int blockIndex, ThreadScratch& scratch, P
   scratch.q.resize(rows);
   scratch.o.resize(rows);
   scratch.visible.resize(rows);
+  scratch.first.resize(rows);
   scratch.token.resize(rows);
   scratch.queryHead.resize(rows);
   scratch.compWeight.resize(rows);
   int nMax = 0;
+  int firstMin = INT32_MAX;
   for (int r = 0; r < rows; r++) {
     int c = c0 + r / plan.group;
     int h = kv * plan.group + r % plan.group;
@@ -320,13 +344,16 @@ void runItem(const Plan& plan, int kv, int blockIndex, ThreadScratch& scratch, P
     scratch.q[r] = P.queries + base;
     scratch.o[r] = P.out + base;
     scratch.visible[r] = visibleSlots(head, P.queryPositions[c]);
+    scratch.first[r] = std::min(scratch.visible[r], firstVisibleSlot(head, P.queryPositions[c], P.window));
     scratch.token[r] = c;
     scratch.queryHead[r] = h;
     nMax = std::max(nMax, scratch.visible[r]);
+    firstMin = std::min(firstMin, scratch.first[r]);
   }
   Block b;
   b.rows = rows;
   b.nMax = nMax;
+  b.firstMin = rows > 0 ? firstMin : 0;
   // row stride: room for the compensation logit after the visible slots, rounded to 16 floats, and an odd
   // multiple of 16 so that rows start in different L1 sets (a multiple of 4 KiB would put them all in one)
   b.ld = (nMax + 1 + 15) / 16 * 16;
@@ -340,19 +367,30 @@ void runItem(const Plan& plan, int kv, int blockIndex, ThreadScratch& scratch, P
   b.o = scratch.o.data();
   b.scores = scratch.scores.data();
   b.visible = scratch.visible.data();
+  b.first = scratch.first.data();
 
   // 1. logits
   computeScores(b, head, d, P.scale, scratch.dummyRow.data());
 
-  // 2. softmax weights in place, the compensation slot's aside; zero past each row's visible slots for step 3
+  // 2. softmax weights in place over [first, visible) and the compensation slot's aside; zero the rest of
+  //    [firstMin, nMax) for step 3
   const float compBias = hasComp ? static_cast<float>(std::log(head.compCount)) : 0.0f;
+  const float cap = P.softcap;
   for (int r = 0; r < rows; r++) {
     float* row = b.scores + static_cast<size_t>(r) * b.ld;
     const int n = scratch.visible[r];
-    if (hasComp) row[n] = P.scale * dot(scratch.q[r], head.compKey, d) + compBias;
-    const int count = n + (hasComp ? 1 : 0);
-    if (count > 0) softmaxInPlace(row, count);
+    const int f = scratch.first[r];
+    if (cap > 0) {
+      for (int s = f; s < n; s++) row[s] = cap * std::tanh(row[s] / cap);
+    }
+    if (hasComp) {
+      const float x = P.scale * dot(scratch.q[r], head.compKey, d);
+      row[n] = (cap > 0 ? cap * std::tanh(x / cap) : x) + compBias;
+    }
+    const int count = n - f + (hasComp ? 1 : 0);
+    if (count > 0) softmaxInPlace(row + f, count);
     scratch.compWeight[r] = hasComp ? row[n] : 0.0f;
+    std::fill(row + b.firstMin, row + f, 0.0f);
     std::fill(row + n, row + nMax, 0.0f);
     std::memset(scratch.o[r], 0, sizeof(float) * d);
   }
@@ -372,17 +410,18 @@ void runItem(const Plan& plan, int kv, int blockIndex, ThreadScratch& scratch, P
   for (int r = 0; r < rows; r++) {
     const float* p = b.scores + static_cast<size_t>(r) * b.ld;
     const int n = scratch.visible[r];
+    const int f = scratch.first[r];
     const int h = scratch.queryHead[r];
     const int c = scratch.token[r];
-    if (plan.wantAccumulated) accumulateFixed(partial.accumulated.data() + plan.statsOffset[h], p, n);
-    if (plan.wantWindowed && c >= P.numQueries - S.windowQueries) accumulateFixed(partial.windowed.data() + plan.statsOffset[h], p, n);
+    if (plan.wantAccumulated) accumulateFixed(partial.accumulated.data() + plan.statsOffset[h] + f, p + f, n - f);
+    if (plan.wantWindowed && c >= P.numQueries - S.windowQueries) accumulateFixed(partial.windowed.data() + plan.statsOffset[h] + f, p + f, n - f);
     const int qPos = P.queryPositions[c];
     if (plan.wantRepeat && qPos >= S.firstPosition + S.period) {
       // slot = position here (checked in attend)
       int64_t echo = 0, induction = 0;
       for (int j = qPos - S.period; j >= S.firstPosition; j -= S.period) {
-        if (j < n) echo += toFixed(p[j]);
-        if (j + 1 < n) induction += toFixed(p[j + 1]);
+        if (j >= f && j < n) echo += toFixed(p[j]);
+        if (j + 1 >= f && j + 1 < n) induction += toFixed(p[j + 1]);
       }
       partial.echo[h] += echo;
       partial.induction[h] += induction;
@@ -400,6 +439,8 @@ void attend(const AttentionProblem& P) {
   const int Hkv = static_cast<int>(P.kvHeads.size());
   if (C < 0 || H <= 0 || d <= 0 || Hkv <= 0) fail("need numQueries ≥ 0, numHeads, headDim and KV heads > 0");
   if (H % Hkv != 0) fail("numHeads " + std::to_string(H) + " is not a multiple of numKvHeads " + std::to_string(Hkv));
+  if (P.window < 0) fail("window must be ≥ 0 (0: full attention), got " + std::to_string(P.window));
+  if (!(P.softcap >= 0)) fail("softcap must be ≥ 0 (0: none)");
   if (C == 0) return;
   const AttentionStatsOut& S = P.stats;
 

@@ -11,6 +11,9 @@
 //
 // Query c sees every slot whose position ≤ queryPositions[c], plus the head's compensation slot (k̂, v̂, n) when it
 // has one, always, with the logit q·k̂·scale + ln n: the mass of n copies of (k̂, v̂) (DESIGN §3).
+// With a sliding window W > 0 (Mistral, Gemma 2/3 local layers) it sees only the positions in (queryPositions[c] − W,
+// queryPositions[c]]: each row's first visible slot moves up, the rest is unchanged. With a soft cap (Gemma 2) each
+// logit x, the compensation slot's before its + ln n, becomes cap · tanh(x / cap).
 #pragma once
 
 #include <cstdint>
@@ -54,6 +57,8 @@ struct AttentionProblem {
   const int32_t* queryPositions = nullptr;
   float* out = nullptr;
   float scale = 0;
+  int window = 0;       // 0: full attention; W > 0: a query at p sees positions (p − W, p]
+  float softcap = 0;    // 0: none; else logits x → softcap · tanh(x / softcap)
   std::vector<KvHeadView> kvHeads;  // Hkv views
   AttentionStatsOut stats;
 };

@@ -241,3 +241,77 @@ describe.skipIf(kernelsDisabled)("attend / attendHeads (ragged per-head caches)"
     expect(() => k.attendHeads({ ...base, heads, headDim: D })).toThrow(/heads\[0\]\.values has 576 values, expected at least length×headDim = 10×64 = 640/);
   });
 });
+
+describe.skipIf(kernelsDisabled)("sliding window and soft cap (Mistral, Gemma 2/3)", () => {
+  let k: CpuKernels;
+  beforeAll(() => {
+    k = kernels();
+  });
+
+  // the reference reads the window from the cache's layer; the kernels take it as an argument
+  const windowed = (cache: KvCache, window: number) => new KvCache({ ...cache, layerWindows: [window] }, cache.heads, cache.nextPosition);
+
+  const cases: { name: string; T: number; C: number; numHeads: number; numKv: number; d: number; window: number; softcap?: number; stats?: AttentionStatsRequest }[] = [
+    { name: "prefill T=101, window 7, 9 heads over 3", T: 101, C: 101, numHeads: H, numKv: HKV, d: D, window: 7, stats: { accumulated: true, windowQueries: 9 } },
+    { name: "window 1 (each query sees itself only)", T: 23, C: 23, numHeads: 6, numKv: 3, d: 13, window: 1, stats: { accumulated: true } },
+    { name: "window longer than the input changes nothing", T: 57, C: 57, numHeads: 4, numKv: 2, d: 72, window: 300 },
+    { name: "window 70 over 700 tokens: several key blocks and value chunks skipped", T: 700, C: 700, numHeads: H, numKv: HKV, d: D, window: 70, stats: { accumulated: true, windowQueries: 32 } },
+    { name: "chunk of 19 after 40 cached, window 13", T: 59, C: 19, numHeads: 6, numKv: 2, d: 40, window: 13, stats: { accumulated: true, windowQueries: 4 } },
+    { name: "soft cap 5 with window 11 (Gemma 2 local layer)", T: 83, C: 83, numHeads: 4, numKv: 2, d: 24, window: 11, softcap: 5, stats: { accumulated: true } },
+    { name: "repeated-sequence scores through a window", T: 1 + 4 * 9, C: 1 + 4 * 9, numHeads: H, numKv: HKV, d: D, window: 12, stats: { repeatedSequence: { period: 9, firstPosition: 1 } } },
+  ];
+
+  for (const { name, T, C, numHeads, numKv, d, window, softcap, stats } of cases) {
+    it(`attendPrefill: ${name}`, () => {
+      const { rand, keys, values, cache } = prefillInputs(T * 17 + C + window, T, numKv, d);
+      const queries = randomArray(rand, C * numHeads * d, 2);
+      const positions = Int32Array.from({ length: C }, (_, c) => T - C + c);
+      const expected = new Float32Array(C * numHeads * d);
+      const expectedStats = attendReference({ cache: windowed(cache, window), layer: 0, numHeads, queries, queryPositions: positions, out: expected, softcap, stats });
+      const out = new Float32Array(C * numHeads * d).fill(Number.NaN);
+      const actualStats = k.attendPrefill({ queries, keys, values, out, numHeads, numKvHeads: numKv, headDim: d, numQueries: C, kvLength: T, window, softcap, stats });
+      expect(relativeError(out, expected)).toBeLessThanOrEqual(TOL);
+      expectStatsClose(actualStats, expectedStats);
+    });
+
+    it(`attend (over a KvCache): ${name}`, () => {
+      const { rand, cache } = prefillInputs(T * 19 + C + window, T, numKv, d);
+      const layer = windowed(cache, window);
+      const queries = randomArray(rand, C * numHeads * d, 2);
+      const positions = Int32Array.from({ length: C }, (_, c) => T - C + c);
+      const expected = new Float32Array(C * numHeads * d);
+      const expectedStats = attendReference({ cache: layer, layer: 0, numHeads, queries, queryPositions: positions, out: expected, softcap, stats });
+      const out = new Float32Array(C * numHeads * d).fill(Number.NaN);
+      const actualStats = k.attend({ cache: layer, layer: 0, numHeads, queries, queryPositions: positions, out, softcap, stats });
+      expect(relativeError(out, expected)).toBeLessThanOrEqual(TOL);
+      expectStatsClose(actualStats, expectedStats);
+    });
+  }
+
+  it("a trimmed, compressed windowed head with a compensation slot: window lowers the start, the slot stays visible", () => {
+    const d = 24;
+    const numHeads = 4;
+    const { rand, cache } = prefillInputs(77, 90, 2, d);
+    // head 0: positions 30…89 (trimmed to a window of 60); head 1: sinks 0…3, a folded slot and 50…89
+    const heads = [cache.heads[0].select(Array.from({ length: 60 }, (_, i) => 30 + i))];
+    const kept = [0, 1, 2, 3, ...Array.from({ length: 40 }, (_, i) => 50 + i)];
+    heads.push(cache.heads[1].select(kept, cache.heads[1].foldDropped(kept)));
+    const layer = new KvCache({ numLayers: 1, numKvHeads: 2, headDim: d, layerWindows: [60] }, heads, 90);
+    const positions = Int32Array.of(70, 80, 89);
+    const queries = randomArray(rand, positions.length * numHeads * d, 2);
+    const expected = new Float32Array(queries.length);
+    const expectedStats = attendReference({ cache: layer, layer: 0, numHeads, queries, queryPositions: positions, out: expected, stats: { accumulated: true } });
+    const out = new Float32Array(queries.length);
+    const actualStats = k.attend({ cache: layer, layer: 0, numHeads, queries, queryPositions: positions, out, stats: { accumulated: true } });
+    expect(relativeError(out, expected)).toBeLessThanOrEqual(TOL);
+    expectStatsClose(actualStats, expectedStats);
+  });
+
+  it("refuses a bad window or soft cap by name", () => {
+    const q = new Float32Array(5 * H * D);
+    const kv = new Float32Array(5 * HKV * D);
+    const base = { queries: q, keys: kv, values: kv, out: new Float32Array(5 * H * D), numHeads: H, numKvHeads: HKV, headDim: D, numQueries: 5 };
+    expect(() => k.attendPrefill({ ...base, window: 0 })).toThrow(/window must be an integer ≥ 1, got 0/);
+    expect(() => k.attendPrefill({ ...base, softcap: -1 })).toThrow(/softcap must be a finite number > 0, got -1/);
+  });
+});

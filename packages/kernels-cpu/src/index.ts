@@ -10,6 +10,8 @@
  *                     H2O/SnapKV/RazorAttention statistics): a drop-in for the reference in the forward pass
  *   attendHeads       the same over KV heads given as arrays (a core HeadCache is one), without copying
  *   attendPrefill     causal attention straight from the projection output [T × Hkv × d], optionally chunked
+ *                     (all three take a sliding window, which lowers each query's first visible key, and Gemma 2's
+ *                     logit soft cap)
  *   rmsNorm, swiglu   the forward pass's per-element operations, computed in double as model-zoo's TypeScript
  *                     reference computes them (same floats), off V8's number arithmetic
  *   gemvQuantized     GEMV reading ggml Q8_0 / Q4_1 blocks directly
@@ -52,6 +54,10 @@ export interface HeadsAttentionArgs {
   readonly out: Float32Array;
   /** Softmax scale; 1/√headDim by default. */
   readonly scale?: number;
+  /** Sliding window W: a query at p sees the slots at positions (p − W, p] only. Absent or null: full attention. */
+  readonly window?: number | null;
+  /** Attention logit soft-capping (Gemma 2): x → cap · tanh(x / cap). Absent: none. */
+  readonly softcap?: number;
   readonly stats?: AttentionStatsRequest;
 }
 
@@ -71,6 +77,10 @@ export interface PrefillAttentionArgs {
   /** Keys and values available; numQueries by default (plain prefill). More: a chunk after a cached prefix. */
   readonly kvLength?: number;
   readonly scale?: number;
+  /** Sliding window W: the query at position p sees keys at positions (p − W, p] only. Absent or null: full attention. */
+  readonly window?: number | null;
+  /** Attention logit soft-capping (Gemma 2): x → cap · tanh(x / cap). Absent: none. */
+  readonly softcap?: number;
   readonly stats?: AttentionStatsRequest;
 }
 
@@ -133,11 +143,11 @@ interface NativeAddon {
   matmulTransposed(x: Float32Array, w: Float32Array, out: Float32Array, M: number, N: number, K: number, backend?: GemmBackend): void;
   attendCache(
     queries: Float32Array, queryPositions: Int32Array, out: Float32Array, numHeads: number, headDim: number, scale: number,
-    heads: NativeHead[], stats?: NativeStats,
+    heads: NativeHead[], stats?: NativeStats, window?: number, softcap?: number,
   ): void;
   attendPrefill(
     queries: Float32Array, keys: Float32Array, values: Float32Array, out: Float32Array, numQueries: number, kvLength: number,
-    numHeads: number, numKvHeads: number, headDim: number, scale: number, stats?: NativeStats,
+    numHeads: number, numKvHeads: number, headDim: number, scale: number, stats?: NativeStats, window?: number, softcap?: number,
   ): void;
   gemvQuantized(format: QuantFormat, blocks: Uint8Array, x: Float32Array, out: Float32Array, N: number, K: number): void;
   rmsNorm(x: Float32Array, weight: Float32Array, out: Float32Array, rows: number, n: number, eps: number): void;
@@ -220,6 +230,13 @@ function checkLength(fn: string, name: string, array: { length: number }, expect
 function overlaps(a: Float32Array, b: Float32Array): boolean {
   if (a.buffer !== b.buffer) return false;
   return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+/** The native form of a window (0: none) and a soft cap (0: none), checked. */
+function windowAndCap(fn: string, window: number | null | undefined, softcap: number | undefined): [number, number] {
+  if (window !== undefined && window !== null) checkCount(fn, "window", window, 1);
+  if (softcap !== undefined && !(Number.isFinite(softcap) && softcap > 0)) throw new RangeError(`${fn}: softcap must be a finite number > 0, got ${softcap}`);
+  return [window ?? 0, softcap ?? 0];
 }
 
 function checkStats(fn: string, stats: AttentionStatsRequest | undefined): void {
@@ -339,8 +356,9 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
         }
       }
     }
+    const [window, softcap] = windowAndCap(fn, args.window, args.softcap);
     const stats = allocateStats(args.stats, numHeads, (h) => heads[Math.floor(h / group)].length);
-    native.attendCache(queries, positions, out, numHeads, d, args.scale ?? 1 / Math.sqrt(d), nativeHeads, stats);
+    native.attendCache(queries, positions, out, numHeads, d, args.scale ?? 1 / Math.sqrt(d), nativeHeads, stats, window, softcap);
     return statsResult(stats);
   }
 
@@ -350,7 +368,7 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
       throw new RangeError(`attend: layer ${layer} outside the cache's ${cache.numLayers} layers`);
     }
     const heads = cache.heads.slice(layer * cache.numKvHeads, (layer + 1) * cache.numKvHeads);
-    return attendHeads({ ...args, heads, headDim: cache.headDim });
+    return attendHeads({ ...args, heads, headDim: cache.headDim, window: cache.window(layer) });
   }
 
   function attendPrefill(args: PrefillAttentionArgs): LayerAttentionStats {
@@ -374,8 +392,9 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
     checkLength(fn, "values", values, kvLength * numKvHeads * d, kvShape, true);
     if (overlaps(out, queries)) throw new RangeError(`${fn}: out must not overlap queries`);
     checkStats(fn, args.stats);
+    const [window, softcap] = windowAndCap(fn, args.window, args.softcap);
     const stats = allocateStats(args.stats, numHeads, () => kvLength);
-    native.attendPrefill(queries, keys, values, out, numQueries, kvLength, numHeads, numKvHeads, d, args.scale ?? 1 / Math.sqrt(d), stats);
+    native.attendPrefill(queries, keys, values, out, numQueries, kvLength, numHeads, numKvHeads, d, args.scale ?? 1 / Math.sqrt(d), stats, window, softcap);
     return statsResult(stats);
   }
 
