@@ -226,8 +226,8 @@ describe.skipIf(skipLocally)("SmolLM2-135M-Instruct tokenizer", () => {
     expect(() => tokenizerFromGguf({ ...metadata, "tokenizer.ggml.pre": "tekken-9" }, src)).toThrow(
       /model\.gguf: unsupported pre-tokenizer tokenizer\.ggml\.pre = "tekken-9" \(supported: .*smollm.*llama-bpe.*qwen2/,
     );
-    expect(() => tokenizerFromGguf({ ...metadata, "tokenizer.ggml.model": "llama" }, src)).toThrow(
-      /model\.gguf: unsupported tokenizer\.ggml\.model = "llama" \(only "gpt2"/,
+    expect(() => tokenizerFromGguf({ ...metadata, "tokenizer.ggml.model": "t5" }, src)).toThrow(
+      /model\.gguf: unsupported tokenizer\.ggml\.model = "t5" \(supported: "gpt2", byte-level BPE; "llama"/,
     );
     const { ["tokenizer.ggml.pre"]: _pre, ...noPre } = metadata;
     expect(() => tokenizerFromGguf(noPre, src)).toThrow(/tokenizer\.ggml\.pre is missing/);
