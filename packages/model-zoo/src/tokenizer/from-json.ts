@@ -101,7 +101,9 @@ export function tokenizerFromJsonObject(
     eosId,
     endOfGenerationIds,
     chatTemplate: chatTemplateFromConfig(tokenizerConfig.chat_template, origin) ?? extras.chatTemplate ?? null,
-    cleanUpTokenizationSpaces: tokenizerConfig.clean_up_tokenization_spaces ?? false,
+    // transformers 5 ignores the flag for BPE models (it deletes real spaces before punctuation: "x !== 3" →
+    // "x!== 3"), and Llama 3.1's tokenizer_config sets it; decode then stays the inverse of encode.
+    cleanUpTokenizationSpaces: (tokenizerConfig.clean_up_tokenization_spaces ?? false) && json.model.type !== "BPE",
     origin,
   });
 }

@@ -127,8 +127,16 @@ export class HfBackedTokenizer implements Tokenizer {
 
     // Python tokenizers' `encode_special_tokens = True` skips special added tokens when it splits the text and
     // still splits out the others; the library has no such switch, so a second instance is built without them.
+    // The special tokens stay in the model's vocabulary, where the post-processor (BOS) still finds their ids:
+    // Llama 3's <|begin_of_text|> is in added_tokens only. No BPE merge produces them, so they never match text.
     const plainAdded = json.added_tokens.filter((t) => !t.special);
-    this.textJson = plainAdded.length === json.added_tokens.length ? null : { ...json, added_tokens: plainAdded };
+    if (plainAdded.length === json.added_tokens.length) {
+      this.textJson = null;
+    } else {
+      const vocab = { ...json.model.vocab };
+      for (const t of json.added_tokens) if (t.special && !Object.hasOwn(vocab, t.content)) vocab[t.content] = t.id;
+      this.textJson = { ...json, added_tokens: plainAdded, model: { ...json.model, vocab } };
+    }
 
     // The library's id → token table is built from the vocab object; give repeated strings their other ids.
     const shadowed = [...(spec.shadowedIds ?? [])];
