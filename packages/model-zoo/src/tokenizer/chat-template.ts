@@ -29,6 +29,7 @@ export class ChatTemplate {
   render(messages: ChatMessage[], opts: ChatTemplateOptions = {}): string {
     try {
       return this.template.render({
+        ...opts.variables,
         ...this.specialTokens,
         messages: messages.map((m) => ({ ...m })),
         add_generation_prompt: opts.addGenerationPrompt ?? false,

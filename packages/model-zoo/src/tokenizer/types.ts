@@ -29,6 +29,12 @@ export interface DecodeOptions {
 export interface ChatTemplateOptions {
   /** Append the header that opens the assistant's turn (`<|im_start|>assistant\n` for SmolLM2). Default false. */
   addGenerationPrompt?: boolean;
+  /**
+   * Further template variables, as transformers' `apply_chat_template(**kwargs)` passes them: `enable_thinking`
+   * (Qwen3), `date_string` (Llama 3.1/3.2; without it Llama 3.2 asks `strftime_now` for today), `tools`, … They
+   * cannot override `messages`, `add_generation_prompt` or the special-token strings.
+   */
+  variables?: Readonly<Record<string, unknown>>;
 }
 
 /**
