@@ -1,4 +1,4 @@
-/** Tokenizers and chat templates: byte-level BPE from GGUF metadata or tokenizer.json, via @huggingface/tokenizers. */
+/** Tokenizers and chat templates: byte-level and SentencePiece BPE from GGUF metadata or tokenizer.json, via @huggingface/tokenizers. */
 export type { ChatMessage, ChatTemplateOptions, DecodeOptions, EncodeOptions, Tokenizer } from "./types.js";
 export { tokenizerFromGguf, ggufToTokenizerJson, type GgufMetadata, type GgufTokenizerOptions } from "./gguf.js";
 export {
