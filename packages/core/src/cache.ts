@@ -241,12 +241,17 @@ export class KvCache implements KvCacheShape {
   }
 
   /**
-   * True when head `index` (of `heads`) belongs to a layer whose window is shorter than the sequence so far: the
-   * model itself holds that head at its window, so policies leave it as it is (DESIGN §3).
+   * True when head `index` (of `heads`) is exactly what the model holds of a layer whose window is shorter than the
+   * sequence so far: the last W positions, none missing, no compensation slot. Policies leave such a head alone: it
+   * is at the model's own bound (DESIGN §3). A head a policy compressed before its window bound is not held: the
+   * policy keeps managing it, and the model's trim only removes what fell out of the window.
    */
   heldByWindow(index: number): boolean {
     const w = this.layerWindows[Math.floor(index / this.numKvHeads)];
-    return w !== null && w < this.nextPosition;
+    if (w === null || w >= this.nextPosition) return false;
+    const h = this.heads[index];
+    // positions are increasing integers below nextPosition: w of them from nextPosition − w are all of them
+    return h.length === w && h.compensation === null && h.positions[0] === this.nextPosition - w;
   }
 
   /** Entries held over all heads, compensation slots included (the numerator of the realized budget). */

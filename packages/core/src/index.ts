@@ -18,7 +18,7 @@ export type { CompressionPolicy, DecodeHook, DecodeSession, PolicyContext, Polic
 export { createPolicy, findWorkspaceRoot, instantiatePolicy, loadPolicy, policyPackageCandidates, workspacePackageDirs } from "./registry.js";
 export type { LoadedPolicy, LoadPolicyOptions } from "./registry.js";
 export {
-  decodeTarget, entriesToKeep, entriesToKeepOf, evictSlot, keepRecentAndTop, requireFullCache, selectPerHead, topKSlots, windowSplit,
+  decodeTarget, decodeTargets, entriesToKeep, entriesToKeepOf, evictSlot, keepRecentAndTop, requireFullCache, selectPerHead, topKSlots, windowSplit,
 } from "./selection.js";
 export type { SelectOptions, WindowSplit } from "./selection.js";
 export { randomDecodeStep, randomPrefill } from "./testing/prefill.js";

@@ -45,9 +45,10 @@ export interface CompressionPolicy {
   /**
    * The kvBudget this policy realizes on a sequence of `sequenceLength` tokens when asked for `budget`, for
    * policies that do not follow the requested budget (Full keeps everything; RazorAttention's paper mode fixes
-   * its window). Absent: the requested budget. The runner records it as the row's nominal budget.
+   * its window). Absent: the requested budget. The runner records it as the row's nominal budget. `layout`: the
+   * model's layers and sliding windows (absent: none), which a fixed-window policy's realized fraction depends on.
    */
-  nominalBudget?(sequenceLength: number, budget: Budget): number;
+  nominalBudget?(sequenceLength: number, budget: Budget, layout?: CacheLayout): number;
   /**
    * Throws the RazorkvError `compress` would throw when `budget` cannot be met on a prefill of `sequenceLength`
    * tokens (a window longer than the budget, a budget below the protected share), without a cache or a model:
@@ -124,7 +125,7 @@ export function checkFeasible(policy: CompressionPolicy, sequenceLength: number,
 
 /** The nominal kvBudget of a cell: the policy's own answer when it has one, else the converted budget. */
 export function nominalKvBudget(policy: CompressionPolicy, fullCache: KvCache, budget: Budget): number {
-  return nominalKvBudgetOf(policy, fullCache.nextPosition, budget);
+  return nominalKvBudgetOf(policy, fullCache.nextPosition, budget, fullCache);
 }
 
 /**
@@ -132,9 +133,9 @@ export function nominalKvBudget(policy: CompressionPolicy, fullCache: KvCache, b
  * conversion refuses), the budget as asked: kvBudget v, 1 − compressionRatio, tokens / length (then above 1).
  * Infeasible rows record this, so that they sit in the same cell as the samples that ran.
  */
-export function nominalKvBudgetOf(policy: CompressionPolicy, sequenceLength: number, budget: Budget): number {
+export function nominalKvBudgetOf(policy: CompressionPolicy, sequenceLength: number, budget: Budget, layout?: CacheLayout): number {
   try {
-    return policy.nominalBudget ? policy.nominalBudget(sequenceLength, budget) : toKvBudget(budget, sequenceLength);
+    return policy.nominalBudget ? policy.nominalBudget(sequenceLength, budget, layout) : toKvBudget(budget, sequenceLength);
   } catch (error) {
     if (!(error instanceof RazorkvError)) throw error;
     const v = budget.value;

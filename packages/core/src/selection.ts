@@ -171,15 +171,18 @@ export function evictSlot(head: HeadCache, slot: number): void {
   head.length--;
 }
 
+/** Entries a decoding head may hold to keep `kvBudget` of a sequence that has grown to `sequenceLength`. */
+export function decodeTarget(kvBudgetValue: number, sequenceLength: number): number {
+  return entriesPerHead(kvBudgetValue, sequenceLength);
+}
+
 /**
- * Entries a decoding head may hold to keep `kvBudget` of a sequence that has grown to `sequenceLength` — or, given
- * the cache itself, of what its uncompressed cache would hold now: the heads held at their sliding window
- * (`KvCache.heldByWindow`, which a session leaves alone) count as they are, and the rest of the budget is spread
- * evenly over the other heads. Without windows both forms are round(kvBudget · length).
+ * Per head (index as `cache.heads`), the entries it may hold for the cache to keep `kvBudget` of what its
+ * uncompressed cache would hold now. Heads the model holds at their sliding window (`KvCache.heldByWindow`) are left
+ * as they are (their own count); what they hold beyond kvBudget of their window comes evenly off the others, whose
+ * target is kvBudget · min(length, window) less that. Without windows: round(kvBudget · length) for every head.
  */
-export function decodeTarget(kvBudgetValue: number, sequenceLengthOrCache: number | KvCache): number {
-  if (typeof sequenceLengthOrCache === "number") return entriesPerHead(kvBudgetValue, sequenceLengthOrCache);
-  const cache = sequenceLengthOrCache;
+export function decodeTargets(kvBudgetValue: number, cache: KvCache): number[] {
   const n = cache.nextPosition;
   let held = 0;
   let heldCap = 0;
@@ -190,9 +193,14 @@ export function decodeTarget(kvBudgetValue: number, sequenceLengthOrCache: numbe
       heldCap += cache.window(Math.floor(i / cache.numKvHeads)) ?? n;
     } else free++;
   });
-  if (free === 0) return 0;
-  // (b·full − held) / free with full = free·n + heldCap, written so that no window gives round(b·n) exactly
-  return Math.min(n, Math.max(0, Math.round(kvBudgetValue * n + (kvBudgetValue * heldCap - held) / free)));
+  // zero without held heads, so that round(b·n + 0) is round(b·n) exactly
+  const deficit = free === 0 ? 0 : (kvBudgetValue * heldCap - held) / free;
+  return cache.heads.map((head, i) => {
+    if (cache.heldByWindow(i)) return head.entryCount;
+    const w = cache.window(Math.floor(i / cache.numKvHeads));
+    const cap = w === null ? n : Math.min(n, w);
+    return Math.min(cap, Math.max(0, Math.round(kvBudgetValue * cap + deficit)));
+  });
 }
 
 /** Rounded up to 4 decimals, so that the value an error suggests is itself feasible. */

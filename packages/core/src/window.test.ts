@@ -9,7 +9,7 @@ import { HeadCache, KvCache } from "./cache.js";
 import { RazorkvError } from "./errors.js";
 import type { CompressionPolicy } from "./policy.js";
 import {
-  decodeTarget, entriesToKeep, entriesToKeepOf, evictSlot, keepRecentAndTop, requireFullCache, selectPerHead, windowSplit,
+  decodeTarget, decodeTargets, entriesToKeep, entriesToKeepOf, evictSlot, keepRecentAndTop, requireFullCache, selectPerHead, windowSplit,
 } from "./selection.js";
 import { checkPolicyConformance } from "./testing/conformance.js";
 import { randomDecodeStep, randomPrefill } from "./testing/prefill.js";
@@ -149,7 +149,8 @@ describe("budgets over windowed layers", () => {
     for (const n of [57, 101, 263]) {
       for (const b of [0.1, 0.25, 0.3, 0.5, 0.9]) {
         expect(entriesToKeepOf(n, kvBudget(b), "p", 1, "x", { numLayers: 3, numKvHeads: 2 })).toBe(Math.round(b * n));
-        expect(decodeTarget(b, randomPrefill({ numLayers: 1, numHeads: 1, numKvHeads: 1, headDim: 2, length: n }).cache)).toBe(Math.round(b * n));
+        expect(decodeTargets(b, randomPrefill({ numLayers: 2, numHeads: 1, numKvHeads: 1, headDim: 2, length: n }).cache)).toEqual([Math.round(b * n), Math.round(b * n)]);
+        expect(decodeTarget(b, n)).toBe(Math.round(b * n));
       }
     }
   });
@@ -203,10 +204,10 @@ describe("budgets over windowed layers", () => {
     for (let step = 0; step < 20; step++) {
       // crosses the window (16) on the way: the windowed heads start as compressed ones, then the model trims them
       randomDecodeStep(c, rand, 4);
-      const target = decodeTarget(0.4, c);
+      const targets = decodeTargets(0.4, c);
       c.heads.forEach((head, i) => {
         if (c.heldByWindow(i)) return;
-        while (head.entryCount > target) evictSlot(head, 0);
+        while (head.entryCount > targets[i]) evictSlot(head, 0);
       });
       assertRealizedBudget(c, 0.4, `step ${step}`);
       for (let i = 0; i < c.heads.length; i++) {
@@ -234,9 +235,9 @@ describe("conformance over windowed layers", () => {
       start(cache, _prefill, budget) {
         return {
           afterForward() {
-            const target = decodeTarget(budget.value, cache);
+            const targets = decodeTargets(budget.value, cache);
             cache.heads.forEach((head, i) => {
-              if (!cache.heldByWindow(i)) while (head.entryCount > target) evictSlot(head, 0);
+              if (!cache.heldByWindow(i)) while (head.entryCount > targets[i]) evictSlot(head, 0);
             });
           },
         };
