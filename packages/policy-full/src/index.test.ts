@@ -11,7 +11,12 @@ describe("policy-full", () => {
       lengths: [1, 37, 130],
       budgets: [0.1, 0.3, 0.5, 0.7, 0.9],
     });
-    for (const r of rows) {
+    const windowed = checkPolicyConformance(policy, {
+      shape: { numLayers: 2, numHeads: 6, numKvHeads: 3, headDim: 5, layerWindows: [16, null] },
+      lengths: [1, 37, 130],
+      budgets: [0.5],
+    });
+    for (const r of [...rows, ...windowed]) {
       expect(r.nominal).toBe(1);
       expect(r.realized).toBe(1);
     }

@@ -61,6 +61,14 @@ describe("policy-h2o", () => {
     });
   });
 
+  it("with sliding-window layers: held heads whole, budget held while decoding across a window's bound", () => {
+    const rows = checkPolicyConformance(h2o.create(defaults), {
+      shape: { ...shape, numLayers: 3, layerWindows: [40, null, 70] },
+      lengths: [23, 64, 151], budgets: [0.3, 0.5, 0.7, 0.9], decodeSteps: 25,
+    });
+    expect(rows.length).toBeGreaterThan(6);
+  });
+
   const variants: [string, H2oParams][] = [
     ["defaults (sum, GQA mean, even split)", defaults],
     ["mean normalisation, GQA max, 3/4 heavy", { ...defaults, normalization: "mean", gqaAggregation: "max", heavyFraction: 0.75 }],

@@ -6,7 +6,7 @@
  * lowest-scored entry outside the recent window is evicted (the paper's greedy eviction, Algorithm 1).
  */
 import {
-  aggregateGroup, decodeTarget, definePolicy, entriesToKeep, entriesToKeepOf, evictSlot, gqaAggregationParam, keepRecentAndTop, layerStat,
+  aggregateGroup, decodeTargets, definePolicy, entriesToKeep, entriesToKeepOf, evictSlot, gqaAggregationParam, keepRecentAndTop, layerStat,
   param, selectPerHead, toKvBudget, type CompressionPolicy, type GqaAggregation, type HeadCache, type KvCache,
   type LayerAttentionStats, type ParamsOf, type PrefillStats,
 } from "@razorkv/core";
@@ -64,8 +64,8 @@ export function createH2o(p: H2oParams): CompressionPolicy {
         return keepRecentAndTop(scores, keep, recentCount(keep, p.heavyFraction));
       });
     },
-    checkFeasible(n, budget) {
-      entriesToKeepOf(n, budget, name);
+    checkFeasible(n, budget, layout) {
+      entriesToKeepOf(n, budget, name, 1, undefined, layout);
     },
     // Algorithm 1: keep accumulating and evicting so each head holds kvBudget of the growing sequence (used under
     // the "hold-budget" answer protocol only)
@@ -75,12 +75,15 @@ export function createH2o(p: H2oParams): CompressionPolicy {
 
 /**
  * Decode-time state: for every head, each query head's accumulated weight on each slot (raw sums, aligned with the
- * head's slots). Each forward adds the new queries' weights — the forward collects them with `accumulated: true`,
- * indexed by slot after the step's append — and then the head evicts down to round(kvBudget · sequence length).
+ * head's slots, whose positions are kept beside them). Each forward adds the new queries' weights — the forward
+ * collects them with `accumulated: true`, indexed by slot after the step's append and the model's sliding-window
+ * trim — and then the head evicts down to its share of kvBudget · the uncompressed cache (core's decodeTargets).
  */
 export class H2oDecodeSession {
   /** sums[layer * numKvHeads + kvHead][query head within the group][slot] */
   private readonly sums: number[][][];
+  /** positions[head][slot]: the positions `sums` are aligned with. */
+  private readonly positions: number[][];
 
   constructor(
     private readonly cache: KvCache,
@@ -88,7 +91,10 @@ export class H2oDecodeSession {
     private readonly kvBudget: number,
     private readonly p: H2oParams,
   ) {
+    this.positions = cache.heads.map((head) => Array.from(head.positions.subarray(0, head.length)));
     this.sums = cache.heads.map((head, i) => {
+      // a head held at its sliding window is never evicted from (and its prefill statistics are not by position)
+      if (cache.heldByWindow(i)) return [];
       const layer = Math.floor(i / cache.numKvHeads);
       const perQuery = groupOf(layerStat(prefill, layer, "accumulated", "h2o"), i % cache.numKvHeads, cache.numKvHeads);
       // the full cache had slot = position
@@ -98,22 +104,35 @@ export class H2oDecodeSession {
 
   afterForward(stats: readonly LayerAttentionStats[] | null): void {
     const c = this.cache;
-    const target = decodeTarget(this.kvBudget, c.nextPosition);
-    const recent = recentCount(target, this.p.heavyFraction);
+    const targets = decodeTargets(this.kvBudget, c);
     c.heads.forEach((head, i) => {
+      // held at its sliding window: the model's, counted as it is (once held, always held: the window only binds more)
+      if (c.heldByWindow(i) || this.sums[i].length === 0) return;
       const layer = Math.floor(i / c.numKvHeads);
       const step = stats?.[layer]?.accumulated;
       if (!step) throw new Error("h2o: the decode forward must collect { accumulated: true } statistics (decode.statsRequest)");
       const sums = this.sums[i];
+      const positions = this.positions[i];
+      // the model's window trim drops the oldest slots; the step appended new ones after the last
+      let dropped = 0;
+      while (dropped < positions.length && positions[dropped] < head.positions[0]) dropped++;
+      if (dropped > 0) {
+        positions.splice(0, dropped);
+        for (const perQuery of sums) perQuery.splice(0, dropped);
+      }
+      while (positions.length < head.length) positions.push(head.positions[positions.length]);
       groupOf(step, i % c.numKvHeads, c.numKvHeads).forEach((weights, g) => {
         while (sums[g].length < head.length) sums[g].push(0);
         for (let s = 0; s < head.length; s++) sums[g][s] += weights[s];
       });
+      const target = targets[i];
+      const recent = recentCount(target, this.p.heavyFraction);
       while (head.entryCount > target) {
         const scores = heavyHitterScores(sums, head, 0, 1, c.nextPosition, this.p);
         let victim = 0;
         for (let s = 1; s < head.length - recent; s++) if (scores[s] < scores[victim]) victim = s;
         evictSlot(head, victim);
+        positions.splice(victim, 1);
         for (const perQuery of sums) perQuery.splice(victim, 1);
       }
     });

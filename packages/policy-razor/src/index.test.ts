@@ -29,6 +29,18 @@ describe("policy-razor: budget", () => {
     checkPolicyConformance(policy, { shape, lengths: [150, 333, 1001], budgets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] });
   });
 
+  it("with sliding-window layers: held heads whole (protected or not), the window solved over the rest, paper mode's nominal too", () => {
+    const windowedShape = { ...shape, layerWindows: [64, null, 64, null] };
+    checkPolicyConformance(razor.create(p()), { shape: windowedShape, lengths: [50, 150, 333], budgets: [0.3, 0.5, 0.7, 0.9] });
+    const paper = razor.create(p({ mode: "paper", paperMinWindow: 16, paperCompression: 5 }));
+    const rows = checkPolicyConformance(paper, { shape: windowedShape, lengths: [50, 400], budgets: [0.3] });
+    for (const r of rows) expect(r.realized).toBeCloseTo(r.nominal, 12);
+    // 400 tokens: layers 0 and 2 hold 64 each; below what they and the protected heads hold, a one-line refusal
+    expect(() => razor.create(p()).checkFeasible!(400, kvBudget(0.1), { numLayers: 4, numKvHeads: 5, layerWindows: [64, null, 64, null] })).toThrow(
+      /^razor: kvBudget 0\.1 is below what the protected heads and the sliding-window layers hold \(\d+ protected heads keep 400 entries each and the sliding-window layers hold 640: \d+ of 4640 entries, kvBudget 0\.\d{4}\): infeasible for this selection; raise the budget or lower inductionFraction\/echoFraction$/,
+    );
+  });
+
   it("realizes it with the paper's 15% protected, without the compensation slot, and in paper mode", () => {
     checkPolicyConformance(razor.create(p()), { shape, lengths: [97, 420], budgets: [0.2, 0.35, 0.5, 0.65, 0.8, 0.95] });
     checkPolicyConformance(razor.create(p({ compensation: false, sinks: 2 })), { shape, lengths: [61, 300], budgets: [0.2, 0.5, 0.9] });

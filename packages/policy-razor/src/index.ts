@@ -10,10 +10,15 @@
  * of KV heads, the window that meets kvBudget from p·N + (1 − p)(N0 + window + 1) = kvBudget·N (the 1 is the
  * compensation slot), rounded to whole tokens. A budget below p cannot be met without protecting fewer heads,
  * which would be a different method: it is an error.
+ *
+ * Sliding-window layers (Mistral, Gemma; DESIGN §3): a head the model already holds at a window shorter than the
+ * sequence is left as it is, protected or not, and counts at its W entries; the equation becomes
+ * held + P_f·N + C_f·(N0 + window + 1) = kvBudget·full, over the heads that hold all N tokens (P_f protected, C_f
+ * compressed) and full = Σ min(N, W) (core's `windowSplit`).
  */
 import {
-  definePolicy, describeBudget, param, RazorkvError, requireFullCache, selectPerHead, toKvBudget, type Budget,
-  type CompressionPolicy, type ParamsOf, type PolicyContext,
+  definePolicy, describeBudget, param, RazorkvError, requireFullCache, selectPerHead, toKvBudget, windowSplit, type Budget,
+  type CacheLayout, type CompressionPolicy, type ParamsOf, type PolicyContext,
 } from "@razorkv/core";
 import { cachedProfile, parseProfile, readProfile, selectRetrievalHeads, type HeadProfile } from "./profile.js";
 
@@ -88,14 +93,47 @@ export interface RazorPlan {
   readonly window: number;
 }
 
+/** How a sequence of n tokens splits the heads: held at their sliding window, protected, compressed (see file comment). */
+export interface HeadSplit {
+  /** Entries the uncompressed cache holds: Σ over heads of min(n, window). */
+  readonly full: number;
+  /** Entries of the heads held at a window shorter than n (left as the model holds them). */
+  readonly held: number;
+  /** Protected heads that hold all n tokens. */
+  readonly protectedFree: number;
+  /** Heads compressed to sinks + window (+ slot). */
+  readonly compressed: number;
+}
+
+/** The split for a plan's protected set (indexes layer·numKvHeads + kvHead) over `layout`'s sliding windows. */
+export function headSplit(n: number, layout: CacheLayout, protectedHeads: ReadonlySet<number>): HeadSplit {
+  const { full, held } = windowSplit(n, layout);
+  let protectedFree = 0;
+  let compressed = 0;
+  for (let l = 0; l < layout.numLayers; l++) {
+    const w = layout.layerWindows?.[l] ?? null;
+    if (w !== null && w < n) continue;
+    for (let kv = 0; kv < layout.numKvHeads; kv++) {
+      if (protectedHeads.has(l * layout.numKvHeads + kv)) protectedFree++;
+      else compressed++;
+    }
+  }
+  return { full, held, protectedFree, compressed };
+}
+
 /**
  * Budget mode: solve p·N + (1 − p)(N0 + window + c) = kvBudget·N for the window (c = 1 with compensation), in whole
- * tokens; the realized budget then misses by at most half a token per compressed head.
+ * tokens; the realized budget then misses by at most half a token per compressed head. With `split` (a model with
+ * sliding windows), held + P_f·N + C_f·(N0 + window + c) = kvBudget·full instead.
  */
-export function budgetWindow(kvBudget: number, n: number, totalHeads: number, protectedCount: number, p: Pick<RazorParams, "sinks" | "compensation">, budget?: Budget): number {
-  const share = protectedCount / totalHeads;
+export function budgetWindow(
+  kvBudget: number, n: number, totalHeads: number, protectedCount: number, p: Pick<RazorParams, "sinks" | "compensation">,
+  budget?: Budget, split?: HeadSplit,
+): number {
   const label = budget ? describeBudget(budget) : `kvBudget ${kvBudget}`;
   const c = p.compensation ? 1 : 0;
+  if (split && split.held > 0) return windowedBudgetWindow(kvBudget, n, split, p, label);
+  const share = protectedCount / totalHeads;
   if (protectedCount === totalHeads) {
     if (kvBudget < 1) throw new RazorkvError(`razor: ${label} is infeasible: all ${totalHeads} KV heads are protected (full cache, kvBudget 1)`);
     return n;
@@ -119,6 +157,35 @@ export function budgetWindow(kvBudget: number, n: number, totalHeads: number, pr
   return Math.min(window, n - p.sinks);
 }
 
+/** budgetWindow when sliding-window layers hold part of the cache at their window (split.held > 0). */
+function windowedBudgetWindow(kvBudget: number, n: number, split: HeadSplit, p: Pick<RazorParams, "sinks" | "compensation">, label: string): number {
+  const { full, held, protectedFree, compressed } = split;
+  const c = p.compensation ? 1 : 0;
+  const fixed = held + protectedFree * n;
+  const heads = `${protectedFree} protected heads keep ${n} entries each and the sliding-window layers hold ${held}: ${fixed} of ${full} entries`;
+  if (compressed === 0) {
+    if (kvBudget * full < full - 1e-9) throw new RazorkvError(`razor: ${label} is infeasible: ${heads}, nothing is left to compress (kvBudget 1 only)`);
+    return n;
+  }
+  if (kvBudget * full < fixed) {
+    throw new RazorkvError(
+      `razor: ${label} is below what the protected heads and the sliding-window layers hold (${heads}, kvBudget ${(fixed / full).toFixed(4)}): ` +
+        `infeasible for this selection; raise the budget or lower inductionFraction/echoFraction`,
+    );
+  }
+  const perHead = (kvBudget * full - fixed) / compressed;
+  const window = Math.round(perHead - p.sinks - c);
+  if (window < 1) {
+    const least = (fixed + compressed * (p.sinks + c + 0.5)) / full;
+    throw new RazorkvError(
+      `razor: ${label} leaves ${perHead.toFixed(2)} entries per compressed head of a ${n}-token sequence once ${heads}, too few for ${p.sinks} sinks` +
+        `${c ? " + the compensation slot" : ""} + 1 recent token; ` +
+        (least <= 1 ? `the smallest feasible kvBudget here is ${(Math.ceil(least * 1e4 - 1e-9) / 1e4).toFixed(4)}` : "no budget below 1 is feasible here"),
+    );
+  }
+  return Math.min(window, n - p.sinks);
+}
+
 export function createRazor(p: RazorParams, context: PolicyContext = {}): CompressionPolicy {
   const name = "razor";
   let profile: HeadProfile | null = p.profile === "auto" ? null : p.profile;
@@ -128,15 +195,16 @@ export function createRazor(p: RazorParams, context: PolicyContext = {}): Compre
     if (!context.modelRef) throw new RazorkvError('razor: params.profile is "auto" but no model reference was given; pass params.profile (a profile JSON path)');
     return (profile = cachedProfile(context.modelRef));
   };
-  const plan = (n: number, budget: Budget): RazorPlan => {
+  const plan = (n: number, budget: Budget, layout?: CacheLayout): RazorPlan & { split?: HeadSplit } => {
     const prof = getProfile();
     const totalHeads = prof.numLayers * prof.numKvHeads;
     const protectedHeads = new Set(selectRetrievalHeads(prof, p).map((r) => r.layer * prof.numKvHeads + r.kvHead));
+    const split = layout ? headSplit(n, layout, protectedHeads) : undefined;
     const window =
       p.mode === "paper"
         ? Math.min(n - p.sinks, Math.max(p.paperMinWindow, Math.round(n / p.paperCompression)))
-        : budgetWindow(toKvBudget(budget, n), n, totalHeads, protectedHeads.size, p, budget);
-    return { protectedHeads, totalHeads, window: Math.max(0, window) };
+        : budgetWindow(toKvBudget(budget, n), n, totalHeads, protectedHeads.size, p, budget, split);
+    return { protectedHeads, totalHeads, window: Math.max(0, window), split };
   };
   return {
     name,
@@ -150,7 +218,8 @@ export function createRazor(p: RazorParams, context: PolicyContext = {}): Compre
             `${fullCache.numLayers} × ${fullCache.numKvHeads}; calibrate this model`,
         );
       }
-      const { protectedHeads, window } = plan(n, budget);
+      const { protectedHeads, window } = plan(n, budget, fullCache);
+      // heads held at their sliding window are left whole by selectPerHead, protected or not
       return selectPerHead(
         fullCache,
         (head, layer, kv) =>
@@ -158,14 +227,16 @@ export function createRazor(p: RazorParams, context: PolicyContext = {}): Compre
         { compensation: p.compensation },
       );
     },
-    checkFeasible(n, budget) {
-      plan(n, budget);
+    checkFeasible(n, budget, layout) {
+      plan(n, budget, layout);
     },
-    nominalBudget(n, budget) {
+    nominalBudget(n, budget, layout) {
       if (p.mode === "budget") return toKvBudget(budget, n);
-      const { protectedHeads, totalHeads, window } = plan(n, budget);
+      const { protectedHeads, totalHeads, window, split } = plan(n, budget, layout);
+      const entries = compressedHeadEntries(n, p.sinks, window, p.compensation);
+      if (split && split.held > 0) return (split.held + split.protectedFree * n + split.compressed * entries) / split.full;
       const compressed = totalHeads - protectedHeads.size;
-      return (protectedHeads.size * n + compressed * compressedHeadEntries(n, p.sinks, window, p.compensation)) / (totalHeads * n);
+      return (protectedHeads.size * n + compressed * entries) / (totalHeads * n);
     },
   };
 }

@@ -57,6 +57,14 @@ describe("policy-snapkv", () => {
     checkPolicyConformance(snapkv.create(defaults), { shape, lengths: [331, 517], budgets: [0.1, 0.3, 0.5, 0.7, 0.9] });
   });
 
+  it("with sliding-window layers: held heads whole, the rest of the budget over the full-attention heads", () => {
+    const rows = checkPolicyConformance(snapkv.create({ ...defaults, window: 8 }), {
+      shape: { ...shape, layerWindows: [64, null] },
+      lengths: [57, 130, 247], budgets: [0.2, 0.4, 0.6, 0.8, 0.9],
+    });
+    expect(rows.length).toBeGreaterThan(8);
+  });
+
   it("pools with same padding", () => {
     expect(Array.from(pool1d([0, 5, 0, 0, 0, 0, 1], 3, "max"))).toEqual([5, 5, 5, 0, 0, 1, 1]);
     expect(Array.from(pool1d([3, 0, 0, 6], 3, "avg"))).toEqual([1, 1, 2, 2]);

@@ -76,9 +76,9 @@ export function createSnapKv(p: SnapKvParams): CompressionPolicy {
         return keepRecentAndTop(scores, keep, window, n);
       });
     },
-    checkFeasible(n, budget) {
+    checkFeasible(n, budget, layout) {
       const window = Math.min(p.window, n);
-      entriesToKeepOf(n, budget, name, window, windowKept(window));
+      entriesToKeepOf(n, budget, name, window, windowKept(window), layout);
     },
   };
 }

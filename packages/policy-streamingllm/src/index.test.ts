@@ -11,6 +11,15 @@ describe("policy-streamingllm", () => {
     checkPolicyConformance(policy, { shape, lengths: [57, 101, 263], budgets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], decodeSteps: 20 });
   });
 
+  it("with sliding-window layers (Gemma-shaped: windows shorter and longer than the prompt), leaves held heads whole and holds the budget", () => {
+    const policy = streaming.create(defaultParams(params));
+    const rows = checkPolicyConformance(policy, {
+      shape: { ...shape, numLayers: 3, layerWindows: [48, null, 120] },
+      lengths: [57, 101, 263], budgets: [0.2, 0.4, 0.6, 0.8, 0.9], decodeSteps: 30,
+    });
+    expect(rows.length).toBeGreaterThan(8);
+  });
+
   it("keeps exactly the sinks and the most recent window", () => {
     expect(streamingSlots(10, 6, 4)).toEqual([0, 1, 2, 3, 8, 9]);
     expect(streamingSlots(10, 3, 0)).toEqual([7, 8, 9]);

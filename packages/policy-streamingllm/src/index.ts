@@ -6,7 +6,7 @@
  * allows.
  */
 import {
-  decodeTarget, definePolicy, entriesToKeep, entriesToKeepOf, evictSlot, keepRecentAndTop, param, selectPerHead, toKvBudget,
+  decodeTargets, definePolicy, entriesToKeep, entriesToKeepOf, evictSlot, keepRecentAndTop, param, selectPerHead, toKvBudget,
   type CompressionPolicy, type ParamsOf,
 } from "@razorkv/core";
 
@@ -35,8 +35,8 @@ export function createStreamingLlm(p: StreamingLlmParams): CompressionPolicy {
       const keep = entriesToKeep(fullCache, budget, name, p.sinks + 1, floor);
       return selectPerHead(fullCache, (head) => streamingSlots(head.length, keep, p.sinks));
     },
-    checkFeasible(n, budget) {
-      entriesToKeepOf(n, budget, name, p.sinks + 1, floor);
+    checkFeasible(n, budget, layout) {
+      entriesToKeepOf(n, budget, name, p.sinks + 1, floor, layout);
     },
     // the window slides as the sequence grows (used under the "hold-budget" answer protocol only)
     decode: {
@@ -45,10 +45,12 @@ export function createStreamingLlm(p: StreamingLlmParams): CompressionPolicy {
         const b = toKvBudget(budget, cache.nextPosition);
         return {
           afterForward() {
-            const target = decodeTarget(b, cache.nextPosition);
-            for (const head of cache.heads) {
-              while (head.entryCount > target && head.length > p.sinks + 1) evictSlot(head, p.sinks);
-            }
+            // heads held at their sliding window are the model's: the budget counts them as they are
+            const targets = decodeTargets(b, cache);
+            cache.heads.forEach((head, i) => {
+              if (cache.heldByWindow(i)) return;
+              while (head.entryCount > targets[i] && head.length > p.sinks + 1) evictSlot(head, p.sinks);
+            });
           },
         };
       },
