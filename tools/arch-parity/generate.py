@@ -46,6 +46,7 @@ COMMON = dict(
 )
 
 # name: (model_type, config fields, config.json format, rope scaling dict or None, convert to GGUF?)
+# Sliding windows are far below the 300-token input, so every windowed layer drops most of the context.
 MODELS = {
     # Llama 3.1-shaped: llama3 scaling with a small original context so that 300 tokens use every band
     "llama3": ("llama", dict(tie_word_embeddings=True, rope_theta=10000.0),
@@ -68,7 +69,30 @@ MODELS = {
     "qwen3-yarn": ("qwen3", dict(tie_word_embeddings=True, rope_theta=1000000.0, head_dim=32,
                                  use_sliding_window=False, sliding_window=None, max_window_layers=2),
                    "5.x", dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=128), True),
+    # Mistral 7B v0.1-shaped: a sliding window on every layer (4.x config as its hub card). The converter writes no
+    # window for llama-architecture GGUFs (llama.cpp runs them with full attention), so the window is added to the
+    # GGUF as llama.attention.sliding_window (see add_gguf_keys)
+    "mistral-swa": ("mistral", dict(tie_word_embeddings=False, rope_theta=10000.0, sliding_window=64),
+                    "4.x-type", None, True),
+    # Gemma 2-shaped: local (window 48) and global layers alternating, (1 + w) norms, GeGLU, √hidden embedding scale,
+    # attention and final logit soft-capping set low enough to bite on random weights, head_dim 32 ≠ 64/4, and
+    # query_pre_attn_scalar = head_dim (the GGUF has no key for it: llama.cpp uses 1/√head_dim below 27B)
+    "gemma2": ("gemma2", dict(tie_word_embeddings=True, rope_theta=10000.0, head_dim=32, query_pre_attn_scalar=32,
+                              sliding_window=48, attn_logit_softcapping=4.0, final_logit_softcapping=8.0,
+                              hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6),
+               "4.x-type", None, True),
+    # Gemma 3-shaped text model: 5 local layers (window 48, RoPE base 1e4) then one global (base 1e6, linear ×8 as
+    # Gemma 3 4B+), per-head q/k norms; 4.x config as the hub writes it (sliding_window_pattern, rope_local_base_freq)
+    "gemma3": ("gemma3_text", dict(tie_word_embeddings=True, rope_theta=1000000.0, rope_local_base_freq=10000.0,
+                                   head_dim=32, query_pre_attn_scalar=32, sliding_window=48, sliding_window_pattern=6,
+                                   num_hidden_layers=6, hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6),
+               "4.x-rope_type", dict(rope_type="linear", factor=8.0), True),
 }
+
+# keys the converter does not write but the model has (llama.cpp ignores sliding windows on llama-architecture files)
+GGUF_EXTRA_KEYS = {"mistral-swa": {"llama.attention.sliding_window": 64}}
+
+GEMMA = ("gemma2", "gemma3_text")
 
 
 def log(*args):
@@ -83,6 +107,10 @@ def build_config(model_type: str, fields: dict, rope: dict | None):
     params = {"rope_theta": theta, "rope_type": "default"}
     if rope is not None:
         params = {"rope_theta": theta, **{("rope_type" if k == "type" else k): v for k, v in rope.items()}}
+    if model_type == "gemma3_text":
+        # per layer type: the scaling applies to the global layers only, the local ones have their own base
+        local = kwargs.pop("rope_local_base_freq")
+        params = {"full_attention": params, "sliding_attention": {"rope_type": "default", "rope_theta": local}}
     return AutoConfig.for_model(model_type, rope_parameters=params, **kwargs)
 
 
@@ -95,7 +123,9 @@ def init_weights(model, seed: int):
             if name.endswith("embed_tokens.weight"):
                 p.copy_(0.35 * torch.randn(p.shape, generator=g))
             elif "norm" in name:
-                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
+                # Gemma's RMSNorm multiplies by (1 + weight): the same 1 + N(0, 0.1²) either way
+                offset = 0 if model.config.model_type in GEMMA else 1
+                p.copy_(offset + 0.1 * torch.randn(p.shape, generator=g))
             elif name.endswith(".bias"):
                 p.copy_(0.5 * torch.randn(p.shape, generator=g))
             else:
@@ -106,14 +136,22 @@ def init_weights(model, seed: int):
                 p.copy_(scale * torch.randn(p.shape, generator=g))
 
 
-def rewrite_config(path: Path, fmt: str, rope: dict | None):
-    """config.json as the requested transformers version writes RoPE settings."""
+def rewrite_config(path: Path, fmt: str, rope: dict | None, fields: dict):
+    """config.json as the requested transformers version writes RoPE settings (and, for Gemma 3 in 4.x, its layer
+    pattern as sliding_window_pattern instead of 5.x's layer_types)."""
     cfg = json.loads(path.read_text())
     params = cfg.pop("rope_parameters", None) or {}
     cfg.pop("rope_scaling", None)
     cfg.pop("rope_theta", None)
     if fmt == "5.x":
         cfg["rope_parameters"] = params
+    elif cfg["model_type"] == "gemma3_text":
+        cfg["rope_theta"] = params["full_attention"]["rope_theta"]
+        cfg["rope_local_base_freq"] = params["sliding_attention"]["rope_theta"]
+        cfg["rope_scaling"] = copy.deepcopy(rope)
+        cfg.pop("layer_types", None)
+        cfg.pop("_sliding_window_pattern", None)  # 5.x's private copy of it
+        cfg["sliding_window_pattern"] = fields["sliding_window_pattern"]
     else:
         cfg["rope_theta"] = params["rope_theta"]
         cfg["rope_scaling"] = copy.deepcopy(rope)  # with "type" or "rope_type" exactly as given
@@ -158,7 +196,23 @@ def continued(model, ids: torch.Tensor) -> np.ndarray:
 
 def rotary(model):
     emb = model.model.rotary_emb
-    return emb.inv_freq.detach().float().numpy(), float(emb.attention_scaling)
+    if hasattr(emb, "inv_freq"):
+        return emb.inv_freq.detach().float().numpy(), float(emb.attention_scaling)
+    # Gemma 3: one table per layer type; the global layers' is the scaled one
+    return emb.full_attention_inv_freq.detach().float().numpy(), float(emb.full_attention_attention_scaling)
+
+
+def variant(model, ids, **changes) -> float:
+    """How far the log-probs move when the config is changed (a window removed, a soft cap dropped…): what a loader
+    that ignored the setting would be off by."""
+    from transformers import AutoModelForCausalLM
+
+    cfg = copy.deepcopy(model.config)
+    for key, value in changes.items():
+        setattr(cfg, key, value)
+    other = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32, attn_implementation="eager").eval()
+    other.load_state_dict(model.state_dict())
+    return float(np.abs(log_probs(other, ids) - log_probs(model, ids)).max())
 
 
 def generate(name: str, spec, llama_cpp: Path, work: Path) -> dict:
@@ -178,7 +232,7 @@ def generate(name: str, spec, llama_cpp: Path, work: Path) -> dict:
     model.save_pretrained(directory, safe_serialization=True)
     for extra in ("generation_config.json",):
         (directory / extra).unlink(missing_ok=True)
-    rewrite_config(directory / "config.json", fmt, rope)
+    rewrite_config(directory / "config.json", fmt, rope, fields)
 
     # the reference is transformers reading the committed files, not the object we built
     reloaded = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, attn_implementation="eager").eval()
@@ -193,12 +247,24 @@ def generate(name: str, spec, llama_cpp: Path, work: Path) -> dict:
     fresh = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, attn_implementation="eager").eval()
     chunked = continued(fresh, ids)
 
-    # sensitivity: the same weights under plain RoPE
-    plain_cfg = copy.deepcopy(reloaded.config)
-    plain_cfg.rope_parameters = {"rope_type": "default", "rope_theta": reloaded.config.rope_parameters["rope_theta"]}
-    plain = AutoModelForCausalLM.from_config(plain_cfg, dtype=torch.float32, attn_implementation="eager").eval()
-    plain.load_state_dict(reloaded.state_dict())
-    sensitivity = float(np.abs(log_probs(plain, ids) - lp).max())
+    # sensitivity: the same weights under plain RoPE (Gemma 3: its global layers' scaling dropped)
+    if model_type == "gemma3_text":
+        plain_params = copy.deepcopy(reloaded.config.rope_parameters)
+        plain_params["full_attention"] = {"rope_type": "default", "rope_theta": plain_params["full_attention"]["rope_theta"]}
+    else:
+        plain_params = {"rope_type": "default", "rope_theta": reloaded.config.rope_parameters["rope_theta"]}
+    sensitivity = variant(reloaded, ids, rope_parameters=plain_params) if rope is not None else 0.0
+    # what the sliding window and the soft caps change, for the fixtures that have them
+    effects = {}
+    if getattr(reloaded.config, "sliding_window", None):
+        # a window longer than the input: the same layers, RoPE bases and all, attending to everything
+        effects["slidingWindow"] = round(variant(reloaded, ids, sliding_window=10 * SEQ_LEN), 6)
+    for cap in ("attn_logit_softcapping", "final_logit_softcapping"):
+        if getattr(reloaded.config, cap, None):
+            effects[cap] = round(variant(reloaded, ids, **{cap: None}), 6)
+    if effects:
+        log(f"{name}: removing each setting moves the log-probs by up to {effects}")
+        assert all(v > 1e-2 for v in effects.values()), f"{name}: a setting barely matters at {SEQ_LEN} tokens"
     log(f"{name}: plain RoPE moves the log-probs by up to {sensitivity:.3f}; continuing a {CHUNK_AT}-token prefill "
         f"moves them by {np.abs(chunked - lp[CHUNK_AT:]).max():.2e}")
     assert rope is None or sensitivity > 1e-2, f"{name}: the RoPE scaling barely matters at {SEQ_LEN} tokens"
@@ -224,6 +290,7 @@ def generate(name: str, spec, llama_cpp: Path, work: Path) -> dict:
         "invFreq": [float(x) for x in inv_freq],
         "attentionScaling": attention_scaling,
         "sensitivity": round(sensitivity, 6),
+        **({"effects": effects} if effects else {}),
         "gguf": None,
     }
 
@@ -239,9 +306,29 @@ def generate(name: str, spec, llama_cpp: Path, work: Path) -> dict:
              "--outtype", "f32"],
             check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
+        if name in GGUF_EXTRA_KEYS:
+            add_gguf_keys(outfile, GGUF_EXTRA_KEYS[name], llama_cpp)
+            entry["ggufAddedKeys"] = GGUF_EXTRA_KEYS[name]
         entry["gguf"] = "model-f32.gguf"
         entry["ggufMetadata"] = gguf_rope_metadata(outfile, llama_cpp)
     return entry
+
+
+def add_gguf_keys(path: Path, keys: dict, llama_cpp: Path):
+    """Rewrites the GGUF with extra uint32 metadata keys (gguf-py's own copy_with_new_metadata)."""
+    sys.path.insert(0, str(llama_cpp / "gguf-py"))
+    import gguf
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+
+    reader = gguf.GGUFReader(str(path))
+    arch = reader.fields["general.architecture"].contents()
+    tmp = path.with_suffix(".tmp")
+    writer = gguf.GGUFWriter(str(tmp), arch=arch, endianess=reader.endianess)
+    alignment = reader.fields.get("general.alignment")
+    if alignment is not None:
+        writer.data_alignment = alignment.contents()
+    copy_with_new_metadata(reader, writer, {k: MetadataDetails(gguf.GGUFValueType.UINT32, v) for k, v in keys.items()}, [])
+    tmp.replace(path)
 
 
 def gguf_rope_metadata(path: Path, llama_cpp: Path) -> dict:
@@ -252,7 +339,9 @@ def gguf_rope_metadata(path: Path, llama_cpp: Path) -> dict:
     reader = gguf.GGUFReader(str(path))
     out = {}
     for field in reader.fields.values():
-        if ".rope." in field.name or field.name == "general.architecture":
+        if ".rope." in field.name or field.name == "general.architecture" or any(
+            k in field.name for k in ("sliding_window", "softcapping")
+        ):
             value = field.contents()
             out[field.name] = value
     out["tensors"] = sorted(t.name for t in reader.tensors if not t.name.startswith("blk."))

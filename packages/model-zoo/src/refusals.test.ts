@@ -124,13 +124,14 @@ describe("config.json: what we do not implement stops the load, naming the file 
     ["attention logit soft-capping", { ...llama31, attn_logit_softcapping: 50 }, `${file}: attn_logit_softcapping: 50 is not implemented (soft-capped attention logits)`],
     ["final logit soft-capping", { ...qwen3, final_logit_softcapping: 30 }, `${file}: final_logit_softcapping: 30 is not implemented (soft-capped output logits)`],
     ["partial rotary", { ...llama31, partial_rotary_factor: 0.5 }, `${file}: partial_rotary_factor: 0.5 is not implemented (RoPE on part of each head)`],
-    ["Qwen's sliding window switched on", { ...qwen25, use_sliding_window: true, sliding_window: 4096, max_window_layers: 20 }, `${file}: sliding_window: 4096 is not implemented (sliding-window attention below the context of 32768 is refused for now)`],
-    ["Mistral's window", { ...llama31, model_type: "mistral", rope_scaling: null, max_position_embeddings: 32768, sliding_window: 4096 }, `${file}: sliding_window: 4096 is not implemented (sliding-window attention below the context of 32768 is refused for now)`],
+    ["Qwen's sliding window switched on", { ...qwen25, use_sliding_window: true, sliding_window: 4096, max_window_layers: 20 }, `${file}: sliding_window: 4096 is not implemented (Qwen's sliding-window layers below the context of 32768 are refused)`],
+    ["a Gemma layer type we do not run", { ...llama31, model_type: "gemma2", rope_scaling: null, layer_types: ["chunked_attention", "full_attention"], num_hidden_layers: 2 }, `${file}: layer_types: ["chunked_attention","full_attention"] is not implemented (layer types other than sliding_attention and full_attention)`],
+    ["Gemma with another activation", { ...llama31, model_type: "gemma2", rope_scaling: null, hidden_activation: "gelu" }, `${file}: hidden_activation: "gelu" is not implemented (GeGLU with gelu_pytorch_tanh)`],
     ["an MLP bias", { ...llama31, mlp_bias: true }, `${file}: mlp_bias: true is not implemented (biases on the MLP projections)`],
     ["Llama's attention_bias (which biases o_proj too)", { ...llama31, attention_bias: true }, `${file}: attention_bias: true is not implemented (biases on q/k/v/o projections)`],
     ["another activation", { ...llama31, hidden_act: "gelu" }, `${file}: hidden_act: "gelu" is not implemented (SwiGLU needs silu)`],
     ["custom modeling code", { ...llama31, auto_map: { AutoModelForCausalLM: "x.Y" } }, `${file}: key auto_map is not implemented for llama models (not known to leave the computation unchanged)`],
-    ["a foreign model type", { ...llama31, model_type: "gemma2" }, `${file}: model_type gemma2 is not one this harness runs (llama, mistral, qwen2, qwen3)`],
+    ["a foreign model type", { ...llama31, model_type: "phi3" }, `${file}: model_type phi3 is not one this harness runs (llama, mistral, qwen2, qwen3, gemma2, gemma3_text)`],
     ["untied without lm_head", { ...llama31 }, `${file}: tie_word_embeddings is false but the checkpoint has no lm_head.weight`, false],
   ];
   for (const [name, json, message, hasLmHead] of cases) {
@@ -167,10 +168,11 @@ describe("GGUF metadata and tensors: what we do not implement stops the load", (
   const f32 = (values: number[]) => ({ f32: values.length === 1 ? values[0] : values }) as unknown as GgufValue;
 
   const cases: [string, Record<string, GgufValue>, (path: string) => string][] = [
-    ["an unknown key under the architecture", { "llama.attn_logit_softcapping": f32([50]) }, (p) => `${p}: metadata key llama.attn_logit_softcapping is not implemented for llama models (not known to leave the computation unchanged)`],
+    ["an unknown key under the architecture", { "llama.embedding_scale": f32([8]) }, (p) => `${p}: metadata key llama.embedding_scale is not implemented for llama models (not known to leave the computation unchanged)`],
+    ["Gemma 2's soft cap on a llama file", { "llama.attn_logit_softcapping": f32([50]) }, (p) => `${p}: metadata llama.attn_logit_softcapping: 50 is not implemented for llama (llama.cpp reads it for gemma2 only)`],
     ["an unknown scaling type", { "llama.rope.scaling.type": "longrope" }, (p) => `${p}: metadata llama.rope.scaling.type string longrope is not implemented (implemented: none, linear, yarn, and rope_freqs.weight)`],
     ["partial rotary", { "llama.rope.dimension_count": 4 }, (p) => `${p}: metadata llama.rope.dimension_count 4 is not implemented (RoPE on part of a head of 8)`],
-    ["a sliding window below the context", { "llama.attention.sliding_window": 64 }, (p) => `${p}: metadata llama.attention.sliding_window: 64 is not implemented (sliding-window attention below the context is refused for now)`],
+    ["a layer pattern on a llama file", { "llama.attention.sliding_window_pattern": 2 }, (p) => `${p}: metadata llama.attention.sliding_window_pattern: 2 is not implemented for llama`],
     ["experts", { "llama.expert_count": 8 }, (p) => `${p}: metadata llama.expert_count: 8 is not implemented (mixture of experts)`],
     ["a RoPE magnitude factor", { "llama.rope.scaling.type": "linear", "llama.rope.scaling.factor": f32([2]), "llama.rope.scaling.attn_factor": f32([0.5]) }, (p) => `${p}: metadata llama.rope.scaling.attn_factor: 0.5 is not implemented (a RoPE magnitude scale on top of the scaling's own)`],
     ["value length ≠ key length", { "llama.attention.value_length": 16 }, (p) => `${p}: metadata llama.attention.value_length 16 differs from the key length 8: not implemented`],
@@ -184,6 +186,12 @@ describe("GGUF metadata and tensors: what we do not implement stops the load", (
       expect((err as Error).message).toBe(message(path));
     });
   }
+
+  it("reads a sliding window on every layer of a llama-architecture file (Mistral); llama.cpp ignores it there, the model has it", async () => {
+    const windowed = await openGguf(gguf({ "llama.attention.sliding_window": 64 }));
+    expect(windowed.config.layerWindows).toEqual([64, 64]);
+    expect((await openGguf(gguf({}))).config.layerWindows).toBeUndefined();
+  });
 
   it("reads linear and YaRN scaling, and rope_freqs.weight as frequency factors", async () => {
     const linear = await openGguf(gguf({ "llama.rope.scaling.type": "linear", "llama.rope.scaling.factor": f32([4]) }));

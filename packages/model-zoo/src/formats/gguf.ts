@@ -30,8 +30,18 @@ import { checkLlamaTensors, llamaTensorShapes } from "./llama-tensors.js";
 const GGUF_MAGIC = "GGUF";
 const DEFAULT_ALIGNMENT = 32; // ggml.h GGUF_DEFAULT_ALIGNMENT
 
-/** Architectures this harness runs with one forward pass (DESIGN §5): RMSNorm, RoPE, GQA, SwiGLU. */
-export const LLAMA_FAMILY_ARCHITECTURES: readonly string[] = ["llama", "mistral", "qwen2", "qwen3"];
+/** Architectures this harness runs with one forward pass (DESIGN §5): RMSNorm, RoPE, GQA, a gated MLP. */
+export const LLAMA_FAMILY_ARCHITECTURES: readonly string[] = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3"];
+
+/**
+ * Gemma as llama.cpp runs it (src/models/gemma2.cpp, gemma3.cpp): the layer pattern when the file has no
+ * `attention.sliding_window_pattern` (every n-th layer global), and the local layers' RoPE base when it has no
+ * `rope.freq_base_swa` (Gemma 2: the global base; Gemma 3: llama_hparams' default 10000).
+ */
+const GGUF_GEMMA: Readonly<Record<string, { pattern: number; localTheta: number | "global"; defaultWindow: number | null; layers27b: number }>> = {
+  gemma2: { pattern: 2, localTheta: "global", defaultWindow: 4096, layers27b: 46 },
+  gemma3: { pattern: 6, localTheta: 10000, defaultWindow: null, layers27b: 62 },
+};
 
 /**
  * Architectures whose converter permuted Q/K rows (convert_hf_to_gguf's LlamaModel.permute). Qwen2 and Qwen3 are
@@ -181,10 +191,16 @@ const LLAMA_FAMILY_METADATA: Readonly<Record<string, MetadataRule>> = {
   "rope.scaling.attn_factor": mustEqual(1, "a RoPE magnitude scale on top of the scaling's own"),
   "rope.scaling.yarn_log_multiplier": mustEqual(0, "DeepSeek's mscale_all_dim"),
   "attention.causal": (v) => (v === true ? undefined : `${String(v)} is not implemented (non-causal attention)`),
+  // llama/mistral: every layer (llama.cpp ignores the key for them; the model has the window, so we do not);
+  // gemma: the local layers; qwen: its optional window layers are not implemented
   "attention.sliding_window": (v, m, arch) =>
-    Number(metadataNumber(v)) >= Number(metadataNumber(m[`${arch}.context_length`]))
+    !arch.startsWith("qwen") || Number(metadataNumber(v)) >= Number(metadataNumber(m[`${arch}.context_length`]))
       ? undefined
-      : `${String(v)} is not implemented (sliding-window attention below the context is refused for now)`,
+      : `${String(v)} is not implemented (Qwen's sliding-window layers below the context are refused)`,
+  "attention.sliding_window_pattern": (v, m, arch) => (arch.startsWith("gemma") ? undefined : `${String(v)} is not implemented for ${arch}`),
+  "rope.freq_base_swa": (v, m, arch) => (arch.startsWith("gemma") ? undefined : `${String(v)} is not implemented for ${arch}`),
+  attn_logit_softcapping: (v, m, arch) => (arch === "gemma2" ? undefined : `${String(v)} is not implemented for ${arch} (llama.cpp reads it for gemma2 only)`),
+  final_logit_softcapping: (v, m, arch) => (arch.startsWith("gemma") ? undefined : `${String(v)} is not implemented for ${arch}`),
   expert_count: mustEqual(0, "mixture of experts"),
   expert_used_count: mustEqual(0, "mixture of experts"),
   // llama.cpp bookkeeping that does not enter the logits
@@ -281,9 +297,50 @@ export function llamaConfigFromGguf(header: GgufHeader, ropeFreqs?: Float32Array
   }
   const ropeScaling = ropeScalingFromGguf(header, architecture, headDim, maxContext, ropeFreqs);
   const qkNorm = tensorInfos.has("blk.0.attn_q_norm.weight") || tensorInfos.has("blk.0.attn_k_norm.weight");
-  if (qkNorm !== (architecture === "qwen3")) {
-    throw new ModelFileError(path, qkNorm ? `tensor blk.0.attn_q_norm.weight is not part of the ${architecture} forward pass implemented here` : "missing tensor blk.0.attn_q_norm.weight (qwen3 normalizes q and k per head)");
+  const wantsQkNorm = architecture === "qwen3" || architecture === "gemma3";
+  if (qkNorm !== wantsQkNorm) {
+    throw new ModelFileError(path, qkNorm ? `tensor blk.0.attn_q_norm.weight is not part of the ${architecture} forward pass implemented here` : `missing tensor blk.0.attn_q_norm.weight (${architecture} normalizes q and k per head)`);
   }
+  const gemma = GGUF_GEMMA[architecture];
+  const window = optional("attention.sliding_window") ?? gemma?.defaultWindow ?? undefined;
+  let layerWindows: (number | null)[] | undefined;
+  if (window !== undefined && window > 0) {
+    const pattern = metadata[key("attention.sliding_window_pattern")];
+    let local: boolean[];
+    if (!gemma) local = Array.from({ length: numLayers }, () => true);
+    else if (Array.isArray(pattern)) {
+      if (pattern.length !== numLayers || !pattern.every((b) => typeof b === "boolean")) {
+        throw new ModelFileError(path, `metadata ${key("attention.sliding_window_pattern")}: expected ${numLayers} booleans, found ${describeValue(pattern)}`);
+      }
+      local = pattern as boolean[];
+    } else {
+      // llama_hparams::set_swa_pattern: layer il is local unless il % n == n − 1 (n = 0: all local)
+      const n = pattern === undefined ? gemma.pattern : Number(metadataNumber(pattern));
+      local = Array.from({ length: numLayers }, (_, il) => n === 0 || il % n < n - 1);
+    }
+    layerWindows = local.map((isLocal) => (isLocal ? window : null));
+  }
+  const gemmaFields = gemma
+    ? (() => {
+        const localTheta = optional("rope.freq_base_swa") ?? (gemma.localTheta === "global" ? ropeTheta : gemma.localTheta);
+        const attnCap = optional("attn_logit_softcapping");
+        const finalCap = optional("final_logit_softcapping");
+        return {
+          sandwichNorms: true,
+          mlpActivation: "gelu-tanh" as const,
+          embeddingScale: Math.fround(Math.sqrt(hiddenSize)),
+          // llama.cpp: 1/√(n_embd / n_head) for the 27B models, 1/√head_dim for the others (what their
+          // query_pre_attn_scalar says); the GGUF stores no scalar
+          attentionScale: Math.fround(1 / Math.sqrt(numLayers === gemma.layers27b ? hiddenSize / numHeads : headDim)),
+          ...(attnCap ? { attentionSoftcap: shortestFloat32(attnCap) } : {}),
+          ...(finalCap ? { finalSoftcap: shortestFloat32(finalCap) } : {}),
+          // llama.cpp scales the local layers by rope_freq_scale_train_swa: 1 for Gemma 3, the global one for Gemma 2
+          ...(architecture === "gemma3" || shortestFloat32(localTheta) !== ropeTheta
+            ? { localRope: { theta: shortestFloat32(localTheta), ...(architecture === "gemma2" && ropeScaling ? { scaling: ropeScaling } : {}) } }
+            : {}),
+        };
+      })()
+    : {};
 
   const embedding = tensorInfos.get("token_embd.weight");
   const tokens = metadata["tokenizer.ggml.tokens"];
@@ -307,6 +364,8 @@ export function llamaConfigFromGguf(header: GgufHeader, ropeFreqs?: Float32Array
     qkvBias: tensorInfos.has("blk.0.attn_q.bias"),
     ...(ropeScaling ? { ropeScaling } : {}),
     ...(qkNorm ? { qkNorm: true } : {}),
+    ...(layerWindows ? { layerWindows } : {}),
+    ...gemmaFields,
   };
 }
 

@@ -30,7 +30,9 @@ export function llamaTensorShapes(c: LlamaConfig): Map<string, number[]> {
       shapes.set(p + "attn_k_norm.weight", [c.headDim]);
     }
     shapes.set(p + "attn_output.weight", [c.hiddenSize, qDim]);
+    if (c.sandwichNorms) shapes.set(p + "post_attention_norm.weight", [c.hiddenSize]);
     shapes.set(p + "ffn_norm.weight", [c.hiddenSize]);
+    if (c.sandwichNorms) shapes.set(p + "post_ffw_norm.weight", [c.hiddenSize]);
     shapes.set(p + "ffn_gate.weight", [c.intermediateSize, c.hiddenSize]);
     shapes.set(p + "ffn_up.weight", [c.intermediateSize, c.hiddenSize]);
     shapes.set(p + "ffn_down.weight", [c.hiddenSize, c.intermediateSize]);

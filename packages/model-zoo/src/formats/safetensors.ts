@@ -132,8 +132,12 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
   return { path, fileSize, dataOffset, metadata, tensors };
 }
 
-/** HF (Llama / Mistral / Qwen2 / Qwen3) tensor name → GGUF name; undefined for tensors the forward pass does not use. */
-export function hfToGgufName(name: string): string | undefined {
+/**
+ * HF (Llama / Mistral / Qwen2 / Qwen3 / Gemma 2/3) tensor name → GGUF name; undefined for tensors the forward pass
+ * does not use. Gemma's block has four norms, and its post_attention_layernorm is the norm *after* attention (GGUF
+ * post_attention_norm), where Llama's is the one before the MLP (ffn_norm).
+ */
+export function hfToGgufName(name: string, architecture = "llama"): string | undefined {
   const fixed: Record<string, string> = {
     "model.embed_tokens.weight": "token_embd.weight",
     "model.norm.weight": "output_norm.weight",
@@ -154,10 +158,15 @@ export function hfToGgufName(name: string): string | undefined {
     "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down",
     input_layernorm: "attn_norm",
-    post_attention_layernorm: "ffn_norm",
+    ...(GEMMA_TYPES.includes(architecture)
+      ? { post_attention_layernorm: "post_attention_norm", pre_feedforward_layernorm: "ffn_norm", post_feedforward_layernorm: "post_ffw_norm" }
+      : { post_attention_layernorm: "ffn_norm" }),
   };
   return Object.hasOwn(parts, part) ? `blk.${index}.${parts[part]}.${kind}` : undefined;
 }
+
+/** config.json model types of the Gemma 2/3 text models. */
+const GEMMA_TYPES: readonly string[] = ["gemma2", "gemma3_text"];
 
 /**
  * The config.json keys each architecture's parser understands, or knows to be irrelevant to the log-probabilities;
@@ -206,11 +215,44 @@ const COMMON_KEYS: Readonly<Record<string, KeyRule>> = {
   suppress_tokens: true, begin_suppress_tokens: true,
 };
 
-/** Sliding-window attention (Mistral, Qwen's optional layers) is not implemented yet: refused below the context. */
+/** Qwen's optional sliding-window layers are not implemented (Mistral's and Gemma's are): refused below the context. */
 const refuseWindow = (window: unknown, maxContext: number): string | undefined =>
   typeof window === "number" && window < maxContext
-    ? `${window} is not implemented (sliding-window attention below the context of ${maxContext} is refused for now)`
+    ? `${window} is not implemented (Qwen's sliding-window layers below the context of ${maxContext} are refused)`
     : undefined;
+
+const windowValue: KeyRule = (v) =>
+  isNullish(v) || (Number.isInteger(v) && (v as number) > 0) ? undefined : `expected a positive integer or null, found ${JSON.stringify(v)}`;
+
+const layerTypes: KeyRule = (v, json) => {
+  if (isNullish(v)) return undefined;
+  if (!Array.isArray(v) || !v.every((t) => t === "sliding_attention" || t === "full_attention")) {
+    return `${JSON.stringify(v)} is not implemented (layer types other than sliding_attention and full_attention)`;
+  }
+  return v.length === Number(json["num_hidden_layers"]) ? undefined : `${v.length} entries for ${String(json["num_hidden_layers"])} layers`;
+};
+
+const softcap: KeyRule = (v) =>
+  isNullish(v) || (typeof v === "number" && v > 0) ? undefined : `expected a positive number or null, found ${JSON.stringify(v)}`;
+
+/** Keys of both Gemma text models (Gemma2Config, Gemma3TextConfig): read below, or without effect on the logits. */
+const gemmaKeys: Readonly<Record<string, KeyRule>> = {
+  query_pre_attn_scalar: (v) => (isNullish(v) || (typeof v === "number" && v > 0) ? undefined : `expected a positive number, found ${JSON.stringify(v)}`),
+  sliding_window: windowValue,
+  // gemma-2 checkpoints repeat the window here; transformers reads sliding_window only
+  sliding_window_size: (v, json) =>
+    isNullish(v) || v === json["sliding_window"] ? undefined : `${JSON.stringify(v)} differs from sliding_window ${JSON.stringify(json["sliding_window"])}`,
+  layer_types: layerTypes,
+  attn_logit_softcapping: softcap,
+  final_logit_softcapping: softcap,
+  hidden_activation: (v) =>
+    isNullish(v) || v === "gelu_pytorch_tanh" ? undefined : `${JSON.stringify(v)} is not implemented (GeGLU with gelu_pytorch_tanh)`,
+  // Gemma's MLP reads hidden_activation; 4.x configs also carry hidden_act, which it does not read
+  hidden_act: true,
+  attention_bias: mustBe(false, "biases on q/k/v/o projections"),
+  use_bidirectional_attention: mustBe(false, "bidirectional attention"),
+  cache_implementation: true,
+};
 
 /** Qwen2/Qwen3: a window applies only with use_sliding_window, and only to layers ≥ max_window_layers. */
 const qwenWindowKeys: Readonly<Record<string, KeyRule>> = {
@@ -237,6 +279,15 @@ interface ArchitectureRules {
   readonly qkNorm: boolean;
 }
 
+/** Gemma config classes' defaults for the fields their parser reads (transformers 5.x Gemma2Config, Gemma3TextConfig). */
+const GEMMA_DEFAULTS: Readonly<Record<string, {
+  headDim: number; queryPreAttnScalar: number; slidingWindow: number; attnSoftcap: number | null; finalSoftcap: number | null;
+  ropeTheta: number; localRopeTheta: number | null; pattern: number;
+}>> = {
+  gemma2: { headDim: 256, queryPreAttnScalar: 256, slidingWindow: 4096, attnSoftcap: 50, finalSoftcap: 30, ropeTheta: 10000, localRopeTheta: null, pattern: 2 },
+  gemma3_text: { headDim: 256, queryPreAttnScalar: 256, slidingWindow: 4096, attnSoftcap: null, finalSoftcap: null, ropeTheta: 1_000_000, localRopeTheta: 10000, pattern: 6 },
+};
+
 const HF_ARCHITECTURES: Readonly<Record<string, ArchitectureRules>> = {
   llama: {
     defaults: { rmsNormEps: 1e-6, maxContext: 2048 },
@@ -253,8 +304,8 @@ const HF_ARCHITECTURES: Readonly<Record<string, ArchitectureRules>> = {
     keys: {
       // MistralAttention has no biases whatever it says (a bias tensor in the file is refused with the tensors)
       attention_bias: true,
-      // MistralConfig's default window is 4096: an absent key is checked below
-      sliding_window: (v, json) => refuseWindow(v, Number(json["max_position_embeddings"] ?? 4096 * 32)),
+      // every layer attends through it; MistralConfig's default (absent key) is 4096
+      sliding_window: windowValue,
     },
     qkvBias: "never",
     qkNorm: false,
@@ -269,6 +320,24 @@ const HF_ARCHITECTURES: Readonly<Record<string, ArchitectureRules>> = {
   qwen3: {
     defaults: { numKvHeads: 32, headDim: 128, rmsNormEps: 1e-6, maxContext: 32768 },
     keys: { ...qwenWindowKeys, attention_bias: mustBe(false, "biases on q/k/v/o projections") },
+    qkvBias: "never",
+    qkNorm: true,
+  },
+  gemma2: {
+    defaults: { numKvHeads: 4, rmsNormEps: 1e-6, maxContext: 8192 },
+    keys: gemmaKeys,
+    qkvBias: "never",
+    qkNorm: false,
+  },
+  gemma3_text: {
+    defaults: { numKvHeads: 4, rmsNormEps: 1e-6, maxContext: 131_072 },
+    keys: {
+      ...gemmaKeys,
+      rope_local_base_freq: true,
+      // 4.x: the layer pattern (every n-th layer global); 5.x writes layer_types and a private copy of it
+      sliding_window_pattern: (v) => (isNullish(v) || (Number.isInteger(v) && (v as number) > 0) ? undefined : `expected a positive integer, found ${JSON.stringify(v)}`),
+      _sliding_window_pattern: true,
+    },
     qkvBias: "never",
     qkNorm: true,
   },
@@ -297,9 +366,10 @@ function ropeFromHf(
   json: Readonly<Record<string, unknown>>,
   path: string,
   maxPositions: number,
+  dict?: { readonly name: string; readonly value: unknown },
 ): { theta: number; scaling: RopeScaling | undefined; maxContext: number } {
-  const scalingKey = json["rope_scaling"] ? "rope_scaling" : "rope_parameters";
-  const raw = json[scalingKey] ?? {};
+  const scalingKey = dict?.name ?? (json["rope_scaling"] ? "rope_scaling" : "rope_parameters");
+  const raw = (dict ? dict.value : json[scalingKey]) ?? {};
   if (typeof raw !== "object" || Array.isArray(raw)) {
     throw new ModelFileError(path, `${scalingKey}: expected an object or null, found ${JSON.stringify(raw)}`);
   }
@@ -423,33 +493,48 @@ export function llamaConfigFromHf(
     const problem = rule === true ? undefined : rule(value, json);
     if (problem !== undefined) throw new ModelFileError(path, `${key}: ${problem}`);
   }
-  if (architecture === "mistral" && !Object.hasOwn(json, "sliding_window")) {
-    const problem = refuseWindow(4096, field("max_position_embeddings", rules.defaults.maxContext));
-    if (problem) throw new ModelFileError(path, `sliding_window (absent: MistralConfig's default 4096): ${problem}`);
-  }
+  const gemma = GEMMA_DEFAULTS[architecture];
   const hiddenSize = field("hidden_size");
   const numHeads = field("num_attention_heads");
   const numKvHeads = field("num_key_value_heads", rules.defaults.numKvHeads ?? numHeads);
-  const headDim = field("head_dim", rules.defaults.headDim ?? hiddenSize / numHeads);
+  const headDim = field("head_dim", gemma?.headDim ?? rules.defaults.headDim ?? hiddenSize / numHeads);
   if (!Number.isInteger(headDim)) {
     throw new ModelFileError(path, `hidden_size ${hiddenSize} is not divisible by ${numHeads} heads`);
   }
   if (numHeads % numKvHeads !== 0) {
     throw new ModelFileError(path, `${numHeads} attention heads are not a multiple of ${numKvHeads} key/value heads`);
   }
-  const tie = json["tie_word_embeddings"];
-  if (!isNullish(tie) && typeof tie !== "boolean") {
-    throw new ModelFileError(path, `field tie_word_embeddings: expected a boolean, found ${JSON.stringify(tie)}`);
+  const tieValue = json["tie_word_embeddings"];
+  if (!isNullish(tieValue) && typeof tieValue !== "boolean") {
+    throw new ModelFileError(path, `field tie_word_embeddings: expected a boolean, found ${JSON.stringify(tieValue)}`);
   }
-  // transformers' default is false; without lm_head.weight it would draw a random output layer
+  // transformers' default is false, except Gemma's config classes (true: their hub configs omit the key)
+  const tie = isNullish(tieValue) ? gemma !== undefined : tieValue;
+  // untied without lm_head.weight, transformers would draw a random output layer
   if (tie !== true && !shapes.hasLmHead) {
-    throw new ModelFileError(path, `tie_word_embeddings is ${tie === false ? "false" : "absent (false)"} but the checkpoint has no lm_head.weight`);
+    throw new ModelFileError(path, `tie_word_embeddings is ${tieValue === false ? "false" : "absent (false)"} but the checkpoint has no lm_head.weight`);
   }
   const maxPositions = field("max_position_embeddings", rules.defaults.maxContext);
-  const rope = ropeFromHf(json, path, maxPositions);
+  const numLayers = field("num_hidden_layers");
+  const layerWindows = windowsFromHf(json, architecture, numLayers, gemma?.slidingWindow);
+  // Gemma 3: the global layers' RoPE (scaled) and the local layers' own base (unscaled), per layer type
+  const perType = gemma?.localRopeTheta != null ? gemmaRope(json, path, maxPositions, gemma.ropeTheta, gemma.localRopeTheta) : null;
+  const rope = perType?.global ?? ropeFromHf(gemma ? { rope_theta: gemma.ropeTheta, ...json } : json, path, maxPositions);
+  const gemmaFields = gemma
+    ? {
+        sandwichNorms: true,
+        mlpActivation: "gelu-tanh" as const,
+        // transformers: torch.tensor(hidden ** 0.5) (float32), then .to(embedding dtype): rounded by the loader
+        embeddingScale: Math.fround(Math.sqrt(hiddenSize)),
+        attentionScale: Math.fround(field("query_pre_attn_scalar", gemma.queryPreAttnScalar) ** -0.5),
+        ...optionalCap("attentionSoftcap", json["attn_logit_softcapping"], gemma.attnSoftcap, "attn_logit_softcapping"),
+        ...optionalCap("finalSoftcap", json["final_logit_softcapping"], gemma.finalSoftcap, "final_logit_softcapping"),
+        ...(perType ? { localRope: { theta: perType.local.theta, ...(perType.local.scaling ? { scaling: perType.local.scaling } : {}) } } : {}),
+      }
+    : {};
   return {
     architecture,
-    numLayers: field("num_hidden_layers"),
+    numLayers,
     hiddenSize,
     intermediateSize: field("intermediate_size"),
     numHeads,
@@ -463,6 +548,70 @@ export function llamaConfigFromHf(
     qkvBias: rules.qkvBias === "always",
     ...(rope.scaling ? { ropeScaling: rope.scaling } : {}),
     ...(rules.qkNorm ? { qkNorm: true } : {}),
+    ...(layerWindows ? { layerWindows } : {}),
+    ...gemmaFields,
+  };
+}
+
+/** `{ [name]: cap }` for a soft cap given (or defaulted) as a positive number; nothing when null. */
+function optionalCap(name: "attentionSoftcap" | "finalSoftcap", value: unknown, fallback: number | null, _key: string): Record<string, number> {
+  const cap = value === undefined ? fallback : (value as number | null);
+  return cap === null ? {} : { [name]: cap };
+}
+
+/**
+ * Per layer, its sliding window or null, as transformers builds the mask: Mistral puts `sliding_window` (absent:
+ * 4096) on every layer; Gemma on the layers `layer_types` calls sliding_attention, or when absent every layer but
+ * each `sliding_window_pattern`-th (Gemma 2: every other, starting with layer 0; Gemma 3: five of six). Null when
+ * no layer has a window.
+ */
+function windowsFromHf(
+  json: Readonly<Record<string, unknown>>,
+  architecture: string,
+  numLayers: number,
+  gemmaWindow: number | undefined,
+): (number | null)[] | null {
+  if (architecture === "mistral") {
+    const w = Object.hasOwn(json, "sliding_window") ? (json["sliding_window"] as number | null) : 4096;
+    return w === null ? null : Array.from({ length: numLayers }, () => w);
+  }
+  if (gemmaWindow === undefined) return null;
+  const w = isNullish(json["sliding_window"]) ? (json["sliding_window"] === null ? null : gemmaWindow) : (json["sliding_window"] as number);
+  if (w === null) return null;
+  const pattern = Number(json["sliding_window_pattern"] ?? GEMMA_DEFAULTS[architecture].pattern);
+  const types = Array.isArray(json["layer_types"])
+    ? (json["layer_types"] as string[])
+    : Array.from({ length: numLayers }, (_, i) => ((i + 1) % pattern !== 0 ? "sliding_attention" : "full_attention"));
+  return types.map((t) => (t === "sliding_attention" ? w : null));
+}
+
+/**
+ * Gemma 3's RoPE per layer type. 5.x: `rope_parameters` = { full_attention: {…}, sliding_attention: {…} }. 4.x:
+ * `rope_theta` and `rope_scaling` for the global layers, `rope_local_base_freq` for the local ones (unscaled).
+ */
+function gemmaRope(
+  json: Readonly<Record<string, unknown>>,
+  path: string,
+  maxPositions: number,
+  globalTheta: number,
+  localTheta: number,
+): { global: ReturnType<typeof ropeFromHf>; local: ReturnType<typeof ropeFromHf> } {
+  const params = json["rope_parameters"];
+  if (params && typeof params === "object" && !Array.isArray(params) && ("full_attention" in params || "sliding_attention" in params)) {
+    const p = params as Record<string, unknown>;
+    for (const name of Object.keys(p)) {
+      if (name !== "full_attention" && name !== "sliding_attention") throw new ModelFileError(path, `rope_parameters.${name} is not implemented (layer types other than sliding_attention and full_attention)`);
+    }
+    return {
+      global: ropeFromHf({ rope_theta: globalTheta }, path, maxPositions, { name: "rope_parameters.full_attention", value: p["full_attention"] }),
+      local: ropeFromHf({ rope_theta: localTheta }, path, maxPositions, { name: "rope_parameters.sliding_attention", value: p["sliding_attention"] }),
+    };
+  }
+  const local = json["rope_local_base_freq"];
+  if (!isNullish(local) && typeof local !== "number") throw new ModelFileError(path, `field rope_local_base_freq: expected a number, found ${JSON.stringify(local)}`);
+  return {
+    global: ropeFromHf({ rope_theta: globalTheta, ...json }, path, maxPositions),
+    local: { theta: (local as number | undefined) ?? localTheta, scaling: undefined, maxContext: maxPositions },
   };
 }
 
@@ -511,7 +660,7 @@ export async function openSafetensors(dir: string): Promise<SafetensorsModel> {
   for (const [name, entry] of byHfName) {
     // rotary tables some older checkpoints saved: recomputed from the config, never read
     if (/\.rotary_emb\.inv_freq$/.test(name)) continue;
-    const ggufName = hfToGgufName(name);
+    const ggufName = hfToGgufName(name, config.architecture);
     if (ggufName === undefined) {
       throw new ModelFileError(entry.file, `tensor ${name} is not part of the ${config.architecture} forward pass implemented here; refusing to ignore it`);
     }
@@ -526,7 +675,31 @@ export async function openSafetensors(dir: string): Promise<SafetensorsModel> {
       throw new ModelFileError(entry.file, `tensor ${entry.name} has dtype ${entry.dtype}; supported: ${Object.keys(DTYPES).join(", ")}`);
     }
   }
-  return new SafetensorsWeights(dir, files, hfConfig, config, entries);
+  // Gemma's embedding scale is a float32 tensor cast to the embedding's dtype before the product
+  const embeddingDtype = entries.get("token_embd.weight")?.dtype as SafetensorsDtype | undefined;
+  const finalConfig = config.embeddingScale !== undefined && embeddingDtype !== undefined
+    ? { ...config, embeddingScale: roundToDtype(config.embeddingScale, embeddingDtype) }
+    : config;
+  return new SafetensorsWeights(dir, files, hfConfig, finalConfig, entries);
+}
+
+/** `x` (a float32 value) rounded to `dtype` as torch's `.to(dtype)` rounds: to nearest, ties to even. */
+export function roundToDtype(x: number, dtype: SafetensorsDtype): number {
+  const f32 = new Float32Array([x]);
+  const bits = new Uint32Array(f32.buffer);
+  if (dtype === "F32") return f32[0];
+  if (dtype === "BF16") {
+    const b = bits[0];
+    bits[0] = (((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16) >>> 0;
+    return f32[0];
+  }
+  // F16: keep 11 significant bits (normal range; Gemma's scales are far from the limits)
+  const exponent = Math.floor(Math.log2(Math.abs(f32[0])));
+  const ulp = 2 ** (exponent - 10);
+  const q = f32[0] / ulp;
+  const r = Math.round(q);
+  const even = Math.abs(q - Math.trunc(q)) === 0.5 ? 2 * Math.round(q / 2) : r;
+  return Math.fround(even * ulp);
 }
 
 class SafetensorsWeights implements SafetensorsModel {
@@ -559,6 +732,9 @@ class SafetensorsWeights implements SafetensorsModel {
     const bytes = readRange(entry.file, entry.fileOffset, entry.byteLength);
     const nElements = entry.shape.reduce((a, b) => a * b, 1);
     const data = dequantize(DTYPES[entry.dtype as SafetensorsDtype].ggml, bytes, nElements, `${name} (${entry.name})`);
+    // Gemma's RMSNorm multiplies by (1 + weight), in float32 (Gemma2RMSNorm: 1.0 + weight.float()); the pass
+    // multiplies by the stored weight, as llama.cpp's converter stores Gemma's norms (+1 added)
+    if (this.config.sandwichNorms && name.endsWith("norm.weight")) for (let i = 0; i < data.length; i++) data[i] = Math.fround(1 + data[i]);
     const tensor: Tensor = { name, shape: entry.shape, data };
     this.cache.set(name, tensor);
     return tensor;

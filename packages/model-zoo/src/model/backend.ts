@@ -6,7 +6,7 @@
  * cache's bookkeeping) is a few percent of a step.
  */
 import { attendReference, type AttentionArgs, type LayerAttentionStats } from "@razorkv/core";
-import { matmulTransposedReference, rmsNorm, swiglu } from "./ops.js";
+import { gegluTanh, matmulTransposedReference, rmsNorm, swiglu } from "./ops.js";
 
 export interface ComputeBackend {
   /** Short name for logs and benchmark rows, e.g. "typescript" or "native (openblas)". */
@@ -19,6 +19,8 @@ export interface ComputeBackend {
   rmsNorm(x: Float32Array, weight: Float32Array, out: Float32Array, rows: number, eps: number): void;
   /** gate ← silu(gate) ⊙ up, in place. */
   swiglu(gate: Float32Array, up: Float32Array): void;
+  /** gate ← gelu_tanh(gate) ⊙ up, in place (Gemma's GeGLU); absent: the TypeScript `gegluTanh`. */
+  gegluTanh?(gate: Float32Array, up: Float32Array): void;
 }
 
 export const typescriptBackend: ComputeBackend = {
@@ -27,4 +29,5 @@ export const typescriptBackend: ComputeBackend = {
   attend: attendReference,
   rmsNorm,
   swiglu,
+  gegluTanh,
 };

@@ -1,16 +1,19 @@
 /**
- * The Llama-family forward pass (Llama 2/3.x, Mistral, Qwen2/2.5, Qwen3, SmolLM): pre-norm decoder blocks of
- * RMSNorm → attention (RoPE with its long-context scaling, GQA, optional QKV bias, optional per-head q/k RMSNorm
- * before RoPE) → residual → RMSNorm → SwiGLU MLP → residual, then a final RMSNorm and the output projection (tied to
- * the embedding or not).
+ * The Llama-family forward pass (Llama 2/3.x, Mistral, Qwen2/2.5, Qwen3, SmolLM, Gemma 2/3 text): pre-norm decoder
+ * blocks of RMSNorm → attention (RoPE with its long-context scaling, GQA, optional QKV bias, optional per-head q/k
+ * RMSNorm before RoPE, optional sliding window and logit soft-capping) → [RMSNorm] → residual → RMSNorm → gated MLP
+ * (SwiGLU, or Gemma's GeGLU) → [RMSNorm] → residual, then a final RMSNorm and the output projection (tied to the
+ * embedding or not, Gemma 2's output soft-capping). The bracketed norms are Gemma's sandwich norms.
  *
  * Every token's keys and values go into a core `KvCache`, so each head's cache is ours to shape between calls:
- * prefill fills it, a policy compresses it, decode appends to it and attends over whatever it holds.
+ * prefill fills it, a policy compresses it, decode appends to it and attends over whatever it holds. The cache of a
+ * sliding-window layer is the model's own business: after every forward the pass drops what no later query of that
+ * layer can attend (core's `trimToWindows`), so such a head holds the last min(N, W) positions (DESIGN §3).
  */
-import { KvCache, type AttentionStatsRequest, type LayerAttentionStats } from "@razorkv/core";
+import { KvCache, trimToWindows, type AttentionStatsRequest, type CacheLayout, type LayerAttentionStats } from "@razorkv/core";
 import { typescriptBackend, type ComputeBackend } from "./backend.js";
 import { checkNoUnusedTensors } from "../formats/llama-tensors.js";
-import { addBias, addInPlace } from "./ops.js";
+import { addBias, addInPlace, gegluTanh, softcapInPlace } from "./ops.js";
 import { Rope } from "./rope.js";
 import type { LlamaConfig, ModelWeights } from "./types.js";
 
@@ -45,7 +48,9 @@ interface LayerWeights {
   bv: Float32Array | null;
   qNorm: Float32Array | null;
   kNorm: Float32Array | null;
+  postAttnNorm: Float32Array | null;
   ffnNorm: Float32Array;
+  postFfnNorm: Float32Array | null;
   wGate: Float32Array;
   wUp: Float32Array;
   wDown: Float32Array;
@@ -59,6 +64,9 @@ export class LlamaModel {
   private readonly output: Float32Array;
   private readonly layers: LayerWeights[];
   private readonly rope: Rope;
+  /** RoPE of the sliding-window layers when it differs (Gemma 3), else `rope`. */
+  private readonly localRope: Rope;
+  private readonly windows: readonly (number | null)[];
 
   constructor(weights: ModelWeights, backend: ComputeBackend = typescriptBackend) {
     const c = weights.config;
@@ -93,19 +101,30 @@ export class LlamaModel {
         bv: c.qkvBias ? t(p + "attn_v.bias", [kvDim]) : null,
         qNorm: c.qkNorm ? t(p + "attn_q_norm.weight", [c.headDim]) : null,
         kNorm: c.qkNorm ? t(p + "attn_k_norm.weight", [c.headDim]) : null,
+        postAttnNorm: c.sandwichNorms ? t(p + "post_attention_norm.weight", [c.hiddenSize]) : null,
         ffnNorm: t(p + "ffn_norm.weight", [c.hiddenSize]),
+        postFfnNorm: c.sandwichNorms ? t(p + "post_ffw_norm.weight", [c.hiddenSize]) : null,
         wGate: t(p + "ffn_gate.weight", [c.intermediateSize, c.hiddenSize]),
         wUp: t(p + "ffn_up.weight", [c.intermediateSize, c.hiddenSize]),
         wDown: t(p + "ffn_down.weight", [c.hiddenSize, c.intermediateSize]),
       });
     }
     this.rope = new Rope(c.headDim, c.ropeTheta, c.ropeScaling);
+    this.localRope = c.localRope ? new Rope(c.headDim, c.localRope.theta, c.localRope.scaling) : this.rope;
+    this.windows = c.layerWindows ?? Array.from({ length: c.numLayers }, () => null);
+    if (this.windows.length !== c.numLayers) throw new Error(`config: ${this.windows.length} layer windows for ${c.numLayers} layers`);
   }
 
-  /** An empty cache shaped for this model. */
+  /** The cache's layers and sliding windows, for budget arithmetic before any prefill (a dry run's checkFeasible). */
+  get cacheLayout(): CacheLayout {
+    const c = this.config;
+    return { numLayers: c.numLayers, numKvHeads: c.numKvHeads, layerWindows: this.windows };
+  }
+
+  /** An empty cache shaped for this model (sliding-window layers included). */
   newCache(): KvCache {
     const c = this.config;
-    return new KvCache({ numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim });
+    return new KvCache({ numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, layerWindows: c.layerWindows });
   }
 
   /** Full-attention prefill of `tokens` into a fresh cache. */
@@ -188,6 +207,8 @@ export class LlamaModel {
         x.set(this.embedding.subarray(id * H, (id + 1) * H), row * H);
       }
     }
+    // Gemma: × √hidden (already rounded to the embedding's dtype); each product rounds to float32, as torch's
+    if (c.embeddingScale !== undefined) for (let i = 0; i < x.length; i++) x[i] *= c.embeddingScale;
     const normed = new Float32Array(T * H);
     const q = new Float32Array(T * qDim);
     const k = new Float32Array(T * kvDim);
@@ -216,13 +237,14 @@ export class LlamaModel {
         backend.rmsNorm(q, w.qNorm, q, T * c.numHeads, c.rmsNormEps);
         backend.rmsNorm(k, w.kNorm, k, T * c.numKvHeads, c.rmsNormEps);
       }
+      const rope = this.windows[l] !== null ? this.localRope : this.rope;
       row = 0;
       for (const s of layout) {
         // per sequence: dynamic NTK scales by the length this sequence reaches, whatever the rest of the batch
         const n = s.tokens.length;
         const length = s.positions[n - 1] + 1;
-        this.rope.apply(q.subarray(row * qDim, (row + n) * qDim), c.numHeads, s.positions, length);
-        this.rope.apply(k.subarray(row * kvDim, (row + n) * kvDim), c.numKvHeads, s.positions, length);
+        rope.apply(q.subarray(row * qDim, (row + n) * qDim), c.numHeads, s.positions, length);
+        rope.apply(k.subarray(row * kvDim, (row + n) * kvDim), c.numKvHeads, s.positions, length);
         row += n;
       }
       row = 0;
@@ -237,21 +259,31 @@ export class LlamaModel {
           cache: s.cache, layer: l, numHeads: c.numHeads,
           queries: q.subarray(row * qDim, (row + n) * qDim), queryPositions: s.positions,
           out: attn.subarray(row * qDim, (row + n) * qDim), stats: options.stats,
+          ...(c.attentionScale !== undefined ? { scale: c.attentionScale } : {}),
+          ...(c.attentionSoftcap !== undefined ? { softcap: c.attentionSoftcap } : {}),
         });
         if (stats) stats[segment].push(layerStats);
         row += n;
       }
       mm(attn, w.wo, proj, T, H, qDim);
+      if (w.postAttnNorm) backend.rmsNorm(proj, w.postAttnNorm, proj, T, c.rmsNormEps);
       addInPlace(x, proj);
 
       backend.rmsNorm(x, w.ffnNorm, normed, T, c.rmsNormEps);
       mm(normed, w.wGate, gate, T, F, H);
       mm(normed, w.wUp, up, T, F, H);
-      backend.swiglu(gate, up);
+      if (c.mlpActivation === "gelu-tanh") (backend.gegluTanh ?? gegluTanh)(gate, up);
+      else backend.swiglu(gate, up);
       mm(gate, w.wDown, proj, T, H, F);
+      if (w.postFfnNorm) backend.rmsNorm(proj, w.postFfnNorm, proj, T, c.rmsNormEps);
       addInPlace(x, proj);
     }
-    for (const s of layout) s.cache.nextPosition += s.tokens.length;
+    for (const [segment, s] of layout.entries()) {
+      s.cache.nextPosition += s.tokens.length;
+      // sliding-window layers keep only what a later query can attend; the statistics follow the slots
+      const trimmed = trimToWindows(s.cache, stats?.[segment]);
+      if (stats && trimmed) stats[segment] = trimmed;
+    }
 
     const mode = options.logits ?? "last";
     if (mode === "none") return { logits: new Float32Array(0), stats };
@@ -269,6 +301,7 @@ export class LlamaModel {
     backend.rmsNorm(finalIn, this.outputNorm, finalNormed, rows.length, c.rmsNormEps);
     const logits = new Float32Array(rows.length * c.vocabSize);
     mm(finalNormed, this.output, logits, rows.length, c.vocabSize, H);
+    if (c.finalSoftcap !== undefined) softcapInPlace(logits, c.finalSoftcap);
     return { logits, stats };
   }
 }

@@ -44,6 +44,25 @@ export function swiglu(gate: Float32Array, up: Float32Array): void {
   }
 }
 
+/**
+ * gate ← gelu(gate) ⊙ up, in place, with the tanh approximation of gelu (GeGLU as Gemma runs it: transformers'
+ * gelu_pytorch_tanh, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))).
+ */
+export function gegluTanh(gate: Float32Array, up: Float32Array): void {
+  const c = Math.sqrt(2 / Math.PI);
+  for (let i = 0; i < gate.length; i++) {
+    const g = gate[i];
+    gate[i] = 0.5 * g * (1 + Math.tanh(c * (g + 0.044715 * g * g * g))) * up[i];
+  }
+}
+
+/** x → cap · tanh(x / cap), each step rounded to float32 as torch computes it (Gemma 2's logit soft-capping). */
+export function softcapInPlace(x: Float32Array, cap: number): void {
+  const f = Math.fround;
+  const c = f(cap);
+  for (let i = 0; i < x.length; i++) x[i] = f(f(Math.tanh(f(x[i] / c))) * c);
+}
+
 /** Adds `bias` to each of the rows of x ([rows × bias.length]). */
 export function addBias(x: Float32Array, bias: Float32Array, rows: number): void {
   const n = bias.length;

@@ -30,6 +30,32 @@ export interface LlamaConfig {
   readonly ropeScaling?: RopeScaling;
   /** Qwen3: RMSNorm over each head of q and k before RoPE (`blk.{i}.attn_{q,k}_norm.weight`, [headDim]). */
   readonly qkNorm?: boolean;
+  /**
+   * Per layer, its sliding window W (a query at p attends to positions (p − W, p], transformers' convention) or null
+   * for full attention: Mistral (every layer), Gemma 2 (even layers), Gemma 3 (five of six). Absent: all full.
+   */
+  readonly layerWindows?: readonly (number | null)[];
+  /**
+   * RoPE of the sliding-window layers when it differs from the others' (Gemma 3: `rope_local_base_freq`, unscaled,
+   * while the global layers carry the long-context scaling). Absent: every layer uses ropeTheta / ropeScaling.
+   */
+  readonly localRope?: { readonly theta: number; readonly scaling?: RopeScaling };
+  /**
+   * Gemma 2/3 blocks: RMSNorm also on the attention output and on the MLP output before each residual add
+   * (`blk.{i}.post_attention_norm.weight`, `blk.{i}.post_ffw_norm.weight`; `ffn_norm` is the pre-MLP norm).
+   * Norm weights are stored as the multiplier (Gemma's 1 + w, which its GGUF already holds).
+   */
+  readonly sandwichNorms?: boolean;
+  /** The gated MLP's activation: SwiGLU's silu (default) or GeGLU's tanh-approximated gelu (gelu_pytorch_tanh). */
+  readonly mlpActivation?: "silu" | "gelu-tanh";
+  /** Multiplies the token embedding (Gemma: √hidden, rounded to the embedding's dtype as transformers does). */
+  readonly embeddingScale?: number;
+  /** Softmax scale of attention logits; absent: 1/√headDim (Gemma: query_pre_attn_scalar^−½). */
+  readonly attentionScale?: number;
+  /** Gemma 2: attention logits x → cap · tanh(x / cap) before the softmax. */
+  readonly attentionSoftcap?: number;
+  /** Gemma 2: output logits x → cap · tanh(x / cap). */
+  readonly finalSoftcap?: number;
 }
 
 /**
