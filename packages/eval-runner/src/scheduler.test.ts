@@ -110,6 +110,27 @@ describe("answer-time memory", () => {
     expect(snap.reason).toMatch(/^t sample needle, cell snapkv@kvBudget 0\.2: snapkv has no decode-time eviction/);
     expect(isScored(rows.find((r) => r.policy === "full")!)).toBe(true);
   });
+
+  it("sliding-window layers: the promise counts the cache the model holds, nominal · full(P) + full(seen) − full(P)", async () => {
+    // layer 0's window binds at the prefill (64 < 512), layer 2's while the question is fed (512 ≤ 530 < 552)
+    const windowed = new LlamaModel(randomWeights(tinyConfig({ vocabSize: 64, numLayers: 3, layerWindows: [64, null, 530] }), 23));
+    const kv = windowed.config.numKvHeads;
+    const full = (x: number) => (Math.min(x, 64) + x + Math.min(x, 530)) * kv;
+    for (const protocol of ["append", "hold-budget"] as const) {
+      const rows = runSample(context("query-agnostic", windowed, protocol), needle, await cells([["full", {}], ["streamingllm", {}], ["h2o", {}]], [kvBudget(0.3)]));
+      for (const r of scored(rows)) {
+        const nominal = r.budgetNominal;
+        const expected = protocol === "hold-budget" ? nominal * full(552) : nominal * full(512) + full(552) - full(512);
+        const held = r.budgetAnswer * full(552);
+        // layer 2's compressed heads may hold up to 552 − 530 more each under append (what the window has not yet dropped)
+        expect(held, `${protocol} ${r.cell}`).toBeGreaterThanOrEqual(expected - 3 * kv);
+        expect(held, `${protocol} ${r.cell}`).toBeLessThanOrEqual(expected + (protocol === "append" ? 22 * kv : 0) + 3 * kv);
+        // the full cache is the model's: windows at their bound, budget 1
+        if (r.policy === "full") expect(r.budgetAnswer).toBe(1);
+      }
+      expect(scored(rows).map((r) => r.policy)).toEqual(["full", "streamingllm", "h2o"]);
+    }
+  });
 });
 
 describe("infeasible cells are rows, not crashes", () => {
