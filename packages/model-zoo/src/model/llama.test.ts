@@ -17,6 +17,15 @@ describe("LlamaModel forward pass", () => {
     "Qwen3-style q/k norm, head_dim ≠ hidden/heads": tinyConfig({ qkNorm: true, headDim: 16 }),
     "llama3 RoPE scaling": tinyConfig({ ropeScaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 16 } }),
     "YaRN": tinyConfig({ ropeScaling: { type: "yarn", factor: 4, originalContext: 8, betaFast: 32, betaSlow: 1, attentionFactor: 1.2, truncate: true } }),
+    "Mistral-style window 5 on every layer (binds within the prefill)": tinyConfig({ layerWindows: [5, 5] }),
+    "Gemma 2-style: local/global, soft caps, GeGLU, sandwich norms, embedding scale": tinyConfig({
+      layerWindows: [4, null], sandwichNorms: true, mlpActivation: "gelu-tanh", embeddingScale: Math.fround(Math.sqrt(48)),
+      attentionScale: Math.fround(1 / 4), attentionSoftcap: 3, finalSoftcap: 5,
+    }),
+    "Gemma 3-style: local RoPE base apart, q/k norm, global scaling": tinyConfig({
+      layerWindows: [6, null], localRope: { theta: 100 }, qkNorm: true, ropeScaling: { type: "linear", factor: 4 }, sandwichNorms: true,
+      mlpActivation: "gelu-tanh",
+    }),
   };
   for (const [name, config] of Object.entries(configs)) {
     it(`${name}: prefill then decode equals one prefill over the whole sequence`, () => {
@@ -31,9 +40,36 @@ describe("LlamaModel forward pass", () => {
         expect(maxAbsDiff(logits, whole.logits.subarray(i * V, (i + 1) * V))).toBeLessThan(1e-4);
       }
       expect(part.cache.nextPosition).toBe(tokens.length);
-      expect(part.cache.head(1, 0).length).toBe(tokens.length);
+      const window = config.layerWindows?.[1] ?? null;
+      expect(part.cache.head(1, 0).length).toBe(window === null ? tokens.length : Math.min(window, tokens.length));
+      if (config.layerWindows?.[0]) expect(part.cache.head(0, 1).length).toBe(config.layerWindows[0]);
     });
   }
+
+  it("sliding windows: a batch of caches trims each by its own length; the statistics follow the kept slots", () => {
+    const config = tinyConfig({ layerWindows: [4, null] });
+    const model = new LlamaModel(randomWeights(config, 5));
+    const a = model.prefill([1, 2, 3, 4, 5, 6, 7], { stats: { accumulated: true } });
+    expect(a.cache.head(0, 0).length).toBe(4);
+    expect(a.stats![0].accumulated![0].length).toBe(4);
+    expect(a.stats![1].accumulated![0].length).toBe(7);
+    const b = model.prefill([8, 9]);
+    const batch = model.extendBatch([a.cache, b.cache], [[10, 11], [12, 13, 14]], { stats: { accumulated: true } });
+    expect(a.cache.head(0, 1).positions.subarray(0, 4)).toEqual(Int32Array.of(5, 6, 7, 8));
+    expect(b.cache.head(0, 1).positions.subarray(0, 4)).toEqual(Int32Array.of(1, 2, 3, 4));
+    expect(batch.stats![0][0].accumulated![0].length).toBe(4);
+    expect(batch.stats![1][1].accumulated![0].length).toBe(5);
+    expect(a.cache.fullEntryCount()).toBe(2 * 4 + 2 * 9);
+  });
+
+  it("changing the window changes the logits once it binds, not before", () => {
+    const tokens = [3, 14, 15, 92, 65, 35, 89, 79, 32, 38];
+    const V = 97;
+    const full = new LlamaModel(randomWeights(tinyConfig(), 9)).prefill(tokens, { logits: "all" }).logits;
+    const windowed = new LlamaModel(randomWeights(tinyConfig({ layerWindows: [4, 4] }), 9)).prefill(tokens, { logits: "all" }).logits;
+    expect(maxAbsDiff(full.subarray(0, 4 * V), windowed.subarray(0, 4 * V))).toBe(0);
+    expect(maxAbsDiff(full.subarray(4 * V), windowed.subarray(4 * V))).toBeGreaterThan(1e-3);
+  });
 
   it("position matters: the same token at another position gives other logits (RoPE is applied)", () => {
     const model = new LlamaModel(randomWeights(tinyConfig(), 3));

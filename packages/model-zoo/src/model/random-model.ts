@@ -51,6 +51,10 @@ export function randomWeights(config: LlamaConfig, seed = 1): ModelWeights {
       add(p + "attn_k_norm.weight", [c.headDim], 0.1, 1);
     }
     add(p + "attn_output.weight", [c.hiddenSize, qDim], lin(qDim));
+    if (c.sandwichNorms) {
+      add(p + "post_attention_norm.weight", [c.hiddenSize], 0.1, 1);
+      add(p + "post_ffw_norm.weight", [c.hiddenSize], 0.1, 1);
+    }
     if (c.qkvBias) {
       add(p + "attn_q.bias", [qDim], 0.1);
       add(p + "attn_k.bias", [kvDim], 0.1);
