@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
 import { describe, expect, it } from "vitest";
 import {
-  chartMeta, isScored, needleSpecs, parseResultRow, RESULT_COLUMNS, retentionTableMarkdown, scoreSpecs, scoreTableMarkdown, summarizeRows,
+  chartMeta, isScored, needleSpecs, pairedTableMarkdown, parseResultRow, RESULT_COLUMNS, retentionTableMarkdown, scoreSpecs, scoreTableMarkdown, summarizeRows,
   type ResultRow, type Summary, type VegaLiteSpec,
 } from "@razorkv/report";
 import { registerMissing, SHARED_DIR, sharedDataMissing } from "@razorkv/core/testing";
@@ -193,6 +193,8 @@ for (const name of ["razor-vs-baselines", "razor-ablations"]) {
         const summary = summarizeRows(readCsv(file("results.csv")), name);
         expect(readme).toContain(retentionTableMarkdown(summary, "niah-single"));
         for (const mode of ["query-agnostic", "query-aware"]) expect(readme).toContain(scoreTableMarkdown(summary, "niah-single", mode));
+        // the headline comparisons are paired: the README holds the whole paired table its prose quotes from
+        expect(readme).toContain(pairedTableMarkdown(readCsv(file("results.csv")), { task: "niah-single", policy: "razor" }));
       });
     }
   });
