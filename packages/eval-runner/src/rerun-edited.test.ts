@@ -3,17 +3,15 @@
  * edit changed, keeps the others, and leaves nothing stale in results.jsonl, results.csv or the report's input.
  * The recomputed rows equal a fresh run's of the edited manifest, bit for bit. Runs the real CLI on the real model.
  */
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
 import { describe, expect, it } from "vitest";
 import { registerMissing } from "@razorkv/core/testing";
 import { resolveModelRef } from "@razorkv/model-zoo";
+import { runManifest } from "./testing/run-cli.js";
 
-const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const realModel = await resolveModelRef("smollm2-135m-instruct", { offline: true }).catch((error: Error) => error);
 const dir = mkdtempSync(join(tmpdir(), "razorkv-rerun-"));
 
@@ -39,11 +37,6 @@ output: ${join(dir, output)}
   return path;
 }
 
-function run(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [cli, "run", path, "--no-report"], (error, _out, stderr) => (error ? reject(new Error(stderr)) : resolve(stderr)));
-  });
-}
 
 type CsvRow = Record<string, string>;
 const csv = (folder: string): CsvRow[] => parse(readFileSync(join(dir, folder, "results.csv"), "utf8"), { columns: true }) as CsvRow[];
@@ -52,11 +45,11 @@ const jsonl = (folder: string) => readFileSync(join(dir, folder, "results.jsonl"
 describe("rerunning an edited manifest (real model)", () => {
   if (realModel instanceof Error) return registerMissing("SmolLM2-135M-Instruct in the hub cache", realModel.message);
   it("recomputes only the edited policy's rows, which equal a fresh run's", async () => {
-    await run(manifest(16, "edited"));
+    await runManifest(manifest(16, "edited"));
     const before = csv("edited");
     expect(before).toHaveLength(4 * 5); // 4 samples × (full + 2 × streamingllm + 2 × snapkv)
 
-    const log = await run(manifest(24, "edited"));
+    const log = await runManifest(manifest(24, "edited"));
     expect(log).toMatch(/computed 8 rows, kept 12 from .*results\.jsonl/); // snapkv's 2 budgets × 4 samples
     const after = csv("edited");
     const snap = after.filter((r) => r.policy === "snapkv");
@@ -69,7 +62,7 @@ describe("rerunning an edited manifest (real model)", () => {
     expect(others(after)).toEqual(others(before));
 
     // recomputing a subset of a sample's cells gives the bits a whole sweep gives
-    await run(manifest(24, "fresh"));
+    await runManifest(manifest(24, "fresh"));
     expect(after).toEqual(csv("fresh"));
   }, 600_000);
 });

@@ -2,16 +2,15 @@
  * An experiment killed with SIGKILL halfway and rerun ends with the same results.csv as an uninterrupted run, row
  * for row, and results.jsonl holds each row once. Runs the real CLI on the real model (small contexts).
  */
-import { spawn, execFile } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { registerMissing } from "@razorkv/core/testing";
 import { resolveModelRef } from "@razorkv/model-zoo";
+import { CLI, runManifest } from "./testing/run-cli.js";
 
-const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const realModel = await resolveModelRef("smollm2-135m-instruct", { offline: true }).catch((error: Error) => error);
 
 const dir = mkdtempSync(join(tmpdir(), "razorkv-resume-"));
@@ -37,11 +36,6 @@ output: ${join(dir, name)}
   return path;
 }
 
-function runToEnd(path: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [cli, "run", path, "--no-report"], (error, _out, stderr) => (error ? reject(new Error(stderr)) : resolve()));
-  });
-}
 
 function lines(path: string): string[] {
   return existsSync(path) ? readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "") : [];
@@ -50,14 +44,14 @@ function lines(path: string): string[] {
 describe("resuming an interrupted experiment (real model)", () => {
   if (realModel instanceof Error) return registerMissing("SmolLM2-135M-Instruct in the hub cache", realModel.message);
   it("SIGKILL halfway, rerun: results.csv equals an uninterrupted run's, no row lost or duplicated", async () => {
-    await runToEnd(manifest("whole"));
+    await runManifest(manifest("whole"));
     const expected = readFileSync(join(dir, "whole", "results.csv"), "utf8");
     const totalRows = lines(join(dir, "whole", "results.jsonl")).length;
     expect(totalRows).toBe(10 * 7); // (2 depths × 3 + 4) samples × 7 cells
 
     const path = manifest("killed");
     const jsonl = join(dir, "killed", "results.jsonl");
-    const child = spawn(process.execPath, [cli, "run", path, "--no-report"], { stdio: "ignore" });
+    const child = spawn(process.execPath, [CLI, "run", path, "--no-report"], { stdio: "ignore" });
     await new Promise<void>((resolve, reject) => {
       const timer = setInterval(() => {
         if (lines(jsonl).length >= totalRows / 2) {
@@ -75,7 +69,7 @@ describe("resuming an interrupted experiment (real model)", () => {
     expect(atKill).toBeLessThan(totalRows);
     expect(existsSync(join(dir, "killed", "results.csv"))).toBe(false);
 
-    await runToEnd(path);
+    await runManifest(path);
     const rows = lines(jsonl).map((l) => JSON.parse(l) as { sampleId: string; cell: string; task: string });
     const keys = rows.map((r) => `${r.task}|${r.sampleId}|${r.cell}`);
     expect(new Set(keys).size).toBe(keys.length);

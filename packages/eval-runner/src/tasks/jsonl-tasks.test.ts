@@ -6,19 +6,13 @@ import { RazorkvError } from "@razorkv/core";
 import { registerMissing, SHARED_DIR, sharedDataMissing } from "@razorkv/core/testing";
 import { longBenchMetric, readLongBench, readRuler, truncateMiddle } from "./jsonl-tasks.js";
 import { encodeSegment, segmentPieces, segmentText } from "./prompt.js";
+import { segmentChars } from "./testing/segments.js";
 import { WordTokenizer } from "./testing/word-tokenizer.js";
 import type { GenerationMetric, GenerationTarget, Segment } from "./types.js";
 import { scoreGeneration } from "../metrics/score.js";
 
 const MULTI_NEWS = join(SHARED_DIR, "data", "longbench", "multi_news.jsonl");
-/** A segment's characters; it must hold no ids piece. */
-const text = (s: Segment): string =>
-  segmentPieces(s)
-    .map((p) => {
-      if (p.ids !== undefined) throw new Error("expected template and text pieces only");
-      return p.template ?? p.text;
-    })
-    .join("");
+const text = segmentChars;
 
 const dir = mkdtempSync(join(tmpdir(), "razorkv-jsonl-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -6,6 +6,7 @@ import { RazorkvError } from "@razorkv/core";
 import { registerMissing, SHARED_DIR, sharedDataMissing } from "@razorkv/core/testing";
 import { generateNiahMultiKey, generateNiahSingle, generatePasskey, NIAH_CITIES, type NiahParams } from "./needle-tasks.js";
 import { countTokens, segmentPieces } from "./prompt.js";
+import { segmentChars } from "./testing/segments.js";
 import { WordTokenizer } from "./testing/word-tokenizer.js";
 import type { GenerationTarget, Sample, Segment, TaskTokenizer } from "./types.js";
 
@@ -13,14 +14,7 @@ const PG_ESSAYS = join(SHARED_DIR, "data", "paul-graham-essays");
 const LENGTHS = [1024, 2048, 4096];
 const DEPTHS = [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1];
 
-/** A segment's characters; it must hold no ids piece. */
-const text = (s: Segment): string =>
-  segmentPieces(s)
-    .map((p) => {
-      if (p.ids !== undefined) throw new Error("expected template and text pieces only");
-      return p.template ?? p.text;
-    })
-    .join("");
+const text = segmentChars;
 
 function occurrences(haystack: string, needle: string): number {
   return haystack.split(needle).length - 1;
