@@ -156,8 +156,7 @@ describe("arguments as npm and pnpm pass them", () => {
   it("razorkv --help and every command's help list every option with its default", async () => {
     const r = await run(["--help"]);
     expect(r.code).toBe(0);
-    // report's --markdown and --paired are flags without a default to state; the other commands say one for each
-    for (const command of ["generate", "ppl", "calibrate", "new-policy", "run", "doctor"]) {
+    for (const command of ["generate", "ppl", "calibrate", "new-policy", "run", "report", "doctor"]) {
       const own = await run([command, "--help"]);
       expect(r.stdout).toContain(own.stdout.replace(/^Usage: /, "").trim());
       const options = own.stdout.split("Options:")[1].split(/\n(?=  -)/).filter((o) => o.trim() !== "" && !o.includes("--help"));

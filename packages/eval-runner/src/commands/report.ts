@@ -1,7 +1,8 @@
 /**
  * `razorkv report <results-folder>`: renders <results-folder>/report.html from the files an experiment wrote
- * (results.jsonl, summary.json, profiles/*.json; @razorkv/report reads nothing else) and prints its path. The page is
- * self-contained: it opens from disk with no network. `--markdown` prints the summary's tables instead, for a README.
+ * (results.jsonl, summary.json, profiles/*.json; @razorkv/report reads nothing else) and prints its path as one JSON
+ * line. The page is self-contained: it opens from disk with no network. `--markdown` prints the summary's tables
+ * instead, for a README.
  */
 import { Command } from "commander";
 import { RazorkvError } from "@razorkv/core";
@@ -33,8 +34,8 @@ export function reportCommand(): Command {
   return new Command("report")
     .description("render <results-folder>/report.html (self-contained, opens offline) from an experiment's result files")
     .argument("<results-folder>", "an experiment's output folder, the one holding results.jsonl")
-    .option("--markdown", "print Markdown tables of the summary (score vs budget, smallest budget keeping 95% of Full) instead")
-    .option("--paired <label>", "with --markdown: also the paired tests of policy <label> against every other policy of each task")
+    .option("--markdown", "print Markdown tables of the summary (score vs budget, smallest budget keeping 95% of Full) instead (default: render report.html)")
+    .option("--paired <label>", "with --markdown: also the paired tests of policy <label> against every other policy of each task (default: none)")
     .action(async (folder: string, options: { markdown?: boolean; paired?: string }) => {
       try {
         if (options.paired !== undefined && !options.markdown) throw new RazorkvError("--paired: only with --markdown (report.html always holds the paired tests)");
@@ -47,7 +48,7 @@ export function reportCommand(): Command {
           process.stdout.write(summaryMarkdown(data.summary, data.rows, options.paired));
           return;
         }
-        process.stdout.write(`report: ${await renderReport(folder)}\n`);
+        process.stdout.write(JSON.stringify({ report: await renderReport(folder) }) + "\n");
       } catch (error) {
         // missing folder or file, a line that is not JSON (file:line), a field of the wrong type: the user's to fix
         if (error instanceof ReportInputError) throw new RazorkvError(error.message);
