@@ -58,4 +58,21 @@ describe("findInfeasible (what --dry-run lists)", () => {
     // the same words, the run's prefixed with the task and cell
     recorded.forEach((r, i) => expect(r.reason).toBe(`t sample s40, cell ${r.cell}: ${listed[i].firstReason.replace(/^sample s40: /, "")}`));
   });
+
+  it("sees sliding windows: a budget below what the windowed layers alone hold is refused alike by the dry run and the run", async () => {
+    // layer 0 attends through an 8-token window, layer 1 to everything: at 40 tokens the model holds 2·8 + 2·40 entries
+    const windowed = new LlamaModel(randomWeights(tinyConfig({ vocabSize: 64, numLayers: 2, layerWindows: [8, null] }), 6));
+    const cells = [await cell("streamingllm", {}, kvBudget(0.1)), await cell("streamingllm", {}, kvBudget(0.5))];
+    const lm = { model: windowed, tokenizer } as unknown as LanguageModel;
+    const listed = findInfeasible(lm, [{ task: "t", sample, mode: "query-agnostic" }], cells);
+    expect(listed.map((c) => c.cell)).toEqual(["streamingllm@kvBudget 0.1"]);
+    expect(listed[0].firstReason).toMatch(/below what the model itself holds: the sliding-window layers hold 16 of the 96 entries/);
+    const rows = runSample(
+      { experiment: "x", modelRef: "tiny", modelDigest: "0".repeat(64), model: windowed, tokenizer, task: "t", mode: "query-agnostic", protocol: "append" },
+      sample,
+      cells.map((c) => ({ cell: c, key: c.id })),
+    );
+    expect(rows.map((r) => r.status)).toEqual(["infeasible", "ok"]);
+    expect((rows[0] as InfeasibleRow).reason).toBe(`t sample s40, cell streamingllm@kvBudget 0.1: ${listed[0].firstReason.replace(/^sample s40: /, "")}`);
+  });
 });

@@ -1,6 +1,7 @@
 /**
  * What `--dry-run` can know before anything runs: every (cell × sample) that will be an infeasible row, from the
- * prefill length alone (the policies' `checkFeasible`, the same check `compress` makes) and the model's context.
+ * prefill length and the model's cache layout (sliding windows) alone — the policies' `checkFeasible`, the same check
+ * `compress` makes — and the model's context.
  */
 import { checkFeasible, RazorkvError } from "@razorkv/core";
 import type { LanguageModel } from "@razorkv/model-zoo";
@@ -40,7 +41,7 @@ export function findInfeasible(lm: LanguageModel, units: readonly SampleUnit[], 
       let reason = tooLong;
       if (reason === null) {
         try {
-          checkFeasible(cell.policy, prefill, cell.budget);
+          checkFeasible(cell.policy, prefill, cell.budget, lm.model.cacheLayout);
         } catch (error) {
           if (!(error instanceof RazorkvError)) throw error;
           reason = error.message;

@@ -106,7 +106,7 @@ export function runSample(ctx: SampleContext, sample: Sample, cells: readonly Ke
   const infeasible = (c: KeyedCell, budgetNominal: number, reason: string): InfeasibleRow => ({
     ...identity(c), budgetNominal, status: "infeasible", reason,
   });
-  const requested = (c: KeyedCell) => nominalKvBudgetOf(c.cell.policy, prefillIds.length, c.cell.budget);
+  const requested = (c: KeyedCell) => nominalKvBudgetOf(c.cell.policy, prefillIds.length, c.cell.budget, model.cacheLayout);
 
   const answerRoom = target.kind === "generate" ? target.maxNewTokens : continuationIds.length;
   if (promptTokens + answerRoom > model.config.maxContext) {
