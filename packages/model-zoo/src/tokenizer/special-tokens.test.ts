@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gguf } from "@huggingface/gguf";
 import { beforeAll, describe, expect, it } from "vitest";
 import { tokenizerFromJsonObject } from "./from-json.js";
 import { tokenizerFromGguf } from "./gguf.js";
+import { SMOLLM2_GGUF, SMOLLM2_TOKENIZER_JSON } from "./smollm2-files.testing.js";
 import type { TokenizerJson } from "./hf-backed.js";
 import type { Tokenizer } from "./types.js";
 
@@ -13,18 +13,8 @@ import type { Tokenizer } from "./types.js";
 // fixture is written by tools/parity/special_tokens_reference.py, whose header says how to regenerate it.
 
 const here = dirname(fileURLToPath(import.meta.url));
-const repoRoot = resolve(here, "../../../..");
-const shared = process.env.RAZORKV_SHARED ?? join(repoRoot, "..", "shared");
-const hubCache =
-  process.env.HF_HUB_CACHE ?? join(process.env.HF_HOME ?? join(homedir(), ".cache", "huggingface"), "hub");
-const GGUF_PATH = join(
-  hubCache,
-  "models--QuantFactory--SmolLM2-135M-Instruct-GGUF",
-  "snapshots",
-  "ab810cf68114990406fdf996510dd3d3c6adbdf5",
-  "SmolLM2-135M-Instruct.Q4_1.gguf",
-);
-const TOKENIZER_JSON = join(shared, "models", "smollm2-135m-instruct", "tokenizer.json");
+const GGUF_PATH = SMOLLM2_GGUF;
+const TOKENIZER_JSON = SMOLLM2_TOKENIZER_JSON;
 /** llama.cpp's token_type USER_DEFINED: a plain (not special) added token. */
 const TOKEN_TYPE_USER_DEFINED = 4;
 

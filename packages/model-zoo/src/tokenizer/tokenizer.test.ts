@@ -1,12 +1,13 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gguf } from "@huggingface/gguf";
 import { beforeAll, describe, expect, it } from "vitest";
 import { tokenizerFromJson } from "./from-json.js";
 import { ggufToTokenizerJson, tokenizerFromGguf } from "./gguf.js";
+import { SMOLLM2_GGUF, SMOLLM2_TOKENIZER_JSON } from "./smollm2-files.testing.js";
+import { SHARED_DIR } from "@razorkv/core/testing";
 import type { TokenizerJson } from "./hf-backed.js";
 import type { ChatMessage, Tokenizer } from "./types.js";
 
@@ -14,18 +15,8 @@ import type { ChatMessage, Tokenizer } from "./types.js";
 // tools/parity/tokenizer_reference.py, whose header says how to regenerate it.
 
 const here = dirname(fileURLToPath(import.meta.url));
-const repoRoot = resolve(here, "../../../..");
-const shared = process.env.RAZORKV_SHARED ?? join(repoRoot, "..", "shared");
-const hubCache =
-  process.env.HF_HUB_CACHE ?? join(process.env.HF_HOME ?? join(homedir(), ".cache", "huggingface"), "hub");
-const GGUF_PATH = join(
-  hubCache,
-  "models--QuantFactory--SmolLM2-135M-Instruct-GGUF",
-  "snapshots",
-  "ab810cf68114990406fdf996510dd3d3c6adbdf5",
-  "SmolLM2-135M-Instruct.Q4_1.gguf",
-);
-const TOKENIZER_JSON = join(shared, "models", "smollm2-135m-instruct", "tokenizer.json");
+const GGUF_PATH = SMOLLM2_GGUF;
+const TOKENIZER_JSON = SMOLLM2_TOKENIZER_JSON;
 
 interface FixtureString {
   name: string;
@@ -49,13 +40,13 @@ const fixture = JSON.parse(
 function fixtureText(s: FixtureString): string {
   if (s.text !== undefined) return s.text;
   const src = s.source!;
-  const bytes = readFileSync(join(shared, src.path)).subarray(src.byteOffset, src.byteOffset + src.byteLength);
+  const bytes = readFileSync(join(SHARED_DIR, src.path)).subarray(src.byteOffset, src.byteOffset + src.byteLength);
   const sha = createHash("sha256").update(bytes).digest("hex");
   if (sha !== src.sha256) throw new Error(`${src.path}: bytes ${src.byteOffset}+${src.byteLength} changed (sha256 ${sha})`);
   return bytes.toString("utf8");
 }
 
-const needed = [GGUF_PATH, TOKENIZER_JSON, join(shared, "data", "paul-graham-essays", "avg.txt")];
+const needed = [GGUF_PATH, TOKENIZER_JSON, join(SHARED_DIR, "data", "paul-graham-essays", "avg.txt")];
 const missing = needed.filter((p) => !existsSync(p));
 // Locally the model may be absent: skip loudly. Under CI a missing model is a failure, never a skip.
 const skipLocally = missing.length > 0 && !process.env.CI;
