@@ -173,20 +173,18 @@ export async function sweepCells(manifest: Manifest, modelRef: string): Promise<
   return cells;
 }
 
+/** The sweep's cells for one model, with RazorAttention's "auto" head profile calibrated (or found cached) first. */
 async function modelCells(manifest: Manifest, modelRef: string, lm: LanguageModel, log: (line: string) => void): Promise<Cell[]> {
-  const cells: Cell[] = [];
+  const cells = await sweepCells(manifest, modelRef);
   for (const spec of manifest.policies) {
-    const policy = await instantiate(spec, modelRef);
-    if (policy.name === "razor" && (spec.params.profile ?? "auto") === "auto") {
-      const t = Date.now();
-      // the calibration input starts with BOS (DESIGN §4), as `razorkv calibrate` builds it
-      const { path, fromCache } = loadOrCalibrate({ modelRef, model: lm.model, params: { bosId: lm.tokenizer.bosId ?? null } });
-      log(fromCache ? `razor: head profile from ${path}` : `razor: calibrated ${modelRef} in ${formatDuration(Date.now() - t)} → ${path}`);
-      writeUsedProfile(manifest.output, modelRef, spec, path);
-    }
-    for (const budget of spec.budgets) {
-      cells.push({ policy, label: spec.label, params: canonicalJson(spec.params), budget, id: cellId(spec.label, budget) });
-    }
+    // labels are unique and every spec has a budget, so each spec has its cells
+    const policy = cells.find((c) => c.label === spec.label)!.policy;
+    if (policy.name !== "razor" || (spec.params.profile ?? "auto") !== "auto") continue;
+    const t = Date.now();
+    // the calibration input starts with BOS (DESIGN §4), as `razorkv calibrate` builds it
+    const { path, fromCache } = loadOrCalibrate({ modelRef, model: lm.model, params: { bosId: lm.tokenizer.bosId ?? null } });
+    log(fromCache ? `razor: head profile from ${path}` : `razor: calibrated ${modelRef} in ${formatDuration(Date.now() - t)} → ${path}`);
+    writeUsedProfile(manifest.output, modelRef, spec, path);
   }
   return cells;
 }
