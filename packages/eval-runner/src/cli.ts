@@ -12,6 +12,7 @@ import { pplCommand } from "./commands/ppl.js";
 import { calibrateCommand } from "./commands/calibrate.js";
 import { newPolicyCommand } from "./commands/new-policy.js";
 import { runCommand } from "./commands/run.js";
+import { mergeCommand } from "./commands/merge.js";
 import { reportCommand } from "./commands/report.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { oneLineErrors, userArgs } from "./commands/parse.js";
@@ -22,7 +23,7 @@ const program = new Command()
   .showSuggestionAfterError();
 oneLineErrors(program, "razorkv");
 
-const commands = [generateCommand(), pplCommand(), calibrateCommand(), newPolicyCommand(), runCommand(), reportCommand(), doctorCommand()];
+const commands = [generateCommand(), pplCommand(), calibrateCommand(), newPolicyCommand(), runCommand(), mergeCommand(), reportCommand(), doctorCommand()];
 for (const command of commands) {
   program.addCommand(command);
   oneLineErrors(command.showSuggestionAfterError(), `razorkv ${command.name()}`);

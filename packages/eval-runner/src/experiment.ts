@@ -15,11 +15,14 @@ import { createProgress, formatDuration, sampleWork } from "./progress.js";
 import { ResultsStore } from "./results-store.js";
 import { runSample, type Cell, type KeyedCell } from "./scheduler.js";
 import { TASKS, type Sample } from "./tasks/index.js";
+import { assignByCost, describeShard, shardDir, writePlan, type Shard } from "./shard.js";
 import { writeUsedProfile } from "./used-profiles.js";
 
 export interface RunOptions {
   /** Share one prefill across all cells of a sample (default) or prefill per cell (the naive protocol). */
   readonly sharePrefill: boolean;
+  /** Run only this shard's share of the units, into its own folder (shard.ts); absent: the whole sweep. */
+  readonly shard?: Shard;
   readonly log?: (line: string) => void;
 }
 
@@ -100,18 +103,23 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
   const log = options.log ?? ((line) => process.stderr.write(line + "\n"));
   const started = Date.now();
   await checkPolicies(manifest);
-  const store = ResultsStore.open(manifest.output);
-  writeFileSync(join(manifest.output, "manifest.yaml"), manifest.text);
+  const { shard } = options;
+  const outDir = shard ? shardDir(manifest.output, shard) : manifest.output;
+  const store = ResultsStore.open(outDir);
+  writeFileSync(join(outDir, "manifest.yaml"), manifest.text);
+  if (shard) log(`shard ${describeShard(shard)} of ${manifest.name}: its share of the units into ${outDir}`);
   if (store.completedCount > 0) log(`resuming: ${store.completedCount} rows already in ${store.jsonlPath}`);
+  /** The whole sweep's row keys in sweep order, and (sharded) the ones this shard computes. */
   const order: string[] = [];
+  const assigned: string[] = [];
 
   let recomputed = 0;
   for (const modelRef of manifest.models) {
     const lm = await loadLanguageModel(modelRef);
     const digest = modelDigest(lm.loaded);
     log(`model ${modelRef}: ${lm.model.config.numLayers} layers, ${lm.model.config.numKvHeads} KV heads, backend ${lm.model.backend.name}, sha256 ${digest.slice(0, 12)}`);
-    const cells = await modelCells(manifest, modelRef, lm, log);
-    const units = modelUnits(manifest, modelRef, lm);
+    const cells = await modelCells(manifest, outDir, modelRef, lm, log);
+    const allUnits = modelUnits(manifest, modelRef, lm);
     const keyed = (u: Unit): KeyedCell[] =>
       cells.map((cell) => ({
         cell,
@@ -120,10 +128,15 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
           task: u.task, sample: u.sample, mode: u.mode, cell: { policy: cell.policy.name, label: cell.label, params: cell.params, budget: cell.budget },
         }),
       }));
-    const unitCells = units.map(keyed);
-    for (const kc of unitCells) order.push(...kc.map((c) => c.key));
+    const allUnitCells = allUnits.map(keyed);
+    for (const kc of allUnitCells) order.push(...kc.map((c) => c.key));
     // every row of a sample costs the same share of its prefill and decode
     const rowWork = (u: Unit) => sampleWork(u.sample.contextLength);
+    const shardOf = shard ? assignByCost(allUnits.map(rowWork), shard.count) : null;
+    const mine = (_: unknown, i: number) => shardOf === null || shardOf[i] === shard!.index;
+    const units = allUnits.filter(mine);
+    const unitCells = allUnitCells.filter(mine);
+    for (const kc of unitCells) assigned.push(...kc.map((c) => c.key));
     const total = { rows: units.length * cells.length, work: units.reduce((w, u) => w + rowWork(u) * cells.length, 0) };
     let done = { rows: 0, work: 0 };
     const add = (u: Unit, rows: number) => (done = { rows: done.rows + rows, work: done.work + rowWork(u) * rows });
@@ -151,16 +164,23 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
       progress.stop();
     }
   }
-  const { rows, dropped } = store.finalize(manifest.name, order);
+  const { rows, dropped } = store.finalize(manifest.name, shard ? assigned : order);
   store.close();
+  // written last: a shard folder with a plan is a finished shard, which is what `razorkv merge` checks for
+  if (shard) {
+    writePlan(outDir, {
+      experiment: manifest.name, manifestSha256: createHash("sha256").update(manifest.text).digest("hex"), rowVersion: ROW_VERSION,
+      shard, order, assigned,
+    });
+  }
   const elapsedMs = Date.now() - started;
   const infeasible = rows.filter((r) => r.status === "infeasible").length;
   log(
     `computed ${recomputed} rows, kept ${rows.length - recomputed} from ${store.jsonlPath}` +
       `${dropped > 0 ? `, left out ${dropped} stored rows whose inputs are no longer in the manifest` : ""}; ` +
-      `wrote ${rows.length} rows (${infeasible} infeasible) to ${join(manifest.output, "results.csv")} in ${formatDuration(elapsedMs)}`,
+      `wrote ${rows.length} rows (${infeasible} infeasible) to ${join(outDir, "results.csv")} in ${formatDuration(elapsedMs)}`,
   );
-  return { rows, outDir: manifest.output, elapsedMs };
+  return { rows, outDir, elapsedMs };
 }
 
 /** The sweep's cells for one model, without calibrating anything (what --dry-run checks). */
@@ -174,7 +194,7 @@ export async function sweepCells(manifest: Manifest, modelRef: string): Promise<
 }
 
 /** The sweep's cells for one model, with RazorAttention's "auto" head profile calibrated (or found cached) first. */
-async function modelCells(manifest: Manifest, modelRef: string, lm: LanguageModel, log: (line: string) => void): Promise<Cell[]> {
+async function modelCells(manifest: Manifest, outDir: string, modelRef: string, lm: LanguageModel, log: (line: string) => void): Promise<Cell[]> {
   const cells = await sweepCells(manifest, modelRef);
   for (const spec of manifest.policies) {
     // labels are unique and every spec has a budget, so each spec has its cells
@@ -184,7 +204,7 @@ async function modelCells(manifest: Manifest, modelRef: string, lm: LanguageMode
     // the calibration input starts with BOS (DESIGN §4), as `razorkv calibrate` builds it
     const { path, fromCache } = loadOrCalibrate({ modelRef, model: lm.model, params: { bosId: lm.tokenizer.bosId ?? null } });
     log(fromCache ? `razor: head profile from ${path}` : `razor: calibrated ${modelRef} in ${formatDuration(Date.now() - t)} → ${path}`);
-    writeUsedProfile(manifest.output, modelRef, spec, path);
+    writeUsedProfile(outDir, modelRef, spec, path);
   }
   return cells;
 }

@@ -1,7 +1,9 @@
 /**
- * `razorkv run [manifest] [--dry-run] [--no-share-prefill] [--no-report] [--out DIR]`: runs an experiment manifest into
- * its results folder, resuming what is there. Prints one JSON line on stdout when it is done ({"results", "rows",
- * "infeasible", "report"}); progress and logs go to stderr. `--dry-run` prints its plan as text instead.
+ * `razorkv run [manifest] [--dry-run] [--no-share-prefill] [--no-report] [--out DIR] [--shard K/N]`: runs an experiment
+ * manifest into its results folder, resuming what is there. Prints one JSON line on stdout when it is done
+ * ({"results", "rows", "infeasible", "report"}, plus "shard" for a shard); progress and logs go to stderr.
+ * `--dry-run` prints its plan as text instead. A shard (`--shard`, or a Slurm array task / Kubernetes indexed pod:
+ * shard.ts) runs its share into <output>/shards/<K>-of-<N>/ and renders no report; `razorkv merge` does that.
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -17,6 +19,7 @@ import { estimateSweep } from "../estimate.js";
 import { formatDuration } from "../progress.js";
 import type { Sample } from "../tasks/index.js";
 import { nonEmpty } from "./parse.js";
+import { describeShard, parseShard, shardDir, shardFromEnv, type Shard } from "../shard.js";
 
 const DEFAULT_MANIFEST = "experiments/default.yaml";
 
@@ -31,11 +34,21 @@ export function runCommand(): Command {
       new Option("--out <dir>", "results folder instead of the manifest's (default: its output field, else reports/<name>)")
         .argParser(nonEmpty("--out", "a folder")),
     )
-    .action(async (path: string, opts: { dryRun: boolean; sharePrefill: boolean; report: boolean; out?: string }) => {
+    .addOption(
+      new Option(
+        "--shard <K/N>",
+        "run shard K of N (from 0) into <out>/shards/<K>-of-<N>/, then merge with razorkv merge (default: from SLURM_ARRAY_TASK_ID/COUNT, or JOB_COMPLETION_INDEX and RAZORKV_SHARD_COUNT, when set; else the whole sweep)",
+      ).argParser((v: string) => parseShard(v)),
+    )
+    .action(async (path: string, opts: { dryRun: boolean; sharePrefill: boolean; report: boolean; out?: string; shard?: Shard }) => {
       if (!existsSync(path)) throw new RazorkvError(`${path}: no such manifest`);
       const loaded = loadManifest(path);
       const manifest = opts.out ? { ...loaded, output: resolve(opts.out) } : loaded;
-      if (!opts.dryRun) checkOwnFolder(manifest.output, manifest.name, path, opts.out !== undefined);
+      const shard = opts.shard ?? shardFromEnv();
+      if (!opts.dryRun) {
+        checkOwnFolder(manifest.output, manifest.name, path, opts.out !== undefined);
+        if (shard) checkOwnFolder(shardDir(manifest.output, shard), manifest.name, path, opts.out !== undefined);
+      }
       await checkPolicies(manifest);
       if (opts.dryRun) {
         for (const modelRef of manifest.models) {
@@ -66,7 +79,13 @@ export function runCommand(): Command {
         }
         return;
       }
-      const { outDir, rows } = await runExperiment(manifest, { sharePrefill: opts.sharePrefill });
+      const { outDir, rows } = await runExperiment(manifest, { sharePrefill: opts.sharePrefill, shard });
+      if (shard) {
+        const infeasible = rows.filter((r) => r.status === "infeasible").length;
+        process.stderr.write(`shard ${describeShard(shard)} done; when every shard is, merge them: razorkv merge ${manifest.output}\n`);
+        process.stdout.write(JSON.stringify({ results: outDir, rows: rows.length, infeasible, report: null, shard: describeShard(shard) }) + "\n");
+        return;
+      }
       let html: string | null = null;
       if (opts.report) {
         try {
