@@ -15,6 +15,18 @@ export { defaultParams, param, parseParams } from "./params.js";
 export type { BooleanParam, ChoiceParam, CustomParam, NumberParam, ParamSpec, ParamsOf, ParamsSchema } from "./params.js";
 export { checkFeasible, definePolicy, layerStat, mergeStatsRequests, noStats, nominalKvBudget, nominalKvBudgetOf, requireWindow } from "./policy.js";
 export type { CompressionPolicy, DecodeHook, DecodeSession, PolicyContext, PolicyDefinition, PrefillStats } from "./policy.js";
+export { attentionWeights, requireRotary } from "./preparation.js";
+export type {
+  AttentionObserver, AttentionView, ForwardObservation, ModelShape, ObserveOptions, PreparationChatMessage, PreparationModel,
+  PreparationModelInfo, PreparationStep, PreparationTokenizer, PreparedSequence, RotaryEmbedding,
+} from "./preparation.js";
+export { HEAD_SELECTION_FORMAT, kvHeadScore, parseHeadSelection } from "./head-selection.js";
+export type { HeadRef, HeadScore, HeadSelection } from "./head-selection.js";
+export {
+  canonicalJson, fileStem, planPreparation, prepare, preparationCacheDir, preparationKey, readArtefact, readPrepared, runPreparation,
+  serializeArtefact, writeFileAtomic,
+} from "./prepared-cache.js";
+export type { Prepared, PrepareOptions, PreparationPlan } from "./prepared-cache.js";
 export { createPolicy, findWorkspaceRoot, instantiatePolicy, loadPolicy, policyPackageCandidates, workspacePackageDirs } from "./registry.js";
 export type { LoadedPolicy, LoadPolicyOptions } from "./registry.js";
 export {

@@ -21,6 +21,7 @@ import type { CacheLayout, KvCache } from "./cache.js";
 import { toKvBudget, type Budget } from "./budget.js";
 import { RazorkvError } from "./errors.js";
 import type { ParamsOf, ParamsSchema } from "./params.js";
+import type { PreparationStep } from "./preparation.js";
 
 /** What one prefill collected: the merged request it ran with, and per layer the statistics (attention.ts). */
 export interface PrefillStats {
@@ -89,10 +90,16 @@ export interface DecodeSession {
   afterForward(stats: readonly LayerAttentionStats[] | null): void;
 }
 
-/** What the runner knows when it instantiates a policy; policies may use it to find per-model artefacts. */
+/** What the runner knows when it instantiates a policy for one model. */
 export interface PolicyContext {
   /** The model reference as the manifest gave it (e.g. "smollm2-135m-instruct"). */
   readonly modelRef?: string;
+  /**
+   * The artefact of the definition's preparation step for this model and these params (`prepare.parse` checked it),
+   * when the step ran or was found cached. Absent when the policy has no step, its params need none, or nothing was
+   * prepared (a parameter check before any model loads): `compress` must then refuse with a RazorkvError.
+   */
+  readonly prepared?: unknown;
 }
 
 /**
@@ -106,6 +113,12 @@ export interface PolicyDefinition<S extends ParamsSchema = ParamsSchema> {
   readonly description: string;
   readonly params: S;
   create(params: ParamsOf<S>, context?: PolicyContext): CompressionPolicy;
+  /**
+   * Optional per-model preparation (DESIGN §3; preparation.ts): run once per model file and inputs through core's
+   * narrow model interface, cached, and handed to `create` as `context.prepared`. Head-level methods also export
+   * their head selection from it, which the report draws.
+   */
+  readonly prepare?: PreparationStep<S>;
 }
 
 /** Identity, for type inference: `export default definePolicy({ name, description, params, create })`. */
