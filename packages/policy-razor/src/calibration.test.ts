@@ -1,11 +1,18 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { mulberry32, RazorkvError, type AttentionStatsRequest } from "@razorkv/core";
+import {
+  kvHeadScore, mulberry32, parseHeadSelection, parseParams, planPreparation, prepare, RazorkvError, serializeArtefact,
+  type AttentionStatsRequest, type PolicyDefinition, type PreparationModel,
+} from "@razorkv/core";
 import { LlamaModel, weightsFromMap, type LlamaConfig, type Tensor } from "@razorkv/model-zoo";
 import { afterAll, describe, expect, it } from "vitest";
-import { calibrate, calibrationInput, loadOrCalibrate, resolveCalibration, type CalibrationModel } from "./calibration.js";
-import { profileCachePath, readProfile, selectRetrievalHeads } from "./profile.js";
+import { calibrate, calibrationInput, resolveCalibration, type CalibrationModel } from "./calibration.js";
+import razor, { params as razorParams } from "./index.js";
+import { readProfile, selectRetrievalHeads } from "./profile.js";
+
+/** The engine's model as calibration sees it (the runner's adapter does the same for core's PreparationModel). */
+const calibrationView = (m: LlamaModel): CalibrationModel => ({ shape: m.config, prefill: (tokens, options) => m.prefill(tokens, options) });
 
 /**
  * A 2-layer Llama with three planted heads and everything else silent (zero queries: uniform attention).
@@ -86,7 +93,7 @@ const argmax2d = (m: readonly (readonly number[])[]) => {
 describe("calibration on a model with planted heads", () => {
   const model = plantedModel();
   const params = { bosId: 1, tokenRange: [8, 64] as const };
-  const profile = calibrate(model, "planted", params);
+  const profile = calibrate(calibrationView(model), "planted", params);
 
   it("uses BOS + K random ordinary tokens repeated 4 times, K = min(2500, ⌊(maxContext − 1)/4⌋)", () => {
     const s = resolveCalibration(model.config, params);
@@ -125,53 +132,82 @@ describe("calibration on a model with planted heads", () => {
   });
 
   it("needs the previous-token head: without it the induction head finds nothing", () => {
-    const ablated = calibrate(plantedModel({ withPreviousTokenHead: false }), "ablated", params);
+    const ablated = calibrate(calibrationView(plantedModel({ withPreviousTokenHead: false })), "ablated", params);
     expect(ablated.induction[1][0]).toBeLessThan(0.2);
   });
 });
 
-describe("profile cache", () => {
+describe("calibration as the policy's preparation step", () => {
   const dir = mkdtempSync(join(tmpdir(), "razorkv-profiles-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const definition = razor as unknown as PolicyDefinition;
+  const p = (raw: Record<string, unknown> = {}) => parseParams(razorParams, raw, "razor");
 
   /** A stand-in model: scores planted by formula, and a count of prefills. */
-  const fake = () => {
+  const fake = (digest = "digest-1") => {
     const m = {
+      ref: "hf:org/some model@abc",
+      digest,
       prefills: 0,
-      config: { numLayers: 3, numHeads: 4, numKvHeads: 2, vocabSize: 500, maxContext: 401 },
-      prefill(tokens: ArrayLike<number>, options: { stats?: AttentionStatsRequest }) {
+      shape: { numLayers: 3, numHeads: 4, numKvHeads: 2, headDim: 8, vocabSize: 500, maxContext: 401, layerWindows: [null, null, null], attentionScale: 1 },
+      tokenizer: { bosId: 1 } as PreparationModel["tokenizer"],
+      prefill(tokens: ArrayLike<number>, options: { stats?: AttentionStatsRequest } = {}) {
         m.prefills++;
         expect(tokens.length).toBe(401);
         expect(options.stats?.repeatedSequence).toEqual({ period: 100, firstPosition: 1 });
-        return {
-          stats: Array.from({ length: 3 }, (_, l) => ({
-            echo: Float64Array.from({ length: 4 }, (_, h) => (l === 2 && h === 3 ? 0.9 : 0.01 * h)),
-            induction: Float64Array.from({ length: 4 }, (_, h) => (l === 1 && h === 0 ? 0.8 : 0.02 * l)),
-          })),
-        };
+        const stats = Array.from({ length: 3 }, (_, l) => ({
+          echo: Float64Array.from({ length: 4 }, (_, h) => (l === 2 && h === 3 ? 0.9 : 0.01 * h)),
+          induction: Float64Array.from({ length: 4 }, (_, h) => (l === 1 && h === 0 ? 0.8 : 0.02 * l)),
+        }));
+        return { stats, logits: new Float32Array(0), sequence: {} as never };
       },
     };
-    return m satisfies CalibrationModel;
+    return m satisfies PreparationModel & CalibrationModel;
   };
 
-  it("writes the profile once per model and reuses it, re-selecting with new fractions", () => {
+  it("inputs: the resolved calibration settings (block from the context, BOS from the tokenizer); none for an explicit profile", () => {
     const model = fake();
-    const first = loadOrCalibrate({ modelRef: "hf:org/some model@abc", model, params: { bosId: 1 }, cacheDir: dir });
+    expect(definition.prepare!.inputs(p(), model)).toEqual({ blockLength: 100, repeats: 4, seed: 2407, tokenRange: [125, 500], bosId: 1 });
+    expect(definition.prepare!.inputs(p({ calibration: { seed: 5, blockLength: 50 } }), model)).toMatchObject({ blockLength: 50, seed: 5 });
+    expect(() => definition.prepare!.inputs(p({ calibration: { blockLength: 200 } }), model)).toThrow(/calibration: blockLength: expected a block whose 4 copies \+ BOS fit the model's context of 401 \(K ≤ 100\)/);
+    const explicit = calibrate(model, "m", { bosId: 1 });
+    expect(definition.prepare!.inputs(p({ profile: explicit }), model)).toBeNull();
+  });
+
+  it("calibrates once per model file and input, caches the profile byte for byte, and every fraction re-selects from it", () => {
+    const model = fake();
+    const first = prepare(definition, p(), model, { cacheDir: dir })!;
     expect(first.fromCache).toBe(false);
-    expect(first.path).toBe(join(dir, "hf_org_some_model_abc.json"));
-    expect(readProfile(first.path)).toEqual(first.profile);
-    expect(first.profile.retrieval).toEqual([{ layer: 1, kvHead: 0 }]);
-    const again = loadOrCalibrate({ modelRef: "hf:org/some model@abc", model, params: { bosId: 1, echoFraction: 0.2 }, cacheDir: dir });
+    expect(readFileSync(first.plan.path, "utf8")).toBe(serializeArtefact(calibrate(fake(), "hf:org/some model@abc", { bosId: 1 })));
+    expect(readProfile(first.plan.path)).toEqual(first.artefact);
+    expect((first.artefact as { retrieval: unknown }).retrieval).toEqual([{ layer: 1, kvHead: 0 }]);
+    const again = prepare(definition, p({ echoFraction: 0.2 }), model, { cacheDir: dir })!;
     expect(again.fromCache).toBe(true);
     expect(model.prefills).toBe(1);
-    expect(again.profile.retrieval).toEqual([{ layer: 1, kvHead: 0 }, { layer: 2, kvHead: 1 }]);
-    // another calibration input is another file; --force recalibrates
-    const seeded = loadOrCalibrate({ modelRef: "hf:org/some model@abc", model, params: { bosId: 1, seed: 5 }, cacheDir: dir });
+    const selection = definition.prepare!.headSelection!(again.artefact, p({ echoFraction: 0.2 }));
+    expect(selection.protected).toEqual([{ layer: 1, kvHead: 0 }, { layer: 2, kvHead: 1 }]);
+    // another calibration input or another model file is another artefact
+    const seeded = prepare(definition, p({ calibration: { seed: 5 } }), model, { cacheDir: dir })!;
     expect(seeded.fromCache).toBe(false);
-    expect(seeded.path).toBe(profileCachePath("hf:org/some model@abc", { seed: 5 }, dir));
-    expect(seeded.path).not.toBe(first.path);
-    loadOrCalibrate({ modelRef: "hf:org/some model@abc", model, params: { bosId: 1 }, cacheDir: dir, force: true });
-    expect(model.prefills).toBe(3);
+    expect(seeded.plan.path).not.toBe(first.plan.path);
+    expect(prepare(definition, p(), fake("digest-2"), { cacheDir: dir })!.plan.path).not.toBe(first.plan.path);
+    expect(planPreparation(definition, p(), model, dir)!.path).toBe(first.plan.path);
+  });
+
+  it("exports its selection as core's HeadSelection: echo and induction per query head, the group max, the protected KV heads", () => {
+    const profile = calibrate(fake(), "m", { bosId: 1 });
+    const fractions = { inductionFraction: 0.34, echoFraction: 0.17 };
+    const selection = parseHeadSelection(JSON.parse(JSON.stringify(definition.prepare!.headSelection!(profile, p(fractions)))), "selection");
+    expect(selection.policy).toBe("razor");
+    expect(selection.scores.map((s) => s.kind)).toEqual(["echo", "induction"]);
+    expect(selection.protected).toEqual(selectRetrievalHeads(profile, fractions));
+    expect(selection.rule).toBe("top 34% of KV heads by induction + top 17% by echo");
+    expect(selection.params).toMatchObject({ ...fractions, blockLength: 100, bosId: 1 });
+    for (let l = 0; l < 3; l++) {
+      for (let kv = 0; kv < 2; kv++) {
+        expect(kvHeadScore(selection, selection.scores[1], l, kv)).toBe(Math.max(...profile.induction[l].slice(2 * kv, 2 * kv + 2)));
+      }
+    }
   });
 
   it("rejects a broken profile file, naming the file and the field", async () => {

@@ -6,22 +6,12 @@
  * (core's `repeatedSequence` statistics: for every query in the second block or later, the summed weight on the
  * earlier copies (echo) and on their successors (induction), averaged over those queries).
  */
-import { existsSync } from "node:fs";
-import { mulberry32, RazorkvError, type AttentionStatsRequest, type LayerAttentionStats } from "@razorkv/core";
-import {
-  parseProfile, profileCacheDir, profileCachePath, readProfile, selectRetrievalHeads, writeProfile,
-  type CalibrationSettings, type HeadProfile,
-} from "./profile.js";
+import { mulberry32, RazorkvError, type AttentionStatsRequest, type LayerAttentionStats, type ModelShape } from "@razorkv/core";
+import { selectRetrievalHeads, type CalibrationSettings, type HeadProfile } from "./profile.js";
 
-/** What calibration needs of a model; model-zoo's LlamaModel satisfies it (no import: policies do not know the engine). */
+/** What calibration needs of a model: the part of core's PreparationModel it uses (no engine import). */
 export interface CalibrationModel {
-  readonly config: {
-    readonly numLayers: number;
-    readonly numHeads: number;
-    readonly numKvHeads: number;
-    readonly vocabSize: number;
-    readonly maxContext: number;
-  };
+  readonly shape: Pick<ModelShape, "numLayers" | "numHeads" | "numKvHeads" | "vocabSize" | "maxContext">;
   prefill(tokens: ArrayLike<number>, options: { stats?: AttentionStatsRequest; logits?: "none" }): { readonly stats: readonly LayerAttentionStats[] | null };
 }
 
@@ -47,7 +37,8 @@ export interface CalibrationParams {
 
 export const defaultSelection = { inductionFraction: 0.14, echoFraction: 0.01 } as const;
 
-export function resolveCalibration(config: CalibrationModel["config"], p: CalibrationParams = {}): CalibrationSettings {
+/** The calibration settings for a model of `config`'s shape, defaults filled in; a RazorkvError names a bad field. */
+export function resolveCalibration(config: CalibrationModel["shape"], p: CalibrationParams = {}): CalibrationSettings {
   const repeats = p.repeats ?? 4;
   const bosId = p.bosId ?? null;
   const room = config.maxContext - (bosId === null ? 0 : 1);
@@ -91,7 +82,7 @@ export function calibrationInput(s: CalibrationSettings): { tokens: Int32Array; 
 
 /** Runs the calibration prefill and returns the head profile (`model` labels it). */
 export function calibrate(model: CalibrationModel, modelLabel: string, params: CalibrationParams = {}): HeadProfile {
-  const c = model.config;
+  const c = model.shape;
   const settings = resolveCalibration(c, params);
   const { tokens, stats: request } = calibrationInput(settings);
   const { stats } = model.prefill(tokens, { stats: request, logits: "none" });
@@ -105,41 +96,4 @@ export function calibrate(model: CalibrationModel, modelLabel: string, params: C
   }
   const scores = { numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads, echo, induction };
   return { model: modelLabel, ...scores, retrieval: selectRetrievalHeads(scores, settings), params: settings };
-}
-
-export interface LoadOrCalibrateOptions {
-  readonly modelRef: string;
-  readonly model: CalibrationModel;
-  readonly params?: CalibrationParams;
-  /** Default: profileCacheDir(). */
-  readonly cacheDir?: string;
-  /** Recalibrate even when a cached profile matches. */
-  readonly force?: boolean;
-}
-
-/**
- * The profile of `modelRef`, from the cache when a profile with the same calibration input is there, else by
- * calibrating (and caching the result). Selection fractions do not change the input: a cached profile is re-selected.
- */
-export function loadOrCalibrate(options: LoadOrCalibrateOptions): { profile: HeadProfile; path: string; fromCache: boolean } {
-  const p = options.params ?? {};
-  const { blockLength, repeats, seed, tokenRange } = p;
-  const path = profileCachePath(options.modelRef, { blockLength, repeats, seed, tokenRange }, options.cacheDir ?? profileCacheDir());
-  const wanted = resolveCalibration(options.model.config, p);
-  if (!options.force && existsSync(path)) {
-    const cached = readProfile(path);
-    const c = options.model.config;
-    const s = cached.params;
-    const sameInput =
-      cached.numLayers === c.numLayers && cached.numHeads === c.numHeads && cached.numKvHeads === c.numKvHeads &&
-      s.blockLength === wanted.blockLength && s.repeats === wanted.repeats && s.seed === wanted.seed &&
-      s.tokenRange?.[0] === wanted.tokenRange[0] && s.tokenRange?.[1] === wanted.tokenRange[1] && s.bosId === wanted.bosId;
-    if (sameInput) {
-      const profile = parseProfile({ ...cached, params: wanted, retrieval: selectRetrievalHeads(cached, wanted) }, path);
-      return { profile, path, fromCache: true };
-    }
-  }
-  const profile = calibrate(options.model, options.modelRef, p);
-  writeProfile(path, profile);
-  return { profile, path, fromCache: false };
 }

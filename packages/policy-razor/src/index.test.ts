@@ -143,19 +143,20 @@ describe("policy-razor: the profile parameter", () => {
     expect(() => parseParams(params, { profile: { ...profile, numKvHeads: 3 } }, "@razorkv/policy-razor")).toThrow(/params\.profile: profile: numHeads: expected a multiple of numKvHeads 3/);
   });
 
-  it('"auto" needs a model reference and a cached profile, and says how to make one', () => {
+  it('"auto" takes the profile the runner prepared, and without one says how to make it', () => {
     const { cache } = randomPrefill({ ...shape, length: 50 });
-    expect(() => createRazor(p({ profile: "auto" })).compress(cache, noStats, kvBudget(0.5))).toThrow(/no model reference was given/);
-    const env = process.env.RAZORKV_CACHE_DIR;
-    process.env.RAZORKV_CACHE_DIR = dir;
-    try {
-      expect(() => createRazor(p({ profile: "auto" }), { modelRef: "tiny-model" }).compress(cache, noStats, kvBudget(0.5))).toThrow(
-        /no head profile for model "tiny-model" at .*profiles\/tiny-model\.json; run `pnpm razorkv calibrate --model tiny-model`/,
-      );
-    } finally {
-      if (env === undefined) delete process.env.RAZORKV_CACHE_DIR;
-      else process.env.RAZORKV_CACHE_DIR = env;
-    }
+    expect(() => createRazor(p({ profile: "auto" }), { modelRef: "tiny-model" }).compress(cache, noStats, kvBudget(0.5))).toThrow(
+      /^razor: params\.profile is "auto" but no head profile was prepared for model "tiny-model"; `razorkv run` and `razorkv calibrate --model <ref>` calibrate it/,
+    );
+    const prepared = createRazor(p({ profile: "auto" }), { modelRef: "tiny-model", prepared: profile }).compress(cache, noStats, kvBudget(0.5));
+    expect(prepared.heads.map((h) => h.length)).toEqual(createRazor(p()).compress(cache, noStats, kvBudget(0.5)).heads.map((h) => h.length));
+  });
+
+  it("calibration input: each field checked, unknown fields refused", () => {
+    expect(parseParams(params, { calibration: { blockLength: 100, seed: 3 } }, "r").calibration).toEqual({ blockLength: 100, seed: 3 });
+    expect(() => parseParams(params, { calibration: { blockLength: 1 } }, "r")).toThrow(/r: params\.calibration: blockLength: expected an integer ≥ 2, got 1/);
+    expect(() => parseParams(params, { calibration: { tokenRange: [5, 6] } }, "r")).toThrow(/params\.calibration: tokenRange: expected \[first, end\)/);
+    expect(() => parseParams(params, { calibration: { block: 3 } }, "r")).toThrow(/params\.calibration: unknown field "block"/);
   });
 
   it("refuses a profile of another model shape", () => {

@@ -18,9 +18,10 @@
  */
 import {
   definePolicy, describeBudget, param, RazorkvError, requireFullCache, selectPerHead, toKvBudget, windowSplit, type Budget,
-  type CacheLayout, type CompressionPolicy, type ParamsOf, type PolicyContext,
+  type CacheLayout, type CompressionPolicy, type ParamsOf, type PolicyContext, type PreparationStep,
 } from "@razorkv/core";
-import { cachedProfile, parseProfile, readProfile, selectRetrievalHeads, type HeadProfile } from "./profile.js";
+import { calibrate, resolveCalibration, type CalibrationParams } from "./calibration.js";
+import { headSelectionOf, parseProfile, readProfile, selectRetrievalHeads, type HeadProfile } from "./profile.js";
 
 export * from "./calibration.js";
 export * from "./profile.js";
@@ -28,13 +29,22 @@ export * from "./profile.js";
 export const params = {
   profile: param.custom<HeadProfile | "auto">({
     default: "auto",
-    doc: 'The head profile: "auto" (the cached profile of the model being evaluated, made by `razorkv calibrate`), a path to a profile JSON, or the profile object itself.',
+    doc:
+      'The head profile: "auto" (calibrated on the model being evaluated by the preparation step — `razorkv run` or ' +
+      "`razorkv calibrate` — and cached per model file), a path to a profile JSON, or the profile object itself.",
     parse: (value) => {
       if (value === "auto") return "auto";
       if (typeof value === "string") return readProfile(value);
       if (value && typeof value === "object") return parseProfile(value, "profile");
       throw new Error(`expected "auto", a profile JSON path or a profile object, got ${JSON.stringify(value)}`);
     },
+  }),
+  calibration: param.custom<CalibrationInput>({
+    default: {},
+    doc:
+      'The calibration input of profile "auto" (calibration.ts): { blockLength, repeats, seed, tokenRange }, each optional. ' +
+      "Defaults: K = min(2500, ⌊(context − 1)/4⌋) (paper: 2500), 4 copies (paper), seed 2407, ids in [min(1000, V/4), min(V, 20000)).",
+    parse: parseCalibrationInput,
   }),
   inductionFraction: param.number({
     default: 0.14,
@@ -74,6 +84,48 @@ export const params = {
   }),
 };
 export type RazorParams = ParamsOf<typeof params>;
+
+/** The part of the calibration settings a manifest may set: what the calibration prefill sees. */
+export type CalibrationInput = Pick<CalibrationParams, "blockLength" | "repeats" | "seed" | "tokenRange">;
+
+function parseCalibrationInput(value: unknown): CalibrationInput {
+  if (!value || typeof value !== "object" || Array.isArray(value)) throw new Error(`expected an object { blockLength?, repeats?, seed?, tokenRange? }, got ${JSON.stringify(value)}`);
+  const v = value as Record<string, unknown>;
+  const unknown = Object.keys(v).filter((k) => !["blockLength", "repeats", "seed", "tokenRange"].includes(k));
+  if (unknown.length > 0) throw new Error(`unknown field "${unknown[0]}" (expected blockLength, repeats, seed, tokenRange)`);
+  const integer = (k: string, min: number) => {
+    if (v[k] !== undefined && (!Number.isInteger(v[k]) || (v[k] as number) < min)) throw new Error(`${k}: expected an integer ≥ ${min}, got ${JSON.stringify(v[k])}`);
+  };
+  integer("blockLength", 2);
+  integer("repeats", 2);
+  integer("seed", 0);
+  const r = v.tokenRange;
+  if (r !== undefined && (!Array.isArray(r) || r.length !== 2 || !r.every((x) => Number.isInteger(x) && x >= 0) || r[1] - r[0] < 2)) {
+    throw new Error(`tokenRange: expected [first, end) with 0 ≤ first and end − first ≥ 2, got ${JSON.stringify(r)}`);
+  }
+  return v as CalibrationInput;
+}
+
+/**
+ * Calibration as core's per-model preparation step (DESIGN §3–4): the artefact is the head profile of the model, with
+ * the paper's selection (14% + 1%) in `retrieval`; each policy re-selects from its scores with its own fractions, so
+ * an ablation of the protected share reuses the same calibration. Inputs: the resolved calibration settings (block
+ * length from the model's context, BOS from its tokenizer), without the fractions.
+ */
+export const calibrationStep: PreparationStep<typeof params, HeadProfile> = {
+  description: "RazorAttention head calibration: one full-attention prefill of BOS + K random tokens repeated 4 times, echo and induction score per head",
+  version: 1,
+  inputs(p, model) {
+    if (p.profile !== "auto") return null;
+    const s = resolveCalibration(model.shape, { ...p.calibration, bosId: model.tokenizer.bosId ?? null });
+    return { blockLength: s.blockLength, repeats: s.repeats, seed: s.seed, tokenRange: [...s.tokenRange], bosId: s.bosId };
+  },
+  run(model, inputs) {
+    return calibrate(model, model.ref, inputs as CalibrationParams);
+  },
+  parse: parseProfile,
+  headSelection: (profile, p) => headSelectionOf(profile, p),
+};
 
 /** The selection of a compressed head: the first `sinks` slots and the last `window` of `length`. */
 export function razorSlots(length: number, sinks: number, window: number): number[] {
@@ -188,12 +240,15 @@ function windowedBudgetWindow(kvBudget: number, n: number, split: HeadSplit, p: 
 
 export function createRazor(p: RazorParams, context: PolicyContext = {}): CompressionPolicy {
   const name = "razor";
-  let profile: HeadProfile | null = p.profile === "auto" ? null : p.profile;
-  // "auto" is resolved on first use, so a manifest can list razor before the profile exists for other models
+  const profile = p.profile === "auto" ? ((context.prepared as HeadProfile | undefined) ?? null) : p.profile;
+  // "auto" without a prepared profile fails on use, not here: the runner checks every policy's params before it has
+  // loaded (and calibrated) any model
   const getProfile = (): HeadProfile => {
     if (profile) return profile;
-    if (!context.modelRef) throw new RazorkvError('razor: params.profile is "auto" but no model reference was given; pass params.profile (a profile JSON path)');
-    return (profile = cachedProfile(context.modelRef));
+    throw new RazorkvError(
+      `razor: params.profile is "auto" but no head profile was prepared for ${context.modelRef ? `model "${context.modelRef}"` : "this model"}; ` +
+        "`razorkv run` and `razorkv calibrate --model <ref>` calibrate it, or pass params.profile (a profile JSON path)",
+    );
   };
   const plan = (n: number, budget: Budget, layout?: CacheLayout): RazorPlan & { split?: HeadSplit } => {
     const prof = getProfile();
@@ -246,4 +301,5 @@ export default definePolicy({
   description: "RazorAttention (arXiv 2407.15891): full cache on retrieval heads; sinks + window + compensation token elsewhere",
   params,
   create: createRazor,
+  prepare: calibrationStep,
 });

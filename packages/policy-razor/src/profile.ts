@@ -1,15 +1,14 @@
 /**
  * The head profile: per layer and query head, the mean echo and induction attention measured by calibration
- * (calibration.ts), and the KV heads selected as retrieval heads. Stored as JSON, one file per model:
+ * (calibration.ts), and the KV heads selected as retrieval heads. It is the artefact of RazorAttention's preparation
+ * step (index.ts), cached by core per model file and calibration input:
  *   { model, numLayers, numHeads, numKvHeads, echo: number[L][H], induction: number[L][H],
  *     retrieval: [{ layer, kvHead }], params }
- * The report draws it; the policy re-selects from the scores with its own fractions (ablations need no recalibration).
+ * The policy re-selects from the scores with its own fractions (ablations need no recalibration), and exports that
+ * selection as core's HeadSelection, which the report draws.
  */
-import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { dirname, join } from "node:path";
-import { RazorkvError } from "@razorkv/core";
+import { readFileSync } from "node:fs";
+import { HEAD_SELECTION_FORMAT, RazorkvError, serializeArtefact, writeFileAtomic, type HeadSelection } from "@razorkv/core";
 
 export interface RetrievalHead {
   readonly layer: number;
@@ -131,45 +130,43 @@ export function readProfile(path: string): HeadProfile {
   return parseProfile(json, path);
 }
 
-/** Writes atomically (temp file + rename), so a reader never sees half a profile. */
+/** Writes the profile as the preparation cache does (core's serializeArtefact), atomically (temp file + rename). */
 export function writeProfile(path: string, profile: HeadProfile): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(profile, null, 1) + "\n");
-  renameSync(tmp, path);
+  writeFileAtomic(path, serializeArtefact(profile));
 }
 
-/** `$RAZORKV_CACHE_DIR/profiles`, else `$XDG_CACHE_HOME/razorkv/profiles`, else `~/.cache/razorkv/profiles`. */
-export function profileCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.RAZORKV_CACHE_DIR) return join(env.RAZORKV_CACHE_DIR, "profiles");
-  return join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "razorkv", "profiles");
+/** The selection's share as a percentage without trailing zeros: 0.14 → "14%", 0.005 → "0.5%". */
+function percent(x: number): string {
+  return `${Number((x * 100).toFixed(2))}%`;
 }
 
 /**
- * A name as a profile file's stem: characters other than letters, digits, '.', '_' and '-' become '_', and no leading
- * '.' or '_' (a model path such as ./model.gguf must not make a hidden file).
+ * The profile as core's HeadSelection (the shape the report draws for any policy): echo and induction per query
+ * head, reduced to a KV head by the max over its group as the selection does, and the KV heads a policy with
+ * `fractions` protects.
  */
-export function profileFileStem(name: string): string {
-  return name.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^[._]+/, "") || "model";
-}
-
-/**
- * The cache file of `modelRef`'s profile: `<profileFileStem(ref)>.json` for the default calibration input, with
- * `-<hash of the overrides>` when the calibration input was changed (block length, repeats, seed, token range).
- */
-export function profileCachePath(modelRef: string, inputOverrides: Record<string, unknown> = {}, dir = profileCacheDir()): string {
-  const safe = profileFileStem(modelRef);
-  const given = Object.keys(inputOverrides).filter((k) => inputOverrides[k] !== undefined).sort();
-  if (given.length === 0) return join(dir, `${safe}.json`);
-  const canonical = JSON.stringify(given.map((k) => [k, inputOverrides[k]]));
-  return join(dir, `${safe}-${createHash("sha256").update(canonical).digest("hex").slice(0, 12)}.json`);
-}
-
-/** The cached default profile of `modelRef`, or a RazorkvError that says how to make one. */
-export function cachedProfile(modelRef: string, dir = profileCacheDir()): HeadProfile {
-  const path = profileCachePath(modelRef, {}, dir);
-  if (!existsSync(path)) {
-    throw new RazorkvError(`razor: no head profile for model "${modelRef}" at ${path}; run \`pnpm razorkv calibrate --model ${modelRef}\` or pass params.profile`);
-  }
-  return readProfile(path);
+export function headSelectionOf(profile: HeadProfile, fractions: SelectionFractions): HeadSelection {
+  const { inductionFraction, echoFraction } = fractions;
+  const input = `BOS + ${profile.params.blockLength} random tokens repeated ${profile.params.repeats} times`;
+  return {
+    format: HEAD_SELECTION_FORMAT,
+    policy: "razor",
+    title: "RazorAttention retrieval heads",
+    description:
+      `Calibration once per model, query-independent, on ${input} (arXiv 2407.15891 §3.2). Echo: a head's attention from a ` +
+      "token to its earlier copies; induction: attention to the token that followed each earlier copy. A KV head scores " +
+      "the max over its query heads. Protected KV heads keep their whole cache; every other KV head keeps its attention " +
+      "sinks, a recent window and, with compensation on, one compensation token.",
+    rule: `top ${percent(inductionFraction)} of KV heads by induction + top ${percent(echoFraction)} by echo`,
+    model: profile.model,
+    numLayers: profile.numLayers,
+    numHeads: profile.numHeads,
+    numKvHeads: profile.numKvHeads,
+    scores: [
+      { kind: "echo", description: "mean attention on earlier copies of the same token", per: "query-head", groupReduce: "max", values: profile.echo },
+      { kind: "induction", description: "mean attention on the token after each earlier copy", per: "query-head", groupReduce: "max", values: profile.induction },
+    ],
+    protected: selectRetrievalHeads(profile, fractions),
+    params: { ...profile.params, inductionFraction, echoFraction },
+  };
 }
