@@ -19,7 +19,7 @@ import { oneLineErrors, userArgs } from "./commands/parse.js";
 
 const program = new Command()
   .name("razorkv")
-  .description("KV-cache compression benchmarking harness (RazorAttention, StreamingLLM, H2O, SnapKV, …)")
+  .description("KV-cache compression benchmarking harness: every compression policy a workspace package, run over real LLMs")
   .showSuggestionAfterError();
 oneLineErrors(program, "razorkv");
 

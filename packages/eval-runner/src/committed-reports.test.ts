@@ -5,7 +5,7 @@
  * answer protocol promises, and every stored prediction scores, under today's metric code, what its row says.
  * Rerunning a manifest to reproduce the csv itself takes an hour, so it is a documented command (README), not a test.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,12 +15,14 @@ import {
   chartMeta, isScored, needleSpecs, pairedTableMarkdown, parseResultRow, RESULT_COLUMNS, retentionTableMarkdown, scoreSpecs, scoreTableMarkdown, summarizeRows,
   type ResultRow, type Summary, type VegaLiteSpec,
 } from "@razorkv/report";
+import { planPreparation } from "@razorkv/core";
 import { registerMissing, SHARED_DIR, sharedDataMissing } from "@razorkv/core/testing";
-import { openModel, resolveModelRef, tokenizerFromGguf } from "@razorkv/model-zoo";
-import { taskSamples } from "./experiment.js";
+import { loadLanguageModel, modelDigest, openModel, resolveModelRef, tokenizerFromGguf } from "@razorkv/model-zoo";
+import { loadSpecs, taskSamples } from "./experiment.js";
 import { parseManifest } from "./manifest.js";
 import { scoreGeneration } from "./metrics/index.js";
-import { writeUsedProfile } from "./used-profiles.js";
+import { preparationModel } from "./preparation-model.js";
+import { prepareSpecs, writePreparedArtefacts } from "./prepared-artefacts.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const NUMERIC = new Set([
@@ -44,6 +46,16 @@ function readCsv(file: string): ResultRow[] {
     return parseResultRow(row, `${file}:${i + 2}`);
   });
 }
+
+/** Every file under `dir`, as paths relative to it, sorted. */
+function filesUnder(dir: string, prefix = ""): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name), join(prefix, e.name)) : [join(prefix, e.name)]))
+    .sort();
+}
+
+const realModel = await resolveModelRef("smollm2-135m-instruct", { offline: true }).catch((error: Error) => error);
 
 /** JSON as the report stores it (±Infinity become null). */
 const asJson = (x: unknown) => JSON.parse(JSON.stringify(x));
@@ -69,26 +81,48 @@ for (const name of ["razor-vs-baselines", "razor-ablations"]) {
     const dir = join(root, "reports", name);
     const file = (f: string) => join(dir, f);
 
-    it("holds the report, the results, the summary, the manifest copy and the head profile", () => {
+    it("holds the report, the results, the summary, the manifest copy, the prepared artefacts and the head selections", () => {
       for (const f of ["report.html", "results.csv", "summary.json", "manifest.yaml"]) expect(existsSync(file(f)), f).toBe(true);
-      expect(readdirSync(file("profiles")).filter((f) => f.endsWith(".json")).length).toBeGreaterThan(0);
+      expect(filesUnder(file("prepared")).length).toBeGreaterThan(0);
+      expect(filesUnder(file("heads")).length).toBeGreaterThan(0);
       expect(readFileSync(file("manifest.yaml"), "utf8")).toBe(readFileSync(join(root, "experiments", `${name}.yaml`), "utf8"));
     });
 
-    it("profiles/ holds exactly the head selection each razor policy of the manifest used", () => {
-      const manifest = parseManifest(readFileSync(file("manifest.yaml"), "utf8"), file("manifest.yaml"), root);
-      const rewritten = mkdtempSync(join(tmpdir(), "razorkv-committed-profiles-"));
-      try {
-        for (const model of manifest.models) {
-          const calibrated = file(join("profiles", `${model}.json`));
-          for (const spec of manifest.policies.filter((p) => p.name === "razor")) writeUsedProfile(rewritten, model, spec, calibrated);
+    describe("prepared/ and heads/", () => {
+      if (realModel instanceof Error) return registerMissing("SmolLM2-135M-Instruct in the hub cache", realModel.message);
+      it("hold exactly what a run of the manifest writes from the committed artefacts, named by today's cache keys", async () => {
+        const manifest = parseManifest(readFileSync(file("manifest.yaml"), "utf8"), file("manifest.yaml"), root);
+        const specs = await loadSpecs(manifest);
+        const cache = mkdtempSync(join(tmpdir(), "razorkv-committed-cache-"));
+        const rewritten = mkdtempSync(join(tmpdir(), "razorkv-committed-prepared-"));
+        try {
+          for (const modelRef of manifest.models) {
+            const lm = await loadLanguageModel(modelRef, { offline: true });
+            const digest = modelDigest(lm.loaded);
+            expect(readCsv(file("results.csv")).filter((r) => r.model === modelRef).every((r) => r.modelDigest === digest)).toBe(true);
+            const model = preparationModel(lm, digest);
+            // the run's cache, holding the committed artefacts where the run looks for them (inputs + model digest)
+            for (const s of specs) {
+              const plan = planPreparation(s.definition, s.params, model, cache);
+              if (!plan) continue;
+              const committed = file(join("prepared", plan.policy, plan.file));
+              expect(existsSync(committed), `${s.spec.label}: ${committed}`).toBe(true);
+              mkdirSync(dirname(plan.path), { recursive: true });
+              copyFileSync(committed, plan.path);
+            }
+            const preparations = prepareSpecs(specs, model, { cacheDir: cache, cacheOnly: true });
+            writePreparedArtefacts(rewritten, modelRef, preparations);
+          }
+          for (const sub of ["prepared", "heads"]) {
+            const names = filesUnder(file(sub));
+            expect(filesUnder(join(rewritten, sub))).toEqual(names);
+            for (const n of names) expect(readFileSync(join(rewritten, sub, n), "utf8"), n).toBe(readFileSync(file(join(sub, n)), "utf8"));
+          }
+        } finally {
+          rmSync(cache, { recursive: true, force: true });
+          rmSync(rewritten, { recursive: true, force: true });
         }
-        const names = readdirSync(file("profiles")).sort();
-        expect(readdirSync(join(rewritten, "profiles")).sort()).toEqual(names);
-        for (const n of names) expect(readFileSync(join(rewritten, "profiles", n), "utf8"), n).toBe(readFileSync(file(join("profiles", n)), "utf8"));
-      } finally {
-        rmSync(rewritten, { recursive: true, force: true });
-      }
+      }, 120_000);
     });
 
     it("summary.json and every number in report.html equal a recomputation from results.csv", () => {

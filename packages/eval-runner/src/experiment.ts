@@ -1,22 +1,27 @@
 /**
- * An experiment end to end: manifest → policies (resolved by package name, params validated) → per model: load,
- * RazorAttention profiles, samples → per sample and mode: one shared prefill fanned out to every cell → rows in the
- * results store → results.csv and summary.json. Everything that can be checked without the model is checked first.
+ * An experiment end to end: manifest → policies (resolved by package name, params validated) → per model: load, the
+ * policies' per-model preparation (cached; prepared-artefacts.ts), samples → per sample and mode: one shared prefill
+ * fanned out to every cell → rows in the results store → results.csv and summary.json. Everything that can be
+ * checked without the model is checked first.
  */
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createPolicy, describeBudget, RazorkvError, type CompressionPolicy } from "@razorkv/core";
+import { canonicalJson, describeBudget, instantiatePolicy, RazorkvError, type CompressionPolicy } from "@razorkv/core";
 import { loadLanguageModel, modelDigest, type LanguageModel } from "@razorkv/model-zoo";
-import { loadOrCalibrate } from "@razorkv/policy-razor";
 import type { AnswerProtocol, Mode, ResultRow } from "@razorkv/report";
-import { isPathParam, type Manifest, type PolicySpec, type TaskSpec } from "./manifest.js";
+import { isPathParam, type Manifest, type TaskSpec } from "./manifest.js";
 import { createProgress, formatDuration, sampleWork } from "./progress.js";
 import { ResultsStore } from "./results-store.js";
 import { runSample, type Cell, type KeyedCell } from "./scheduler.js";
 import { TASKS, type Sample } from "./tasks/index.js";
 import { assignByCost, describeShard, shardDir, writePlan, type Shard } from "./shard.js";
-import { writeUsedProfile } from "./used-profiles.js";
+import { preparationModel } from "./preparation-model.js";
+import {
+  atSpec, clearPreparedArtefacts, loadSpec, prepareSpecs, writePreparedArtefacts, type LoadedSpec, type SpecPreparation,
+} from "./prepared-artefacts.js";
+
+export { canonicalJson };
 
 export interface RunOptions {
   /** Share one prefill across all cells of a sample (default) or prefill per cell (the naive protocol). */
@@ -26,31 +31,29 @@ export interface RunOptions {
   readonly log?: (line: string) => void;
 }
 
-/** Policies of the manifest, instantiated once per model (razor's "auto" profile is per model). */
-export async function instantiate(spec: PolicySpec, modelRef: string): Promise<CompressionPolicy> {
-  try {
-    return await createPolicy(spec.name, spec.params, { context: { modelRef } });
-  } catch (error) {
-    if (error instanceof RazorkvError) throw new RazorkvError(`${spec.where}: ${error.message}`);
-    throw error;
-  }
+/**
+ * A manifest entry's policy for one model, with the artefact its preparation step made for that model (absent:
+ * nothing prepared — a policy that needs one refuses when used). Errors name the manifest place.
+ */
+export function instantiate(s: LoadedSpec, modelRef: string, prepared?: unknown): CompressionPolicy {
+  const context = { modelRef, ...(prepared !== undefined ? { prepared } : {}) };
+  return atSpec(s.spec.where, () => instantiatePolicy(s.definition, s.spec.params, context, s.packageName));
+}
+
+/** Loads every policy package of the manifest, in order, and validates its params. */
+export async function loadSpecs(manifest: Manifest): Promise<LoadedSpec[]> {
+  const specs: LoadedSpec[] = [];
+  for (const spec of manifest.policies) specs.push(await loadSpec(spec));
+  return specs;
 }
 
 /** Validates every policy package and its params against the manifest before any model loads. */
 export async function checkPolicies(manifest: Manifest): Promise<void> {
-  for (const spec of manifest.policies) await instantiate(spec, manifest.models[0]);
+  for (const s of await loadSpecs(manifest)) instantiate(s, manifest.models[0]);
 }
 
 export function cellId(label: string, budget: Cell["budget"]): string {
   return `${label}@${describeBudget(budget)}`;
-}
-
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value && typeof value === "object") {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
 }
 
 interface Unit {
@@ -109,6 +112,8 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
   writeFileSync(join(outDir, "manifest.yaml"), manifest.text);
   if (shard) log(`shard ${describeShard(shard)} of ${manifest.name}: its share of the units into ${outDir}`);
   if (store.completedCount > 0) log(`resuming: ${store.completedCount} rows already in ${store.jsonlPath}`);
+  // rewritten below for every model, from the cache: nothing a previous manifest prepared survives
+  clearPreparedArtefacts(outDir);
   /** The whole sweep's row keys in sweep order, and (sharded) the ones this shard computes. */
   const order: string[] = [];
   const assigned: string[] = [];
@@ -118,7 +123,7 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
     const lm = await loadLanguageModel(modelRef);
     const digest = modelDigest(lm.loaded);
     log(`model ${modelRef}: ${lm.model.config.numLayers} layers, ${lm.model.config.numKvHeads} KV heads, backend ${lm.model.backend.name}, sha256 ${digest.slice(0, 12)}`);
-    const cells = await modelCells(manifest, outDir, modelRef, lm, log);
+    const cells = await modelCells(manifest, outDir, modelRef, lm, digest, log);
     const allUnits = modelUnits(manifest, modelRef, lm);
     const keyed = (u: Unit): KeyedCell[] =>
       cells.map((cell) => ({
@@ -183,30 +188,37 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
   return { rows, outDir, elapsedMs };
 }
 
-/** The sweep's cells for one model, without calibrating anything (what --dry-run checks). */
-export async function sweepCells(manifest: Manifest, modelRef: string): Promise<Cell[]> {
+/** One cell per (manifest entry, budget), each entry's policy instantiated with what it prepared. */
+function cellsOf(preparations: readonly SpecPreparation[], modelRef: string): Cell[] {
   const cells: Cell[] = [];
-  for (const spec of manifest.policies) {
-    const policy = await instantiate(spec, modelRef);
-    for (const budget of spec.budgets) cells.push({ policy, label: spec.label, params: canonicalJson(spec.params), budget, id: cellId(spec.label, budget) });
+  for (const p of preparations) {
+    const policy = instantiate(p, modelRef, p.prepared?.artefact);
+    const { label, params } = p.spec;
+    for (const budget of p.spec.budgets) cells.push({ policy, label, params: canonicalJson(params), budget, id: cellId(label, budget) });
   }
   return cells;
 }
 
-/** The sweep's cells for one model, with RazorAttention's "auto" head profile calibrated (or found cached) first. */
-async function modelCells(manifest: Manifest, outDir: string, modelRef: string, lm: LanguageModel, log: (line: string) => void): Promise<Cell[]> {
-  const cells = await sweepCells(manifest, modelRef);
-  for (const spec of manifest.policies) {
-    // labels are unique and every spec has a budget, so each spec has its cells
-    const policy = cells.find((c) => c.label === spec.label)!.policy;
-    if (policy.name !== "razor" || (spec.params.profile ?? "auto") !== "auto") continue;
-    const t = Date.now();
-    // the calibration input starts with BOS (DESIGN §4), as `razorkv calibrate` builds it
-    const { path, fromCache } = loadOrCalibrate({ modelRef, model: lm.model, params: { bosId: lm.tokenizer.bosId ?? null } });
-    log(fromCache ? `razor: head profile from ${path}` : `razor: calibrated ${modelRef} in ${formatDuration(Date.now() - t)} → ${path}`);
-    writeUsedProfile(outDir, modelRef, spec, path);
-  }
-  return cells;
+/**
+ * The sweep's cells for one model without preparing anything (what --dry-run checks): artefacts the cache already
+ * holds for this model file are used; a policy whose artefact is missing is checked once a run has prepared it.
+ * `lm`: the model, when the caller has it loaded (else it is loaded here, only if some policy declares preparation).
+ */
+export async function sweepCells(manifest: Manifest, modelRef: string, lm?: LanguageModel, log: (line: string) => void = (line) => process.stderr.write(line + "\n")): Promise<Cell[]> {
+  const specs = await loadSpecs(manifest);
+  if (!specs.some((s) => s.definition.prepare)) return cellsOf(specs.map((s) => ({ ...s, prepared: null })), modelRef);
+  const model = lm ?? (await loadLanguageModel(modelRef));
+  return cellsOf(prepareSpecs(specs, preparationModel(model, modelDigest(model.loaded)), { cacheOnly: true, log }), modelRef);
+}
+
+/**
+ * The sweep's cells for one model, after every policy's per-model preparation (run, or found cached for this model
+ * file); what was prepared, and the head selections it exports, are copied into the results folder.
+ */
+async function modelCells(manifest: Manifest, outDir: string, modelRef: string, lm: LanguageModel, digest: string, log: (line: string) => void): Promise<Cell[]> {
+  const preparations = prepareSpecs(await loadSpecs(manifest), preparationModel(lm, digest), { log });
+  writePreparedArtefacts(outDir, modelRef, preparations);
+  return cellsOf(preparations, modelRef);
 }
 
 function modelUnits(manifest: Manifest, modelRef: string, lm: LanguageModel): Unit[] {
