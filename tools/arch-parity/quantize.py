@@ -148,6 +148,15 @@ def add_keys(path: Path, keys: dict, llama_cpp: Path):
                     str(llama_cpp)], check=True)
 
 
+def continued(model, ids: torch.Tensor, at: int) -> np.ndarray:
+    """Log-probs (float64 log_softmax) of positions at… run as a second call that continues, through transformers'
+    KV cache, a prefill of the first `at` tokens: [len(ids) − at, vocab]."""
+    with torch.no_grad():
+        first = model(ids[None, :at], use_cache=True)
+        logits = model(ids[None, at:], past_key_values=first.past_key_values, use_cache=True).logits[0]
+    return torch.log_softmax(logits.double(), dim=-1).numpy()
+
+
 def same(x, y) -> bool:
     """Equal, counting floats equal when they are the same float32 (the GGUF stores float32: 1e-5 reads back as
     9.99999975e-06, the number a float32 forward uses either way)."""
@@ -216,9 +225,11 @@ def build(name: str, llama_cpp: Path, llama_bin: Path, work: Path) -> dict:
         assert metadata.get(key) == value, f"{name}: llama-quantize dropped {key} (expected {value}, found {metadata.get(key)})"
 
     # transformers' own GGUF loading: its config comes from the GGUF metadata, its weights from gguf-py's dequantize
-    loaded = AutoModelForCausalLM.from_pretrained(directory, gguf_file=GGUF_NAME, dtype=torch.float32,
-                                                  attn_implementation="eager").eval()
     original = AutoConfig.from_pretrained(directory)  # the committed config.json
+    # pad_token_id only marks an embedding row (no effect on a forward); config.json's is passed because a loader
+    # default outside the 128-token vocabulary (Phi3Config's 32000) would stop nn.Embedding from being built
+    loaded = AutoModelForCausalLM.from_pretrained(directory, gguf_file=GGUF_NAME, dtype=torch.float32,
+                                                  attn_implementation="eager", pad_token_id=original.pad_token_id).eval()
     differences = config_differences(original, loaded.config)
 
     def reference_model():
@@ -247,7 +258,8 @@ def build(name: str, llama_cpp: Path, llama_bin: Path, work: Path) -> dict:
     rng = np.random.default_rng(seed)
     ids = torch.tensor(rng.integers(3, base.VOCAB, base.SEQ_LEN), dtype=torch.long)
     lp = base.log_probs(reference, ids)
-    chunked = base.continued(reference_model(), ids)  # a fresh model, as generate.py does
+    at = getattr(base, "CONTINUE_AT", {}).get(name, base.CHUNK_AT)  # where generate.py continues this model
+    chunked = continued(reference_model(), ids, at)  # a fresh model, as generate.py does
     loader_effect = float(np.abs(base.log_probs(loaded, ids) - lp).max())
     quantization_effect = float(np.abs(base.log_probs(model.eval(), ids) - lp).max())
     # how much the K-quants moved the weights: relative RMS error of each matrix, worst one
@@ -257,8 +269,8 @@ def build(name: str, llama_cpp: Path, llama_bin: Path, work: Path) -> dict:
     )
     log(f"{name}: config.json settings the GGUF loader lost: {differences or 'none'}; running the GGUF loader's own "
         f"config instead moves the log-probs by {loader_effect:.3g}; Q4_K_M vs full precision: {quantization_effect:.3g} "
-        f"(worst relative RMS weight error {worst_weight_error:.3g}); continuing a {base.CHUNK_AT}-token prefill moves "
-        f"them by {np.abs(chunked - lp[base.CHUNK_AT:]).max():.2e}")
+        f"(worst relative RMS weight error {worst_weight_error:.3g}); continuing a {at}-token prefill moves "
+        f"them by {np.abs(chunked - lp[at:]).max():.2e}")
     if differences:
         assert loader_effect > 1e-2, f"{name}: the settings the GGUF loader lost barely matter ({loader_effect})"
 
@@ -282,8 +294,8 @@ def build(name: str, llama_cpp: Path, llama_bin: Path, work: Path) -> dict:
         "fullRows": [{"pos": t, "logprobs": [round(float(x), 8) for x in lp[t]]}
                      for t in list(range(0, T, base.FULL_ROW_EVERY)) + [T - 1]],
         "continued": {
-            "at": base.CHUNK_AT,
-            "targetLogprobs": [round(float(chunked[t - base.CHUNK_AT, ids[t + 1]]), 8) for t in range(base.CHUNK_AT, T - 1)],
+            "at": at,
+            "targetLogprobs": [round(float(chunked[t - at, ids[t + 1]]), 8) for t in range(at, T - 1)],
             "lastRow": [round(float(x), 8) for x in chunked[-1]],
         },
         "gguf": GGUF_NAME,
