@@ -12,6 +12,11 @@
  * Q and K: llama.cpp's converter reorders the rows of attn_q / attn_k for llama-architecture models so that ggml's
  * adjacent-pair RoPE matches HF's rotate-half RoPE. We use HF's RoPE, so those rows are put back in HF order on
  * read (`ggufRowsToHf`), for the f32 tensors and for the raw quantized bytes alike.
+ *
+ * Phi-3 stores fused projections (`attn_qkv`, and `ffn_up` holding gate then up): the model sees them as the
+ * separate attn_q/k/v and ffn_gate/ffn_up tensors, views of the stored rows (a row of any ggml type is whole
+ * blocks, so a run of rows is a run of bytes). `tensorInfos` lists the file as stored; `tensor`, `rawTensor`, `has`
+ * and `tensorNames` see the split names.
  */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { gguf } from "@huggingface/gguf";
@@ -25,13 +30,13 @@ import {
   isDequantizable,
 } from "./dequant.js";
 import { ModelFileError } from "./errors.js";
-import { checkLlamaTensors, llamaTensorShapes } from "./llama-tensors.js";
+import { checkLlamaTensors, llamaTensorShapes, splitFusedTensors } from "./llama-tensors.js";
 
 const GGUF_MAGIC = "GGUF";
 const DEFAULT_ALIGNMENT = 32; // ggml.h GGUF_DEFAULT_ALIGNMENT
 
 /** Architectures this harness runs with one forward pass (DESIGN §5): RMSNorm, RoPE, GQA, a gated MLP. */
-export const LLAMA_FAMILY_ARCHITECTURES: readonly string[] = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3"];
+export const LLAMA_FAMILY_ARCHITECTURES: readonly string[] = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"];
 
 /**
  * Gemma as llama.cpp runs it (src/models/gemma2.cpp, gemma3.cpp): the layer pattern when the file has no
@@ -91,6 +96,8 @@ export interface GgufHeader {
 
 export interface GgufModel extends ModelWeights, GgufHeader {
   readonly architecture: string;
+  /** The tensors as the forward pass reads them: tensorInfos with Phi-3's fused tensors replaced by their parts. */
+  readonly modelTensorInfos: ReadonlyMap<string, GgufTensorInfo>;
   /** Whether Q/K rows are reordered from llama.cpp's layout on read. */
   readonly unpermutesQK: boolean;
   /** The stored bytes of a tensor, read from the file on every call (not cached). */
@@ -151,10 +158,16 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
  */
 export async function openGguf(path: string): Promise<GgufModel> {
   const header = await readGgufHeader(path);
-  const config = llamaConfigFromGguf(header, readRopeFreqs(header));
-  checkLlamaTensors(path, config, (name) => header.tensorInfos.get(name)?.shape);
+  const vectors = new Map<string, Float32Array>();
+  for (const name of ROPE_VECTOR_TENSORS) {
+    const data = readVector(header, name);
+    if (data !== undefined) vectors.set(name, data);
+  }
+  const config = llamaConfigFromGguf(header, vectors.get("rope_freqs.weight"), vectors);
+  const views = splitFusedTensors(path, config, header.tensorInfos, (t) => t.shape, (t, part) => rowsOf(path, t, part.name, part.begin, part.end));
+  checkLlamaTensors(path, config, (name) => views.get(name)?.shape);
   const unsupported = [...llamaTensorShapes(config).keys()]
-    .map((name) => header.tensorInfos.get(name) as GgufTensorInfo)
+    .map((name) => views.get(name) as GgufTensorInfo)
     .filter((info) => !isDequantizable(info.type));
   if (unsupported.length > 0) {
     const [first] = unsupported;
@@ -164,7 +177,18 @@ export async function openGguf(path: string): Promise<GgufModel> {
       `tensor ${first.name} has type ${first.typeName}, which cannot be dequantized${more} (supported: ${SUPPORTED_TYPE_NAMES.join(", ")})`,
     );
   }
-  return new GgufWeights(header, config);
+  return new GgufWeights(header, config, views);
+}
+
+/** Rows [begin, end) of a stored tensor as a tensor of its own (same type, contiguous bytes). */
+function rowsOf(path: string, info: GgufTensorInfo, name: string, begin: number, end: number): GgufTensorInfo {
+  const columns = info.shape[info.shape.length - 1];
+  const rowBytes = ggmlByteSize(info.type, columns);
+  if (rowBytes === undefined) {
+    throw new ModelFileError(path, `tensor ${info.name} has type ${info.typeName}, whose block size is unknown here, so its rows cannot be split into ${name}`);
+  }
+  const rows = end - begin;
+  return { ...info, name, shape: [rows, columns], nElements: rows * columns, fileOffset: info.fileOffset + begin * rowBytes, byteLength: rows * rowBytes };
 }
 
 /**
@@ -188,7 +212,9 @@ const LLAMA_FAMILY_METADATA: Readonly<Record<string, MetadataRule>> = {
   // checked
   "rope.scaling.yarn_ext_factor": (v, m, arch) =>
     metadataNumber(v) === (m[`${arch}.rope.scaling.type`] === "yarn" ? 1 : 0) ? undefined : `${String(v)} is not implemented (a partial YaRN ramp)`,
-  "rope.scaling.attn_factor": mustEqual(1, "a RoPE magnitude scale on top of the scaling's own"),
+  // phi3: LongRoPE's attention factor (checked with the factor lists in ropeScalingFromGguf)
+  "rope.scaling.attn_factor": (v, m, arch) =>
+    arch === "phi3" || metadataNumber(v) === 1 ? undefined : `${String(v)} is not implemented (a RoPE magnitude scale on top of the scaling's own)`,
   "rope.scaling.yarn_log_multiplier": mustEqual(0, "DeepSeek's mscale_all_dim"),
   "attention.causal": (v) => (v === true ? undefined : `${String(v)} is not implemented (non-causal attention)`),
   // llama/mistral: every layer (llama.cpp ignores the key for them; the model has the window, so we do not);
@@ -225,12 +251,18 @@ function checkGgufMetadataKeys(path: string, metadata: Readonly<Record<string, u
   }
 }
 
-/** `rope_freqs.weight` (Llama 3.1's frequency factors as llama.cpp stores them), as float32, when the file has it. */
-function readRopeFreqs(header: GgufHeader): Float32Array | undefined {
-  const info = header.tensorInfos.get("rope_freqs.weight");
+/**
+ * Tensors that hold RoPE settings rather than weights: Llama 3.1's frequency factors (`rope_freqs.weight`) and
+ * Phi-3's LongRoPE lists (`rope_factors_long.weight`, `rope_factors_short.weight`), [headDim/2] each.
+ */
+const ROPE_VECTOR_TENSORS = ["rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight"] as const;
+
+/** One of ROPE_VECTOR_TENSORS, as float32, when the file has it. */
+function readVector(header: GgufHeader, name: string): Float32Array | undefined {
+  const info = header.tensorInfos.get(name);
   if (info === undefined) return undefined;
   if (!isDequantizable(info.type) || info.byteLength === undefined) {
-    throw new ModelFileError(header.path, `tensor rope_freqs.weight has type ${info.typeName}, which cannot be dequantized`);
+    throw new ModelFileError(header.path, `tensor ${name} has type ${info.typeName}, which cannot be dequantized`);
   }
   const bytes = new Uint8Array(info.byteLength);
   const fd = openSync(header.path, "r");
@@ -239,14 +271,15 @@ function readRopeFreqs(header: GgufHeader): Float32Array | undefined {
   } finally {
     closeSync(fd);
   }
-  return dequantize(info.type, bytes, info.nElements, "rope_freqs.weight");
+  return dequantize(info.type, bytes, info.nElements, name);
 }
 
 /**
  * `LlamaConfig` from `<arch>.*` metadata and the tensor list (DESIGN §5). `ropeFreqs` is the data of
- * `rope_freqs.weight` when the file has that tensor (openGguf reads it).
+ * `rope_freqs.weight` when the file has that tensor, and `ropeVectors` that of every RoPE tensor the file has
+ * (`rope_factors_long.weight`, `rope_factors_short.weight`; openGguf reads them).
  */
-export function llamaConfigFromGguf(header: GgufHeader, ropeFreqs?: Float32Array): LlamaConfig {
+export function llamaConfigFromGguf(header: GgufHeader, ropeFreqs?: Float32Array, ropeVectors?: ReadonlyMap<string, Float32Array>): LlamaConfig {
   const { path, metadata, tensorInfos } = header;
   const architecture = metadata["general.architecture"];
   if (typeof architecture !== "string") throw new ModelFileError(path, "missing metadata key general.architecture");
@@ -295,7 +328,7 @@ export function llamaConfigFromGguf(header: GgufHeader, ropeFreqs?: Float32Array
   if (ropeDims !== undefined && ropeDims !== headDim) {
     throw new ModelFileError(path, `metadata ${key("rope.dimension_count")} ${ropeDims} is not implemented (RoPE on part of a head of ${headDim})`);
   }
-  const ropeScaling = ropeScalingFromGguf(header, architecture, headDim, maxContext, ropeFreqs);
+  const ropeScaling = ropeScalingFromGguf(header, architecture, headDim, maxContext, ropeFreqs, ropeVectors);
   const qkNorm = tensorInfos.has("blk.0.attn_q_norm.weight") || tensorInfos.has("blk.0.attn_k_norm.weight");
   const wantsQkNorm = architecture === "qwen3" || architecture === "gemma3";
   if (qkNorm !== wantsQkNorm) {
@@ -304,7 +337,10 @@ export function llamaConfigFromGguf(header: GgufHeader, ropeFreqs?: Float32Array
   const gemma = GGUF_GEMMA[architecture];
   const window = optional("attention.sliding_window") ?? gemma?.defaultWindow ?? undefined;
   let layerWindows: (number | null)[] | undefined;
-  if (window !== undefined && window > 0) {
+  // phi3: the converter writes sliding_window (0 for none, Phi-4) and llama.cpp switches it off ("Phi SWA is
+  // currently disabled"); transformers masks with it, and so do we, unless it is too long to mask anything
+  const masks = window !== undefined && window > 0 && !(architecture === "phi3" && window >= maxContext);
+  if (masks) {
     const pattern = metadata[key("attention.sliding_window_pattern")];
     let local: boolean[];
     if (!gemma) local = Array.from({ length: numLayers }, () => true);
@@ -374,6 +410,13 @@ export function llamaConfigFromGguf(header: GgufHeader, ropeFreqs?: Float32Array
  * (Llama 3.1: the converter stores the llama3 scaling as per-frequency divisors and no scaling type). The converter
  * writes HF's `attention_factor` as `yarn_attn_factor`, and it is read with HF's meaning (the cos/sin magnitude);
  * absent, YaRN's own 0.1·ln(factor) + 1, as in transformers and llama.cpp.
+ *
+ * Phi-3's LongRoPE: the converter stores the lists as `rope_factors_long.weight` / `rope_factors_short.weight`, the
+ * original context as `rope.scaling.original_context_length` and √(1 + ln(s)/ln(original)), s = context_length /
+ * original, as `rope.scaling.attn_factor` (its own formula: an `attention_factor` or `factor` in config.json is not
+ * carried over). llama.cpp multiplies cos and sin by attn_factor and picks the list once, from its context size
+ * (long when n_ctx > original); we pick it per call from the sequence length as transformers does (see RopeScaling),
+ * which agrees with llama.cpp whenever a sequence and llama.cpp's context are on the same side of the original.
  */
 function ropeScalingFromGguf(
   header: GgufHeader,
@@ -381,6 +424,7 @@ function ropeScalingFromGguf(
   headDim: number,
   contextLength: number,
   ropeFreqs: Float32Array | undefined,
+  ropeVectors?: ReadonlyMap<string, Float32Array>,
 ): RopeScaling | undefined {
   const { path, metadata } = header;
   const key = (suffix: string) => `${architecture}.rope.scaling.${suffix}`;
@@ -393,6 +437,38 @@ function ropeScalingFromGguf(
   const type = metadata[key("type")] ?? "none";
   const factor = num("factor");
   const freqs = header.tensorInfos.get("rope_freqs.weight");
+  const long = header.tensorInfos.get("rope_factors_long.weight");
+  const short = header.tensorInfos.get("rope_factors_short.weight");
+  if (architecture === "phi3") {
+    const attnFactor = num("attn_factor");
+    if (long === undefined && short === undefined) {
+      // llama.cpp multiplies cos and sin by it whatever the scaling; without LongRoPE we have no place for it
+      if (attnFactor !== undefined && attnFactor !== 1) throw new ModelFileError(path, `metadata ${key("attn_factor")} ${attnFactor} without rope_factors_long.weight is not implemented`);
+    } else {
+      if (long === undefined || short === undefined) {
+        throw new ModelFileError(path, `missing tensor ${long === undefined ? "rope_factors_long.weight" : "rope_factors_short.weight"} (LongRoPE needs both lists)`);
+      }
+      if (freqs !== undefined || type !== "none") {
+        throw new ModelFileError(path, `tensor rope_factors_long.weight together with ${freqs !== undefined ? "tensor rope_freqs.weight" : `${key("type")} ${String(type)}`} is not implemented`);
+      }
+      const list = (info: GgufTensorInfo): number[] => {
+        const data = ropeVectors?.get(info.name);
+        if (info.shape.length !== 1 || info.shape[0] !== headDim / 2 || data === undefined) {
+          throw new ModelFileError(path, `tensor ${info.name} has shape [${info.shape.join(", ")}], expected [${headDim / 2}] (one factor per frequency)`);
+        }
+        return Array.from(data);
+      };
+      return {
+        type: "longrope",
+        shortFactor: list(short),
+        longFactor: list(long),
+        // llama.cpp: n_ctx_orig_yarn falls back to the training context
+        originalContext: num("original_context_length") ?? contextLength,
+        // llama_hparams::rope_attn_factor's default
+        attentionFactor: attnFactor ?? 1,
+      };
+    }
+  }
   if (freqs !== undefined) {
     if (type !== "none") {
       throw new ModelFileError(path, `tensor rope_freqs.weight together with ${key("type")} ${String(type)} is not implemented`);
@@ -472,6 +548,7 @@ class GgufWeights implements GgufModel {
   constructor(
     header: GgufHeader,
     readonly config: LlamaConfig,
+    readonly modelTensorInfos: ReadonlyMap<string, GgufTensorInfo>,
   ) {
     this.path = header.path;
     this.version = header.version;
@@ -486,11 +563,11 @@ class GgufWeights implements GgufModel {
   }
 
   tensorNames(): readonly string[] {
-    return [...this.tensorInfos.keys()];
+    return [...this.modelTensorInfos.keys()];
   }
 
   has(name: string): boolean {
-    return this.tensorInfos.has(name);
+    return this.modelTensorInfos.has(name);
   }
 
   tensor(name: string): Tensor {
@@ -532,7 +609,7 @@ class GgufWeights implements GgufModel {
   }
 
   private info(name: string): GgufTensorInfo {
-    const info = this.tensorInfos.get(name);
+    const info = this.modelTensorInfos.get(name);
     if (info === undefined) throw new ModelFileError(this.path, `no tensor named ${name}`);
     return info;
   }

@@ -284,6 +284,58 @@ describe("broken checkpoints", () => {
   });
 });
 
+describe("Phi-3 checkpoints: qkv_proj and gate_up_proj", () => {
+  const phi3: LlamaConfig = { ...config, architecture: "phi3", tiedEmbeddings: false };
+  const weights = randomWeights(phi3, 11);
+  /** Phi3ForCausalLM's tensors in BF16: qkv_proj = [q; k; v], gate_up_proj = [gate; up], as transformers concatenates them. */
+  function phi3Specs(change: { skip?: string; extra?: SafetensorsTensorSpec[] } = {}): SafetensorsTensorSpec[] {
+    const t = (name: string) => weights.tensor(name);
+    const spec = (name: string, gguf: string[]): SafetensorsTensorSpec => {
+      const data = Float32Array.from(gguf.flatMap((g) => Array.from(t(g).data)));
+      return { name, dtype: "BF16", shape: [gguf.reduce((n, g) => n + t(g).shape[0], 0), ...t(gguf[0]).shape.slice(1)], data: encodeBF16(data) };
+    };
+    const out = [spec("model.embed_tokens.weight", ["token_embd.weight"])];
+    for (let l = 0; l < phi3.numLayers; l++) {
+      const p = `model.layers.${l}.`;
+      const b = `blk.${l}.`;
+      out.push(
+        spec(`${p}self_attn.qkv_proj.weight`, [b + "attn_q.weight", b + "attn_k.weight", b + "attn_v.weight"]),
+        spec(`${p}self_attn.o_proj.weight`, [b + "attn_output.weight"]),
+        spec(`${p}mlp.gate_up_proj.weight`, [b + "ffn_gate.weight", b + "ffn_up.weight"]),
+        spec(`${p}mlp.down_proj.weight`, [b + "ffn_down.weight"]),
+        spec(`${p}input_layernorm.weight`, [b + "attn_norm.weight"]),
+        spec(`${p}post_attention_layernorm.weight`, [b + "ffn_norm.weight"]),
+      );
+    }
+    out.push(spec("model.norm.weight", ["output_norm.weight"]), spec("lm_head.weight", ["output.weight"]));
+    return [...out.filter((x) => x.name !== change.skip), ...(change.extra ?? [])];
+  }
+  const json = hfConfigJson(phi3, { architectures: ["Phi3ForCausalLM"], rope_scaling: null, sliding_window: 100, embd_pdrop: 0, resid_pdrop: 0 });
+  const checkpoint = (tensors: SafetensorsTensorSpec[]) => writeCheckpoint({ "config.json": json, "model.safetensors": buildSafetensors(tensors) });
+
+  it("split into attn_q/k/v and ffn_gate/up, the rows transformers slices, read from BF16 rows in place", async () => {
+    const model = await openSafetensors(checkpoint(phi3Specs()));
+    expect(model.config.layerWindows).toEqual([100, 100]);
+    for (const l of [0, 1]) {
+      for (const name of ["attn_q", "attn_k", "attn_v", "ffn_gate", "ffn_up"].map((x) => `blk.${l}.${x}.weight`)) {
+        const expected = dequantize(GgmlType.BF16, encodeBF16(weights.tensor(name).data), weights.tensor(name).data.length, name);
+        expect(firstDifference(model.tensor(name).data, expected), name).toBeUndefined();
+        expect(model.tensor(name).shape).toEqual(weights.tensor(name).shape);
+      }
+    }
+    expect(model.tensorNames!()).not.toContain("blk.0.attn_qkv.weight");
+  });
+
+  it("a fused tensor of the wrong shape, a missing one, or an unfused projection is refused, naming the tensor", async () => {
+    const wrong = checkpoint(phi3Specs({ skip: "model.layers.1.mlp.gate_up_proj.weight", extra: [{ name: "model.layers.1.mlp.gate_up_proj.weight", dtype: "BF16", shape: [24, 16], data: new Uint8Array(24 * 16 * 2) }] }));
+    await expectFileError(openSafetensors(wrong), `${wrong}: tensor blk.1.ffn_up.weight has shape [24, 16], expected [48, 16] (ffn_gate + ffn_up, fused)`);
+    const missing = checkpoint(phi3Specs({ skip: "model.layers.0.self_attn.qkv_proj.weight" }));
+    await expectFileError(openSafetensors(missing), `${missing}: missing tensor blk.0.attn_qkv.weight (expected shape [32, 16])`);
+    const unfused = checkpoint(phi3Specs({ extra: [{ name: "model.layers.0.self_attn.q_proj.weight", dtype: "BF16", shape: [16, 16], data: new Uint8Array(16 * 16 * 2) }] }));
+    await expectFileError(openSafetensors(unfused), `${unfused}/model.safetensors: tensor model.layers.0.self_attn.q_proj.weight is not part of the phi3 forward pass implemented here; refusing to ignore it`);
+  });
+});
+
 function jsonError(text: string): string {
   try {
     JSON.parse(text);

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { LlamaConfig, ModelWeights, RopeScaling, Tensor } from "../model/types.js";
 import { GgmlType, dequantize } from "./dequant.js";
 import { ModelFileError } from "./errors.js";
-import { checkLlamaTensors, checkNoUnusedTensors } from "./llama-tensors.js";
+import { checkLlamaTensors, checkNoUnusedTensors, splitFusedTensors } from "./llama-tensors.js";
 
 export type SafetensorsDtype = "F32" | "F16" | "BF16";
 
@@ -28,6 +28,11 @@ const MAX_HEADER_BYTES = 100_000_000;
 export interface SafetensorsEntry {
   /** Name in the file (HF's). */
   readonly name: string;
+  /**
+   * For a part of a fused tensor (Phi-3's qkv_proj and gate_up_proj, split at load): the rows [begin, end) of
+   * `name` it is; `shape`, `fileOffset` and `byteLength` are the part's.
+   */
+  readonly rows?: readonly [number, number];
   /** As written in the header; only F32, F16 and BF16 can be read. */
   readonly dtype: string;
   readonly shape: readonly number[];
@@ -133,9 +138,10 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
 }
 
 /**
- * HF (Llama / Mistral / Qwen2 / Qwen3 / Gemma 2/3) tensor name → GGUF name; undefined for tensors the forward pass
- * does not use. Gemma's block has four norms, and its post_attention_layernorm is the norm *after* attention (GGUF
- * post_attention_norm), where Llama's is the one before the MLP (ffn_norm).
+ * HF (Llama / Mistral / Qwen2 / Qwen3 / Gemma 2/3 / Phi-3) tensor name → GGUF name; undefined for tensors the
+ * forward pass does not use. Gemma's block has four norms, and its post_attention_layernorm is the norm *after*
+ * attention (GGUF post_attention_norm), where Llama's is the one before the MLP (ffn_norm). Phi-3's fused
+ * projections get the converter's names, `attn_qkv` and `ffn_up` (gate and up), and are split by the loader.
  */
 export function hfToGgufName(name: string, architecture = "llama"): string | undefined {
   const fixed: Record<string, string> = {
@@ -147,15 +153,20 @@ export function hfToGgufName(name: string, architecture = "llama"): string | und
   const layer = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(name);
   if (layer === null) return undefined;
   const [, index, part, kind] = layer;
+  const projections: Record<string, string> = architecture === "phi3"
+    ? { "self_attn.qkv_proj": "attn_qkv", "mlp.gate_up_proj": "ffn_up" }
+    : {
+        "self_attn.q_proj": "attn_q",
+        "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v",
+        "self_attn.q_norm": "attn_q_norm",
+        "self_attn.k_norm": "attn_k_norm",
+        "mlp.gate_proj": "ffn_gate",
+        "mlp.up_proj": "ffn_up",
+      };
   const parts: Record<string, string> = {
-    "self_attn.q_proj": "attn_q",
-    "self_attn.k_proj": "attn_k",
-    "self_attn.v_proj": "attn_v",
+    ...projections,
     "self_attn.o_proj": "attn_output",
-    "self_attn.q_norm": "attn_q_norm",
-    "self_attn.k_norm": "attn_k_norm",
-    "mlp.gate_proj": "ffn_gate",
-    "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down",
     input_layernorm: "attn_norm",
     ...(GEMMA_TYPES.includes(architecture)
@@ -341,6 +352,27 @@ const HF_ARCHITECTURES: Readonly<Record<string, ArchitectureRules>> = {
     qkvBias: "never",
     qkNorm: true,
   },
+  phi3: {
+    // Phi3Config: num_key_value_heads defaults to num_attention_heads
+    defaults: { rmsNormEps: 1e-5, maxContext: 4096 },
+    keys: {
+      // every layer attends through it (transformers 5.23 masks with it; llama.cpp switches Phi-3's window off)
+      sliding_window: windowValue,
+      // Phi3Attention has no biases whatever the (remote-code era) config says; a bias tensor is refused with the tensors
+      attention_bias: true,
+      // dropout: training only
+      resid_pdrop: true,
+      embd_pdrop: true,
+      // the hub's Phi-3 configs point at Microsoft's copy of the modeling code; transformers runs its own
+      // Phi3ForCausalLM unless trust_remote_code, and so do we: only that mapping is accepted
+      auto_map: (v) =>
+        typeof v === "object" && v !== null && Object.values(v).every((m) => typeof m === "string" && /^(configuration|modeling)_phi3\.Phi3\w+$/.test(m))
+          ? undefined
+          : `${JSON.stringify(v)} is not implemented (custom modeling code other than Phi-3's own, which transformers' built-in Phi3ForCausalLM replaces)`,
+    },
+    qkvBias: "never",
+    qkNorm: false,
+  },
 };
 
 /** The config.json model types this harness runs (SmolLM2 checkpoints say llama). */
@@ -354,19 +386,33 @@ const ROPE_KEYS: Readonly<Record<string, readonly string[]>> = {
   dynamic: ["factor", "original_max_position_embeddings"],
   yarn: ["factor", "original_max_position_embeddings", "attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "truncate"],
   llama3: ["factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor"],
+  // factor only enters the attention factor (default max_position_embeddings / original)
+  longrope: ["short_factor", "long_factor", "original_max_position_embeddings", "attention_factor", "factor"],
 };
+
+/**
+ * The rope types each architecture runs. Phi3Config accepts default and longrope only, and renames the older
+ * "su" and "yarn" to longrope (convert_rope_params_to_dict): for phi3 those mean LongRoPE, not YaRN.
+ */
+const ROPE_TYPES_OF: Readonly<Record<string, readonly string[]>> = { phi3: ["default", "longrope"] };
+const GENERIC_ROPE_TYPES: readonly string[] = ["default", "linear", "dynamic", "yarn", "llama3"];
+const ROPE_TYPE_ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>> = { phi3: { su: "longrope", yarn: "longrope" } };
+
+/** Phi3Config's original_max_position_embeddings when config.json has none (it then overrides the dict's, see below). */
+const PHI3_DEFAULT_ORIGINAL_CONTEXT = 4096;
 
 /**
  * RoPE settings as transformers reads them: 4.x writes `rope_theta` and `rope_scaling` ({type | rope_type, …} or
  * null); 5.x writes `rope_parameters` ({rope_type, rope_theta, …}). `rope_scaling` wins when both are set
  * (convert_rope_params_to_dict), and a top-level original_max_position_embeddings wins over the dict's
- * (standardize_rope_params).
+ * (standardize_rope_params). `headDim` sizes LongRoPE's factor lists (one per frequency).
  */
 function ropeFromHf(
   json: Readonly<Record<string, unknown>>,
   path: string,
   maxPositions: number,
   dict?: { readonly name: string; readonly value: unknown },
+  headDim?: number,
 ): { theta: number; scaling: RopeScaling | undefined; maxContext: number } {
   const scalingKey = dict?.name ?? (json["rope_scaling"] ? "rope_scaling" : "rope_parameters");
   const raw = (dict ? dict.value : json[scalingKey]) ?? {};
@@ -384,12 +430,19 @@ function ropeFromHf(
     if (typeof value !== "number") throw new ModelFileError(path, `field ${key(name)}: expected a number, found ${JSON.stringify(value)}`);
     return value;
   };
-  if (params["type"] !== undefined && params["rope_type"] !== undefined && params["type"] !== params["rope_type"]) {
+  const architecture = typeof json["model_type"] === "string" ? json["model_type"] : "llama";
+  const aliases = ROPE_TYPE_ALIASES[architecture] ?? {};
+  // 5.x keeps a 4.x "type" beside the rope_type it derived ("su" beside "longrope"): the same type after renaming
+  const canonical = (t: unknown) => (typeof t === "string" && Object.hasOwn(aliases, t) ? aliases[t] : t);
+  if (params["type"] !== undefined && params["rope_type"] !== undefined && canonical(params["type"]) !== canonical(params["rope_type"])) {
     throw new ModelFileError(path, `${key("type")} ${JSON.stringify(params["type"])} contradicts ${key("rope_type")} ${JSON.stringify(params["rope_type"])}`);
   }
-  const type = params["rope_type"] ?? params["type"] ?? "default";
-  if (typeof type !== "string" || !Object.hasOwn(ROPE_KEYS, type)) {
-    throw new ModelFileError(path, `${key("rope_type")} ${JSON.stringify(type)} is not implemented (implemented: ${Object.keys(ROPE_KEYS).join(", ")})`);
+  const written = params["rope_type"] ?? params["type"] ?? "default";
+  const type = canonical(written);
+  const implemented = ROPE_TYPES_OF[architecture] ?? GENERIC_ROPE_TYPES;
+  if (typeof type !== "string" || !implemented.includes(type)) {
+    const where = ROPE_TYPES_OF[architecture] ? ` for ${architecture}` : "";
+    throw new ModelFileError(path, `${key("rope_type")} ${JSON.stringify(written)} is not implemented${where} (implemented: ${implemented.join(", ")})`);
   }
   for (const name of Object.keys(params)) {
     if (["type", "rope_type", "rope_theta"].includes(name) || ROPE_KEYS[type].includes(name)) continue;
@@ -456,14 +509,43 @@ function ropeFromHf(
         maxContext: maxPositions,
       };
     }
+    case "longrope": {
+      // Phi3Config always has original_max_position_embeddings (default 4096) and standardize_rope_params writes it
+      // over the dict's: a different value in the dict is ignored by transformers, so we refuse it rather than guess
+      const originalContext = typeof topOriginal === "number" ? topOriginal : PHI3_DEFAULT_ORIGINAL_CONTEXT;
+      const inDict = params["original_max_position_embeddings"];
+      if (!isNullish(inDict) && inDict !== originalContext) {
+        const top = typeof topOriginal === "number" ? `original_max_position_embeddings ${originalContext}` : `Phi3Config's default original_max_position_embeddings ${originalContext} (the key is absent)`;
+        throw new ModelFileError(path, `${key("original_max_position_embeddings")} ${JSON.stringify(inDict)} differs from ${top}, which transformers uses instead`);
+      }
+      const factors = (name: string): number[] => {
+        const value = params[name];
+        if (!Array.isArray(value) || !value.every((x) => typeof x === "number")) {
+          throw new ModelFileError(path, `field ${key(name)}: expected a list of numbers, found ${isNullish(value) ? "none" : JSON.stringify(value).slice(0, 40)}`);
+        }
+        if (headDim !== undefined && value.length !== headDim / 2) {
+          throw new ModelFileError(path, `field ${key(name)}: ${value.length} factors, expected ${headDim / 2} (one per frequency of a head of ${headDim})`);
+        }
+        return value as number[];
+      };
+      const shortFactor = factors("short_factor");
+      const longFactor = factors("long_factor");
+      // _compute_longrope_parameters: factor defaults to max_position_embeddings / original
+      const factor = num("factor", maxPositions / originalContext);
+      const attentionFactor = !isNullish(params["attention_factor"])
+        ? num("attention_factor")
+        : factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(originalContext));
+      return { theta, scaling: { type, shortFactor, longFactor, originalContext, attentionFactor }, maxContext: maxPositions };
+    }
   }
   throw new Error("unreachable");
 }
 
 /**
- * `LlamaConfig` from an HF config.json (LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config fields, as
- * transformers 4.x and 5.x write them), with each config class's defaults where a field is absent. Every key must
- * be one the architecture's rules know; a value we do not implement stops the load with the file and the key.
+ * `LlamaConfig` from an HF config.json (LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config, Gemma2Config,
+ * Gemma3TextConfig, Phi3Config fields, as transformers 4.x and 5.x write them), with each config class's defaults
+ * where a field is absent. Every key must be one the architecture's rules know; a value we do not implement stops
+ * the load with the file and the key.
  * `hasLmHead` says whether the checkpoint stores lm_head.weight.
  */
 export function llamaConfigFromHf(
@@ -516,10 +598,10 @@ export function llamaConfigFromHf(
   }
   const maxPositions = field("max_position_embeddings", rules.defaults.maxContext);
   const numLayers = field("num_hidden_layers");
-  const layerWindows = windowsFromHf(json, architecture, numLayers, gemma?.slidingWindow);
+  const layerWindows = windowsFromHf(json, architecture, numLayers, gemma?.slidingWindow, maxPositions);
   // Gemma 3: the global layers' RoPE (scaled) and the local layers' own base (unscaled), per layer type
   const perType = gemma?.localRopeTheta != null ? gemmaRope(json, path, maxPositions, gemma.ropeTheta, gemma.localRopeTheta) : null;
-  const rope = perType?.global ?? ropeFromHf(gemma ? { rope_theta: gemma.ropeTheta, ...json } : json, path, maxPositions);
+  const rope = perType?.global ?? ropeFromHf(gemma ? { rope_theta: gemma.ropeTheta, ...json } : json, path, maxPositions, undefined, headDim);
   const gemmaFields = gemma
     ? {
         sandwichNorms: true,
@@ -561,19 +643,25 @@ function optionalCap(name: "attentionSoftcap" | "finalSoftcap", value: unknown, 
 
 /**
  * Per layer, its sliding window or null, as transformers builds the mask: Mistral puts `sliding_window` (absent:
- * 4096) on every layer; Gemma on the layers `layer_types` calls sliding_attention, or when absent every layer but
- * each `sliding_window_pattern`-th (Gemma 2: every other, starting with layer 0; Gemma 3: five of six). Null when
- * no layer has a window.
+ * 4096) on every layer; Phi-3 too (absent: none); Gemma on the layers `layer_types` calls sliding_attention, or when
+ * absent every layer but each `sliding_window_pattern`-th (Gemma 2: every other, starting with layer 0; Gemma 3: five
+ * of six). Null when no layer has a window. Phi-3.5's window (262144) is longer than its context (131072): a window
+ * of at least `maxPositions` never masks anything, so the model is one of full attention.
  */
 function windowsFromHf(
   json: Readonly<Record<string, unknown>>,
   architecture: string,
   numLayers: number,
   gemmaWindow: number | undefined,
+  maxPositions: number,
 ): (number | null)[] | null {
   if (architecture === "mistral") {
     const w = Object.hasOwn(json, "sliding_window") ? (json["sliding_window"] as number | null) : 4096;
     return w === null ? null : Array.from({ length: numLayers }, () => w);
+  }
+  if (architecture === "phi3") {
+    const w = json["sliding_window"];
+    return typeof w === "number" && w < maxPositions ? Array.from({ length: numLayers }, () => w) : null;
   }
   if (gemmaWindow === undefined) return null;
   const w = isNullish(json["sliding_window"]) ? (json["sliding_window"] === null ? null : gemmaWindow) : (json["sliding_window"] as number);
@@ -656,7 +744,7 @@ export async function openSafetensors(dir: string): Promise<SafetensorsModel> {
     hasLmHead: byHfName.has("lm_head.weight"),
   });
 
-  const entries = new Map<string, SafetensorsEntry>();
+  const stored = new Map<string, SafetensorsEntry>();
   for (const [name, entry] of byHfName) {
     // rotary tables some older checkpoints saved: recomputed from the config, never read
     if (/\.rotary_emb\.inv_freq$/.test(name)) continue;
@@ -666,8 +754,21 @@ export async function openSafetensors(dir: string): Promise<SafetensorsModel> {
     }
     // tied: transformers ties lm_head to the embedding after loading, so a stored copy is not read
     if (ggufName === "output.weight" && config.tiedEmbeddings) continue;
-    entries.set(ggufName, entry);
+    stored.set(ggufName, entry);
   }
+  // Phi-3: qkv_proj and gate_up_proj become q/k/v and gate/up, views of their rows (row-major: contiguous bytes)
+  const entries = splitFusedTensors(dir, config, stored, (e) => e.shape, (e, part) => {
+    const bytes = DTYPES[e.dtype as SafetensorsDtype]?.bytes;
+    if (bytes === undefined) throw new ModelFileError(e.file, `tensor ${e.name} has dtype ${e.dtype}; supported: ${Object.keys(DTYPES).join(", ")}`);
+    const rowBytes = e.shape[1] * bytes;
+    return {
+      ...e,
+      rows: [part.begin, part.end] as const,
+      shape: [part.end - part.begin, e.shape[1]],
+      fileOffset: e.fileOffset + part.begin * rowBytes,
+      byteLength: (part.end - part.begin) * rowBytes,
+    };
+  });
   checkLlamaTensors(dir, config, (name) => entries.get(name)?.shape);
   checkNoUnusedTensors(dir, config, entries.keys());
   for (const entry of entries.values()) {
@@ -731,7 +832,8 @@ class SafetensorsWeights implements SafetensorsModel {
     if (entry === undefined) throw new ModelFileError(this.dir, `no tensor named ${name}`);
     const bytes = readRange(entry.file, entry.fileOffset, entry.byteLength);
     const nElements = entry.shape.reduce((a, b) => a * b, 1);
-    const data = dequantize(DTYPES[entry.dtype as SafetensorsDtype].ggml, bytes, nElements, `${name} (${entry.name})`);
+    const stored = entry.rows ? `${entry.name} rows ${entry.rows[0]}–${entry.rows[1] - 1}` : entry.name;
+    const data = dequantize(DTYPES[entry.dtype as SafetensorsDtype].ggml, bytes, nElements, `${name} (${stored})`);
     // Gemma's RMSNorm multiplies by (1 + weight), in float32 (Gemma2RMSNorm: 1.0 + weight.float()); the pass
     // multiplies by the stored weight, as llama.cpp's converter stores Gemma's norms (+1 added)
     if (this.config.sandwichNorms && name.endsWith("norm.weight")) for (let i = 0; i < data.length; i++) data[i] = Math.fround(1 + data[i]);

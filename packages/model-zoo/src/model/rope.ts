@@ -4,7 +4,7 @@
  * eq. 34; HF LlamaRotaryEmbedding). GGUF files of llama architecture store Q/K permuted for adjacent-pair rotation;
  * the loader undoes that, so this is the only RoPE.
  *
- * Long-context scalings change invFreq (and, for YaRN, the magnitude of cos and sin); `ropeFrequencies` computes
+ * Long-context scalings change invFreq (and, for YaRN and LongRoPE, the magnitude of cos and sin); `ropeFrequencies` computes
  * them as transformers' `ROPE_INIT_FUNCTIONS` does, step by step in float32 (Math.fround after every tensor
  * operation), so that our tables equal transformers' to the bit or within an ulp.
  */
@@ -15,13 +15,14 @@ const f32 = Math.fround;
 export interface RopeFrequencies {
   /** [headDim/2] inverse frequencies, float32 values. */
   readonly invFreq: Float32Array;
-  /** Multiplies cos and sin (YaRN's attention factor; 1 otherwise). */
+  /** Multiplies cos and sin (YaRN's and LongRoPE's attention factor; 1 otherwise). */
   readonly attentionFactor: number;
 }
 
 /**
  * The inverse frequencies for a call whose sequence reaches `sequenceLength` tokens (largest position + 1): only
- * dynamic NTK depends on it, as transformers' `dynamic_rope_update` recomputes them from the call's positions.
+ * dynamic NTK and LongRoPE depend on it, as transformers' `dynamic_rope_update` recomputes them from the call's
+ * positions (default 0: the frequencies a model starts with).
  */
 export function ropeFrequencies(
   headDim: number,
@@ -105,6 +106,16 @@ export function ropeFrequencies(
       }
       return { invFreq, attentionFactor: scaling.attentionFactor };
     }
+    case "longrope": {
+      // _compute_longrope_parameters: 1.0 / (ext_factors * base ** (arange(0, dim, 2) / dim)), float32 tensors;
+      // the long list once the call's sequence is longer than the original context (longrope_frequency_update)
+      const factors = sequenceLength > scaling.originalContext ? scaling.longFactor : scaling.shortFactor;
+      if (scaling.shortFactor.length !== half || scaling.longFactor.length !== half) {
+        throw new Error(`LongRoPE: ${scaling.shortFactor.length} short and ${scaling.longFactor.length} long factors for ${half} frequencies`);
+      }
+      for (let i = 0; i < half; i++) invFreq[i] = f32(1 / f32(f32(factors[i]) * f32(Math.pow(base, exponent(i)))));
+      return { invFreq, attentionFactor: scaling.attentionFactor };
+    }
     case "frequency-factors": {
       // llama.cpp ggml_rope_cache_init: theta / freq_factors[i]
       if (scaling.factors.length !== half) {
@@ -121,24 +132,28 @@ export class Rope {
   readonly headDim: number;
   private readonly theta: number;
   private readonly scaling: RopeScaling | undefined;
-  private readonly invFreq: Float32Array;
   private readonly attentionFactor: number;
-  /** cos and sin of every angle, [position × headDim/2], for positions below `tabled`: computed once, not per layer. */
-  private cos = new Float32Array(0);
-  private sin = new Float32Array(0);
-  private tabled = 0;
+  /** Angles of the frequencies a call within the original context uses (all calls, for every scaling but two). */
+  private readonly table: AngleTable;
+  /** LongRoPE: angles of the long factors, for calls whose sequence is longer than the original context. */
+  private readonly longTable: AngleTable | null;
 
   constructor(headDim: number, theta: number, scaling?: RopeScaling) {
     if (headDim % 2 !== 0) throw new Error(`RoPE needs an even head dimension, got ${headDim}`);
     this.headDim = headDim;
     this.theta = theta;
     this.scaling = scaling;
-    ({ invFreq: this.invFreq, attentionFactor: this.attentionFactor } = ropeFrequencies(headDim, theta, scaling));
+    const short = ropeFrequencies(headDim, theta, scaling);
+    this.attentionFactor = short.attentionFactor;
+    this.table = new AngleTable(short.invFreq, short.attentionFactor);
+    const long = scaling?.type === "longrope" ? ropeFrequencies(headDim, theta, scaling, scaling.originalContext + 1) : null;
+    this.longTable = long && new AngleTable(long.invFreq, long.attentionFactor);
   }
 
   /**
    * Rotates `numHeads` heads of each of the rows in place; row r is at position positions[r]. `sequenceLength`
-   * (default: largest position + 1) is the length the sequence reaches in this call; dynamic NTK scales by it.
+   * (default: largest position + 1) is the length the sequence reaches in this call; dynamic NTK scales by it, and
+   * LongRoPE takes its long factors when it exceeds the original context.
    */
   apply(x: Float32Array, numHeads: number, positions: ArrayLike<number>, sequenceLength?: number): void {
     const d = this.headDim;
@@ -154,11 +169,13 @@ export class Rope {
       const { invFreq } = ropeFrequencies(d, this.theta, this.scaling, length);
       cos = new Float32Array(positions.length * half);
       sin = new Float32Array(positions.length * half);
-      for (let r = 0; r < positions.length; r++) this.fillAngles(cos, sin, r, positions[r], invFreq);
+      for (let r = 0; r < positions.length; r++) fillAngles(cos, sin, r, positions[r], invFreq, this.attentionFactor);
       rowOf = (r) => r * half;
     } else {
-      this.ensureTable(maxPosition + 1);
-      ({ cos, sin } = this);
+      const long = this.longTable !== null && this.scaling?.type === "longrope" && length > this.scaling.originalContext;
+      const table = long ? (this.longTable as AngleTable) : this.table;
+      table.ensure(maxPosition + 1);
+      ({ cos, sin } = table);
       rowOf = (r) => positions[r] * half;
     }
     for (let r = 0; r < positions.length; r++) {
@@ -174,33 +191,45 @@ export class Rope {
       }
     }
   }
+}
 
-  /** cos/sin of position · invFreq (float32 angle, as HF), times the attention factor, into row `row` of the tables. */
-  private fillAngles(cos: Float32Array, sin: Float32Array, row: number, position: number, invFreq: Float32Array): void {
-    const half = this.headDim / 2;
-    const scale = f32(this.attentionFactor);
-    for (let i = 0; i < half; i++) {
-      const angle = f32(position * invFreq[i]);
-      if (scale === 1) {
-        cos[row * half + i] = Math.cos(angle);
-        sin[row * half + i] = Math.sin(angle);
-      } else {
-        cos[row * half + i] = f32(f32(Math.cos(angle)) * scale);
-        sin[row * half + i] = f32(f32(Math.sin(angle)) * scale);
-      }
+/** cos/sin of position · invFreq (float32 angle, as HF), times the attention factor, into row `row` of the tables. */
+function fillAngles(cos: Float32Array, sin: Float32Array, row: number, position: number, invFreq: Float32Array, attentionFactor: number): void {
+  const half = invFreq.length;
+  const scale = f32(attentionFactor);
+  for (let i = 0; i < half; i++) {
+    const angle = f32(position * invFreq[i]);
+    if (scale === 1) {
+      cos[row * half + i] = Math.cos(angle);
+      sin[row * half + i] = Math.sin(angle);
+    } else {
+      cos[row * half + i] = f32(f32(Math.cos(angle)) * scale);
+      sin[row * half + i] = f32(f32(Math.sin(angle)) * scale);
     }
   }
+}
+
+/** cos and sin of every angle of one frequency table, [position × headDim/2], for positions below `tabled`: computed once, not per layer. */
+class AngleTable {
+  cos = new Float32Array(0);
+  sin = new Float32Array(0);
+  private tabled = 0;
+
+  constructor(
+    private readonly invFreq: Float32Array,
+    private readonly attentionFactor: number,
+  ) {}
 
   /** Extends the tables to cover positions 0 … count−1 (at least doubling, so a decode loop extends them rarely). */
-  private ensureTable(count: number): void {
+  ensure(count: number): void {
     if (count <= this.tabled) return;
-    const half = this.headDim / 2;
+    const half = this.invFreq.length;
     const size = Math.max(count, 2 * this.tabled, 64);
     const cos = new Float32Array(size * half);
     const sin = new Float32Array(size * half);
     cos.set(this.cos);
     sin.set(this.sin);
-    for (let p = this.tabled; p < size; p++) this.fillAngles(cos, sin, p, p, this.invFreq);
+    for (let p = this.tabled; p < size; p++) fillAngles(cos, sin, p, p, this.invFreq, this.attentionFactor);
     this.cos = cos;
     this.sin = sin;
     this.tabled = size;

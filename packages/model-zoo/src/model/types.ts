@@ -93,7 +93,26 @@ export type RopeScaling =
       readonly originalContext: number;
     }
   /** llama.cpp's `rope_freqs.weight`: frequency i divided by factors[i] (how GGUF stores Llama 3.1's scaling). */
-  | { readonly type: "frequency-factors"; readonly factors: readonly number[] };
+  | { readonly type: "frequency-factors"; readonly factors: readonly number[] }
+  /**
+   * LongRoPE (Ding et al. 2024, arXiv 2402.13753), as Phi-3/3.5 use it (transformers' `_compute_longrope_parameters`
+   * and `dynamic_rope_update`): frequency i is divided by shortFactor[i] in a call whose sequence reaches at most
+   * `originalContext` tokens (largest position + 1), by longFactor[i] in a longer one; cos and sin are multiplied by
+   * `attentionFactor` either way. The choice is per call, as transformers' forward makes it: keys already cached keep
+   * the rotation they were written with when a later call crosses the threshold. (transformers' generate() instead
+   * drops the cache once and prefills everything again with the long factors; llama.cpp picks one list for the whole
+   * run from its context size n_ctx.)
+   */
+  | {
+      readonly type: "longrope";
+      /** [headDim/2] divisors while the sequence is within the original context. */
+      readonly shortFactor: readonly number[];
+      /** [headDim/2] divisors once it is longer. */
+      readonly longFactor: readonly number[];
+      readonly originalContext: number;
+      /** √(1 + ln(factor) / ln(originalContext)) for factor = maxContext / originalContext > 1, unless the file says. */
+      readonly attentionFactor: number;
+    };
 
 export interface Tensor {
   readonly name: string;
