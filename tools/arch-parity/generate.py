@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,11 @@ COMMON = dict(
     vocab_size=VOCAB, hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
     num_key_value_heads=2, rms_norm_eps=1e-5, max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
 )
+
+# LongRoPE lists for head_dim 16 (8 frequencies), shaped like Phi-3.5-mini's 48: short ones near 1, long ones rising
+# from ≈ 1 at the highest frequency to ≈ 64 at the lowest
+PHI3_SHORT = [1.0, 1.02, 1.05, 1.1, 1.3, 1.7, 2.0, 2.8]
+PHI3_LONG = [1.08, 1.34, 2.62, 4.79, 12.2, 30.42, 50.34, 62.61]
 
 # name: (model_type, config fields, config.json format, rope scaling dict or None, convert to GGUF?)
 # Sliding windows are far below the 300-token input, so every windowed layer drops most of the context.
@@ -87,7 +93,23 @@ MODELS = {
                                    head_dim=32, query_pre_attn_scalar=32, sliding_window=48, sliding_window_pattern=6,
                                    num_hidden_layers=6, hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6),
                "4.x-rope_type", dict(rope_type="linear", factor=8.0), True),
+    # Phi-3.5-mini / Phi-3-mini-128k-shaped, 4.x config as the hub writes it: fused qkv_proj and gate_up_proj, untied,
+    # LongRoPE with the original context at the top level (128, so the 300-token input takes the long factors) and
+    # max_position_embeddings 512 (attention factor √(1 + ln 4 / ln 128)); a sliding window longer than the context,
+    # as Phi-3.5's 262144 of 131072, which masks nothing; no pad token (Phi3Config's 32000 is outside the vocabulary)
+    "phi3-longrope": ("phi3", dict(tie_word_embeddings=False, rope_theta=10000.0, original_max_position_embeddings=128,
+                                   sliding_window=1024, pad_token_id=None),
+                      "4.x-type", dict(type="longrope", short_factor=PHI3_SHORT, long_factor=PHI3_LONG), True),
+    # the same architecture as transformers 5.x writes it (rope_parameters, with the original context inside too), with
+    # Phi-3-mini-4k's sliding window (2047 of 4096 there) shorter than the input
+    "phi3-swa": ("phi3", dict(tie_word_embeddings=False, rope_theta=10000.0, original_max_position_embeddings=128,
+                              sliding_window=64, pad_token_id=None),
+                 "5.x", dict(rope_type="longrope", short_factor=PHI3_SHORT, long_factor=PHI3_LONG), True),
 }
+
+# continued legs that start below the LongRoPE threshold: the prefill takes the short factors, the continuation the
+# long ones, and the cached keys keep their short rotation (other models continue at CHUNK_AT)
+CONTINUE_AT = {"phi3-longrope": 100, "phi3-swa": 100}
 
 # keys the converter does not write but the model has (llama.cpp ignores sliding windows on llama-architecture files)
 GGUF_EXTRA_KEYS = {"mistral-swa": {"llama.attention.sliding_window": 64}}
@@ -116,7 +138,8 @@ def build_config(model_type: str, fields: dict, rope: dict | None):
 
 def init_weights(model, seed: int):
     """Weights at a trained model's scale: linear N(0, 1/fan_in), embedding N(0, 0.35²) (as the tied output layer it
-    gives logits of std ≈ 3, log-probs down to ≈ −20 as a trained model's), norms 1 + N(0, 0.1²), biases N(0, 0.5²)."""
+    gives logits of std ≈ 3, log-probs down to ≈ −20 as a trained model's), norms 1 + N(0, 0.1²), biases N(0, 0.5²);
+    q and k ×1.5 (Phi-3's fused qkv_proj: its q and k rows)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -133,7 +156,12 @@ def init_weights(model, seed: int):
                 scale = 1.0 / math.sqrt(fan_in)
                 if "q_proj" in name or "k_proj" in name:
                     scale *= 1.5  # sharp attention, as trained models have: RoPE moves the log-probs by far more than 1e-4
-                p.copy_(scale * torch.randn(p.shape, generator=g))
+                w = scale * torch.randn(p.shape, generator=g)
+                if "qkv_proj" in name:
+                    c = model.config
+                    head_dim = c.hidden_size // c.num_attention_heads
+                    w[: (c.num_attention_heads + c.num_key_value_heads) * head_dim] *= 1.5
+                p.copy_(w)
 
 
 def rewrite_config(path: Path, fmt: str, rope: dict | None, fields: dict):
@@ -184,14 +212,28 @@ def log_probs(model, ids: torch.Tensor) -> np.ndarray:
 CHUNK_AT = 200
 
 
-def continued(model, ids: torch.Tensor) -> np.ndarray:
-    """Log-probs of positions CHUNK_AT… when they continue, with the KV cache, a prefill of the first CHUNK_AT
-    tokens. Dynamic NTK differs here from one prefill: each call recomputes the frequencies for the length it
-    reaches (dynamic_rope_update), and the cached keys keep the rotation they were written with."""
+def continued(model, ids: torch.Tensor, at: int = CHUNK_AT) -> np.ndarray:
+    """Log-probs of positions at… when they continue, with the KV cache, a prefill of the first `at` tokens. Dynamic
+    NTK and LongRoPE differ here from one prefill: each call takes the frequencies of the length it reaches
+    (dynamic_rope_update), and the cached keys keep the rotation they were written with."""
     with torch.no_grad():
-        first = model(ids[None, :CHUNK_AT], use_cache=True)
-        logits = model(ids[None, CHUNK_AT:], past_key_values=first.past_key_values, use_cache=True).logits[0]
+        first = model(ids[None, :at], use_cache=True)
+        logits = model(ids[None, at:], past_key_values=first.past_key_values, use_cache=True).logits[0]
     return torch.log_softmax(logits.double(), dim=-1).numpy()
+
+
+# The seeds the committed files were made with: 1000 + the index among the sorted names of the models there were at
+# the time (the six Llama/Qwen ones first, then Gemma and Mistral among nine), so a full rerun reproduces every file.
+FIXED_SEEDS = {"llama-dynamic": 1000, "llama-linear": 1001, "llama-yarn": 1002, "llama3": 1003, "qwen2-yarn": 1004,
+               "qwen3-yarn": 1005, "gemma2": 1000, "gemma3": 1001, "mistral-swa": 1006}
+
+
+def model_seed(name: str) -> int:
+    """A model's seed: FIXED_SEEDS for the first nine, and from its name for later ones, so that adding a model
+    moves no other's."""
+    if name in FIXED_SEEDS:
+        return FIXED_SEEDS[name]
+    return 2000 + zlib.crc32(name.encode()) % 1000
 
 
 def rotary(model):
@@ -219,7 +261,7 @@ def generate(name: str, spec, llama_cpp: Path, work: Path) -> dict:
     from transformers import AutoModelForCausalLM
 
     model_type, fields, fmt, rope, to_gguf = spec
-    seed = 1000 + sorted(MODELS).index(name)
+    seed = model_seed(name)
     torch.manual_seed(seed)
     config = build_config(model_type, fields, rope)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="eager")
@@ -245,7 +287,8 @@ def generate(name: str, spec, llama_cpp: Path, work: Path) -> dict:
     # a fresh model: dynamic_rope_update keeps state (the longest length seen), and we compare with a sequence
     # that starts from nothing, as a benchmark's does
     fresh = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, attn_implementation="eager").eval()
-    chunked = continued(fresh, ids)
+    at = CONTINUE_AT.get(name, CHUNK_AT)
+    chunked = continued(fresh, ids, at)
 
     # sensitivity: the same weights under plain RoPE (Gemma 3: its global layers' scaling dropped)
     if model_type == "gemma3_text":
@@ -256,18 +299,27 @@ def generate(name: str, spec, llama_cpp: Path, work: Path) -> dict:
     sensitivity = variant(reloaded, ids, rope_parameters=plain_params) if rope is not None else 0.0
     # what the sliding window and the soft caps change, for the fixtures that have them
     effects = {}
-    if getattr(reloaded.config, "sliding_window", None):
+    if getattr(reloaded.config, "sliding_window", None) and reloaded.config.sliding_window < SEQ_LEN:
         # a window longer than the input: the same layers, RoPE bases and all, attending to everything
         effects["slidingWindow"] = round(variant(reloaded, ids, sliding_window=10 * SEQ_LEN), 6)
+    if rope is not None and reloaded.config.rope_parameters.get("rope_type") == "longrope":
+        # the short list where transformers takes the long one: what a loader that never switched would be off by
+        short_only = copy.deepcopy(reloaded.config.rope_parameters)
+        short_only["long_factor"] = list(short_only["short_factor"])
+        effects["longFactor"] = round(variant(reloaded, ids, rope_parameters=short_only), 6)
     for cap in ("attn_logit_softcapping", "final_logit_softcapping"):
         if getattr(reloaded.config, cap, None):
             effects[cap] = round(variant(reloaded, ids, **{cap: None}), 6)
     if effects:
         log(f"{name}: removing each setting moves the log-probs by up to {effects}")
         assert all(v > 1e-2 for v in effects.values()), f"{name}: a setting barely matters at {SEQ_LEN} tokens"
-    log(f"{name}: plain RoPE moves the log-probs by up to {sensitivity:.3f}; continuing a {CHUNK_AT}-token prefill "
-        f"moves them by {np.abs(chunked - lp[CHUNK_AT:]).max():.2e}")
+    moved = float(np.abs(chunked - lp[at:]).max())
+    log(f"{name}: plain RoPE moves the log-probs by up to {sensitivity:.3f}; continuing a {at}-token prefill "
+        f"moves them by {moved:.2e}")
     assert rope is None or sensitivity > 1e-2, f"{name}: the RoPE scaling barely matters at {SEQ_LEN} tokens"
+    if name in CONTINUE_AT:
+        # the continued leg is there to tell transformers' per-call choice of factors from one fixed for the run
+        assert moved > 1e-2, f"{name}: continuing across the LongRoPE threshold barely differs from one prefill"
 
     T = SEQ_LEN
     argmax = lp.argmax(axis=1)
@@ -283,9 +335,11 @@ def generate(name: str, spec, llama_cpp: Path, work: Path) -> dict:
         "fullRows": [{"pos": t, "logprobs": [round(float(x), 8) for x in lp[t]]}
                      for t in list(range(0, T, FULL_ROW_EVERY)) + [T - 1]],
         "continued": {
-            "at": CHUNK_AT,
-            "targetLogprobs": [round(float(chunked[t - CHUNK_AT, ids[t + 1]]), 8) for t in range(CHUNK_AT, T - 1)],
+            "at": at,
+            "targetLogprobs": [round(float(chunked[t - at, ids[t + 1]]), 8) for t in range(at, T - 1)],
             "lastRow": [round(float(x), 8) for x in chunked[-1]],
+            # how far the continued log-probs are from the one prefill's (recorded where the leg crosses a threshold)
+            **({"differsFromPrefill": round(moved, 6)} if name in CONTINUE_AT else {}),
         },
         "invFreq": [float(x) for x in inv_freq],
         "attentionScaling": attention_scaling,
