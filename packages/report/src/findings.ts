@@ -1,10 +1,10 @@
 /**
  * The "key findings" block at the top of the report, computed from the data: per task, the policies ranked at one
  * budget (0.3 by default, else the nearest budget the experiment ran) with a paired test of the best against each
- * other policy and of each against the full-cache reference (paired.ts), and per head profile the KV heads
- * RazorAttention protected. Plain data, so it is tested without a browser and rendered as text.
+ * other policy and of each against the full-cache reference (paired.ts), and per head selection (heads/*.json) the KV
+ * heads a head-level policy protected. Plain data, so it is tested without a browser and rendered as text.
  */
-import type { LoadedProfile } from "./load.js";
+import type { LoadedHeadSelection } from "./load.js";
 import { comparePaired, type PairedComparison } from "./paired.js";
 import { lowerIsBetter, type ResultRow, type Summary, type SummaryCell } from "./schema.js";
 import type { BootstrapOptions } from "./stats.js";
@@ -41,7 +41,10 @@ export interface TaskFinding {
 export interface HeadFinding {
   readonly model: string;
   readonly file: string;
-  /** The razor policy labels that protected these heads. */
+  /** What the selection is (the file's title) and how it was made (its rule). */
+  readonly title: string;
+  readonly rule: string;
+  /** The policy labels that protected these heads. */
   readonly usedBy: readonly string[];
   readonly totalKvHeads: number;
   /** "L17·kv2" labels, in (layer, KV head) order. */
@@ -96,7 +99,7 @@ export function nearestBudget(budgets: readonly number[], asked: number): number
 }
 
 /**
- * Per task with a full-cache reference (`referenceCells`, "full" by preference): for each other policy, the smallest budget b such that at b and at every
+ * Per task with a full-cache reference (`referenceCells`; preferably one that kept every entry): for each other policy, the smallest budget b such that at b and at every
  * larger budget it ran, its mean keeps `fraction` of the reference's (mean ≥ fraction·full, or for NLL
  * mean ≤ full/fraction). Requiring every larger budget too keeps a lucky dip in a noisy curve from being reported
  * as the policy's operating point.
@@ -105,7 +108,8 @@ export function budgetRetention(summary: Summary, fraction = 0.95): RetentionFin
   const findings: RetentionFinding[] = [];
   for (const cells of cellsByTask(summary)) {
     const candidates = referenceCells(cells);
-    const ref = candidates.find((c) => c.policy === "full") ?? candidates[0];
+    // the full cache itself when a reference kept every entry (realized kvBudget 1), else the first reference
+    const ref = candidates.find((c) => c.budgetRealizedMean >= 1 - 1e-9) ?? candidates[0];
     if (!ref) continue;
     const { model, mode, task, metric } = cells[0];
     const lower = lowerIsBetter(metric);
@@ -133,7 +137,7 @@ export function budgetRetention(summary: Summary, fraction = 0.95): RetentionFin
  * scores); `options` seeds their bootstrap.
  */
 export function keyFindings(
-  summary: Summary, rows: readonly ResultRow[], profiles: readonly LoadedProfile[], askedBudget = 0.3, options: BootstrapOptions = {},
+  summary: Summary, rows: readonly ResultRow[], heads: readonly LoadedHeadSelection[], askedBudget = 0.3, options: BootstrapOptions = {},
 ): KeyFindings {
   const tasks = cellsByTask(summary).map((cells): TaskFinding => {
     const { model, mode, task, metric } = cells[0];
@@ -153,14 +157,16 @@ export function keyFindings(
     );
     return { model, mode, task, metric, lowerIsBetter: lower, budget, ranking, references: referenceList.map(ranked), versusBest, versusReference };
   });
-  const heads = profiles.map(({ file, profile, usedBy }): HeadFinding => ({
-    model: profile.model,
+  const headFindings = heads.map(({ file, selection }): HeadFinding => ({
+    model: selection.model,
     file,
-    usedBy,
-    totalKvHeads: profile.numLayers * profile.numKvHeads,
-    protectedHeads: [...profile.retrieval]
+    title: selection.title,
+    rule: selection.rule,
+    usedBy: selection.usedBy,
+    totalKvHeads: selection.numLayers * selection.numKvHeads,
+    protectedHeads: [...selection.protected]
       .sort((a, b) => a.layer - b.layer || a.kvHead - b.kvHead)
       .map((r) => headLabel(r.layer, r.kvHead)),
   }));
-  return { askedBudget, tasks, retention: budgetRetention(summary), heads };
+  return { askedBudget, tasks, retention: budgetRetention(summary), heads: headFindings };
 }

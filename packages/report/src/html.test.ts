@@ -45,7 +45,7 @@ describe("renderReport", () => {
     const findings = html.slice(html.indexOf('<section id="findings">'), html.indexOf("</section>", html.indexOf('<section id="findings">')));
     expect(findings).toContain("Best policy per task at KV budget 0.3");
     expect(findings).toMatch(/Needle in a haystack, one needle \(niah-single\)[\s\S]*?<span class="policy">razor<\/span> 1\.000/);
-    expect(findings).toMatch(/RazorAttention protected\s+14 of 90 KV heads/);
+    expect(findings).toMatch(/RazorAttention retrieval heads,\s+14 of 90 KV heads protected \(15\.6%; top 14% of KV heads by induction \+ top 1% by echo\)/);
     expect(findings).toContain('<span class="head">L17·kv2</span>');
     expect(html).toContain("mean NLL, nats per token (lower is better)");
   });

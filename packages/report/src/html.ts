@@ -78,9 +78,9 @@ const SECTIONS: readonly { id: ChartSection; title: string; intro: string; empty
   },
   {
     id: "heads",
-    title: "RazorAttention head profile",
-    intro: "Which heads RazorAttention protected, and why: the echo and induction scores of every head from calibration.",
-    empty: "No head profile in profiles/ (the experiment ran no RazorAttention policy).",
+    title: "Head selections",
+    intro: "Which KV heads each head-level policy protected, and why: the per-head scores it chose them by.",
+    empty: "No head selection in heads/ (the experiment ran no policy that selects heads).",
   },
   {
     id: "memory",
@@ -112,9 +112,8 @@ function findingsHtml(findings: KeyFindings, models: number, modes: number): str
 </tr>`;
   });
   const heads = findings.heads.map(
-    (h) => `<p><strong>${escapeHtml(h.model)}</strong>${h.usedBy.length ? `, ${h.usedBy.map((l) => `<span class="policy">${escapeHtml(l)}</span>`).join(", ")}` : ""} <span class="muted">(${escapeHtml(h.file)})</span>: RazorAttention protected
-${h.protectedHeads.length} of ${h.totalKvHeads} KV heads (${((100 * h.protectedHeads.length) / h.totalKvHeads).toFixed(1)}%), which keep their
-whole cache:</p>
+    (h) => `<p><strong>${escapeHtml(h.model)}</strong>${h.usedBy.length ? `, ${h.usedBy.map((l) => `<span class="policy">${escapeHtml(l)}</span>`).join(", ")}` : ""} <span class="muted">(${escapeHtml(h.file)})</span>: ${escapeHtml(h.title)},
+${h.protectedHeads.length} of ${h.totalKvHeads} KV heads protected (${((100 * h.protectedHeads.length) / h.totalKvHeads).toFixed(1)}%; ${escapeHtml(h.rule)}):</p>
 <p class="heads">${h.protectedHeads.map((l) => `<span class="head">${escapeHtml(l)}</span>`).join(" ")}</p>`,
   );
   return `<section id="findings">
@@ -132,7 +131,7 @@ ${pairedHtml(findings, models, modes)}
 <h3>Smallest KV budget that keeps 95% of the full cache's score</h3>
 ${retentionHtml(findings.retention, models, modes)}
 <h3>Protected heads</h3>
-${heads.length ? heads.join("\n") : `<p class="muted">No head profile in profiles/.</p>`}
+${heads.length ? heads.join("\n") : `<p class="muted">No head selection in heads/.</p>`}
 <p class="muted">L<i>n</i>·kv<i>k</i> = layer <i>n</i>, KV head <i>k</i>, both counted from 0.</p>
 </section>`;
 }

@@ -1,6 +1,6 @@
 export * from "./schema.js";
-export { ReportInputError, loadResults, parseHeadProfile, parseResultRow, parseResultsJsonl, parseSummary } from "./load.js";
-export type { LoadedProfile, ResultsData } from "./load.js";
+export { ReportInputError, loadResults, parseHeadSelection, parseResultRow, parseResultsJsonl, parseSummary } from "./load.js";
+export type { LoadedHeadSelection, ResultsData } from "./load.js";
 export { metricRange, summarizeRows } from "./summarize.js";
 export {
   binomialTwoSidedHalf, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, confidenceInterval, mcnemarExact, mean, meanConfidenceInterval,
@@ -11,7 +11,7 @@ export type { BootstrapOptions, ConfidenceInterval, MetricRange, PairedMethod, P
 export { comparePaired, pairedScores } from "./paired.js";
 export type { CellSide, PairedCells, PairedComparison } from "./paired.js";
 export {
-  buildSpecs, chartMeta, headLabel, headProfileSpecs, memorySpecs, metricLabel, needleSpecs, policyOrder,
+  buildSpecs, chartMeta, headLabel, headSelectionSpecs, memorySpecs, metricLabel, needleSpecs, policyOrder,
   scoreSpecs, taskTitle, throughputSpecs,
 } from "./specs.js";
 export type { ChartMeta, ChartSection, VegaLiteSpec } from "./specs.js";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadResults, parseResultsJsonl, ReportInputError } from "./load.js";
 import { summarizeRows } from "./summarize.js";
-import { fixtureRows, writeFixture } from "./testing/fixture.js";
+import { fixtureHeadSelection, fixtureRows, writeFixture } from "./testing/fixture.js";
 
 const fresh = () => mkdtempSync(join(tmpdir(), "razorkv-report-load-"));
 
@@ -22,44 +22,50 @@ function expectInputError(fn: () => unknown, pattern: RegExp): void {
 }
 
 describe("loadResults", () => {
-  it("reads the fixture folder: rows, summary.json, profiles, the csv", () => {
+  it("reads the fixture folder: rows, summary.json, head selections, the csv", () => {
     const dir = fresh();
     const fixture = writeFixture(dir);
     const data = loadResults(dir);
     expect(data.rows).toHaveLength(fixture.rows.length);
     expect(data.summarySource).toBe("summary.json");
     expect(data.summary.cells).toHaveLength(fixture.summary.cells.length);
-    expect(data.profiles.map((p) => p.file)).toEqual(["profiles/synthetic-fixture-model.json"]);
-    expect(data.profiles[0].profile.retrieval).toEqual(fixture.profile.retrieval);
-    expect(data.profiles[0].usedBy).toEqual(["razor"]);
+    expect(data.heads.map((h) => h.file)).toEqual(["heads/synthetic-fixture-model@razor.json"]);
+    expect(data.heads[0].selection).toEqual(fixture.heads);
     expect(data.hasCsv).toBe(true);
     expect(data.hasManifest).toBe(true);
   });
 
   it("recomputes the summary when summary.json is missing (a run in progress)", () => {
     const dir = fresh();
-    const fixture = writeFixture(dir, { withoutSummary: true, withoutProfile: true });
+    const fixture = writeFixture(dir, { withoutSummary: true, withoutHeads: true });
     const data = loadResults(dir);
     expect(data.summarySource).toBe("results.jsonl");
     expect(data.summary.cells).toEqual(fixture.summary.cells);
-    expect(data.profiles).toEqual([]);
+    expect(data.heads).toEqual([]);
   });
 
-  it("a variant's own selection (<model>@<label>.json) is used by that label; the model's file by the other razor labels", () => {
+  it("reads any policy's head selections, with the labels the file names, in the sweep order of those labels", () => {
     const dir = fresh();
     const fixture = writeFixture(dir);
-    const variant = { ...fixture.profile, retrieval: fixture.profile.retrieval.slice(0, 3) };
-    writeFileSync(join(dir, "profiles", "synthetic-fixture-model@razor-p5.json"), JSON.stringify(variant));
-    let data = loadResults(dir);
-    expect(data.profiles.map((p) => [p.file, p.usedBy])).toEqual([
-      ["profiles/synthetic-fixture-model.json", ["razor"]],
-      ["profiles/synthetic-fixture-model@razor-p5.json", ["razor-p5"]],
+    // another head-level policy, measured per KV head, used by a label that runs before "razor" and by an unknown one
+    const other = {
+      ...fixture.heads, policy: "some-other-method", title: "Streaming heads", rule: "lowest 3 gates", usedBy: ["full", "gone"],
+      scores: [{ kind: "gate", description: "a per-KV-head gate", per: "kv-head", values: fixture.heads.scores[0].values.map((row) => row.slice(0, 3)) }],
+      protected: fixture.heads.protected.slice(0, 3),
+    };
+    writeFileSync(join(dir, "heads", "synthetic-fixture-model@other.json"), JSON.stringify(other));
+    // a file without usedBy: drawn, used by no label, after the others
+    const { usedBy: _, ...unlabelled } = fixture.heads;
+    writeFileSync(join(dir, "heads", "a-first-by-name.json"), JSON.stringify(unlabelled));
+    const data = loadResults(dir);
+    const firstRow = (label: string) => data.rows.findIndex((r) => r.policyLabel === label);
+    expect(firstRow("full")).toBeLessThan(firstRow("razor"));
+    expect(data.heads.map((h) => [h.file, h.selection.usedBy])).toEqual([
+      ["heads/synthetic-fixture-model@other.json", ["full", "gone"]],
+      ["heads/synthetic-fixture-model@razor.json", ["razor"]],
+      ["heads/a-first-by-name.json", []],
     ]);
-    expect(data.profiles[1].profile.retrieval).toHaveLength(3);
-    // once "razor" has a file of its own, no razor label of the results used the calibrated selection
-    writeFileSync(join(dir, "profiles", "synthetic-fixture-model@razor.json"), JSON.stringify(variant));
-    data = loadResults(dir);
-    expect(data.profiles.map((p) => p.usedBy)).toEqual([[], ["razor-p5"], ["razor"]]);
+    expect(data.heads[0].selection.scores[0].per).toBe("kv-head");
   });
 
   it("reads null interval bounds in summary.json as unbounded", () => {
@@ -114,7 +120,7 @@ describe("loadResults", () => {
     expectInputError(() => parseResultsJsonl(line({ ...bad, key: 7 }), file), /:1: field "key": expected a string, found 7/);
   });
 
-  it("names summary.json and profile files that are not what they should be", () => {
+  it("names summary.json and head-selection files that are not what they should be", () => {
     const dir = fresh();
     writeFixture(dir);
     writeFileSync(join(dir, "summary.json"), "{ nope");
@@ -127,9 +133,14 @@ describe("loadResults", () => {
     expectInputError(() => loadResults(dir), /summary\.json: infeasibleCells\[0\]\.reason: expected a string, found nothing/);
     const dir2 = fresh();
     writeFixture(dir2);
-    mkdirSync(join(dir2, "profiles"), { recursive: true });
-    writeFileSync(join(dir2, "profiles", "bad.json"), JSON.stringify({ model: "m", numLayers: 2, numHeads: 4, numKvHeads: 2, echo: [[0, 0, 0, 0]], induction: [], retrieval: [] }));
-    expectInputError(() => loadResults(dir2), /profiles\/bad\.json: field "echo": expected an array of 2 layers/);
+    mkdirSync(join(dir2, "heads"), { recursive: true });
+    const bad = { ...fixtureHeadSelection(), numLayers: 2 };
+    writeFileSync(join(dir2, "heads", "bad.json"), JSON.stringify(bad));
+    expectInputError(() => loadResults(dir2), /heads\/bad\.json: field "scores\[0\]\.values": expected an array of 2 layers, found "30 layers"/);
+    writeFileSync(join(dir2, "heads", "bad.json"), JSON.stringify({ ...fixtureHeadSelection(), format: undefined }));
+    expectInputError(() => loadResults(dir2), /heads\/bad\.json: field "format": expected "razorkv\.head-selection\/1", found nothing/);
+    writeFileSync(join(dir2, "heads", "bad.json"), JSON.stringify({ ...fixtureHeadSelection(), protected: [{ layer: 0, kvHead: 3 }] }));
+    expectInputError(() => loadResults(dir2), /heads\/bad\.json: field "protected\[0\]": expected \{layer in \[0, 30\), kvHead in \[0, 3\)\}/);
   });
 });
 

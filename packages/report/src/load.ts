@@ -5,7 +5,9 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ANSWER_PROTOCOLS, type AnswerProtocol, type HeadProfile, type InfeasibleCell, type ResultRow, type Summary, type SummaryCell } from "./schema.js";
+import {
+  ANSWER_PROTOCOLS, HEAD_SELECTION_FORMAT, type AnswerProtocol, type HeadSelection, type InfeasibleCell, type ResultRow, type Summary, type SummaryCell,
+} from "./schema.js";
 import { summarizeRows } from "./summarize.js";
 
 /** A results folder or file the report cannot read; the message is one line and names the file. */
@@ -13,15 +15,10 @@ export class ReportInputError extends Error {
   override readonly name = "ReportInputError";
 }
 
-export interface LoadedProfile {
-  /** The file under <results>/profiles/ it came from. */
+export interface LoadedHeadSelection {
+  /** The file under <results>/heads/ it came from, e.g. "heads/smollm2-135m-instruct@razor.json". */
   readonly file: string;
-  readonly profile: HeadProfile;
-  /**
-   * The RazorAttention policy labels of the results that protected this selection: for `<model>@<label>.json`, that
-   * label; for `<model>.json` (the calibrated selection), every razor label of the model without a file of its own.
-   */
-  readonly usedBy: readonly string[];
+  readonly selection: HeadSelection;
 }
 
 export interface ResultsData {
@@ -30,7 +27,8 @@ export interface ResultsData {
   readonly summary: Summary;
   /** Where the means and intervals came from: the runner's summary.json, or recomputed here when it is missing. */
   readonly summarySource: "summary.json" | "results.jsonl";
-  readonly profiles: readonly LoadedProfile[];
+  /** Every head selection in heads/, in sweep order of the policy labels that used them. */
+  readonly heads: readonly LoadedHeadSelection[];
   /** Whether <results>/results.csv exists (the report links it). */
   readonly hasCsv: boolean;
   /** Whether <results>/manifest.yaml exists (the report links it). */
@@ -163,36 +161,48 @@ export function parseSummary(value: unknown, file: string): Summary {
   };
 }
 
-/** Checks a head profile (the shape policy-razor writes: echo/induction [layer][query head], retrieval KV heads). */
-export function parseHeadProfile(value: unknown, file: string): HeadProfile {
+/** Checks a head-selection file (schema.ts HeadSelection); `usedBy` may be absent (none recorded). */
+export function parseHeadSelection(value: unknown, file: string): HeadSelection {
   const fail = (field: string, expected: string, found: unknown): never => {
     throw new ReportInputError(`${file}: field "${field}": expected ${expected}, found ${describe(found)}`);
   };
-  if (!value || typeof value !== "object" || Array.isArray(value)) fail("profile", "a head-profile object (see `razorkv calibrate`)", value);
+  if (!value || typeof value !== "object" || Array.isArray(value)) fail("selection", "a head-selection object", value);
   const v = value as Record<string, unknown>;
-  if (typeof v.model !== "string") fail("model", "a string", v.model);
+  if (v.format !== HEAD_SELECTION_FORMAT) fail("format", `"${HEAD_SELECTION_FORMAT}"`, v.format);
+  for (const k of ["policy", "title", "description", "rule", "model"]) if (typeof v[k] !== "string") fail(k, "a string", v[k]);
   for (const k of ["numLayers", "numHeads", "numKvHeads"]) {
     if (typeof v[k] !== "number" || !Number.isInteger(v[k]) || (v[k] as number) <= 0) fail(k, "a positive integer", v[k]);
   }
   const [L, H, K] = [v.numLayers, v.numHeads, v.numKvHeads] as number[];
   if (H % K !== 0) fail("numHeads", `a multiple of numKvHeads (${K})`, H);
-  for (const field of ["echo", "induction"]) {
-    const m = v[field];
-    if (!Array.isArray(m) || m.length !== L) fail(field, `an array of ${L} layers`, Array.isArray(m) ? `${m.length} layers` : m);
+  if (!Array.isArray(v.scores)) fail("scores", "an array of per-head scores", v.scores);
+  (v.scores as unknown[]).forEach((score, i) => {
+    const e = (score ?? {}) as Record<string, unknown>;
+    if (typeof e.kind !== "string" || e.kind === "") fail(`scores[${i}].kind`, "a non-empty string", e.kind);
+    if (typeof e.description !== "string") fail(`scores[${i}].description`, "a string", e.description);
+    if (e.per !== "query-head" && e.per !== "kv-head") fail(`scores[${i}].per`, `"query-head" or "kv-head"`, e.per);
+    const width = e.per === "query-head" ? H : K;
+    const m = e.values;
+    if (!Array.isArray(m) || m.length !== L) fail(`scores[${i}].values`, `an array of ${L} layers`, Array.isArray(m) ? `${m.length} layers` : m);
     (m as unknown[]).forEach((row, l) => {
-      if (!Array.isArray(row) || row.length !== H || row.some((x) => typeof x !== "number" || !Number.isFinite(x))) {
-        fail(`${field}[${l}]`, `${H} finite numbers (one per query head)`, row);
+      if (!Array.isArray(row) || row.length !== width || row.some((x) => typeof x !== "number" || !Number.isFinite(x))) {
+        fail(`scores[${i}].values[${l}]`, `${width} finite numbers (one per ${e.per})`, row);
       }
     });
-  }
-  if (!Array.isArray(v.retrieval)) fail("retrieval", "an array of {layer, kvHead}", v.retrieval);
-  (v.retrieval as unknown[]).forEach((r, i) => {
+  });
+  if (!Array.isArray(v.protected)) fail("protected", "an array of {layer, kvHead}", v.protected);
+  (v.protected as unknown[]).forEach((r, i) => {
     const e = (r ?? {}) as Record<string, unknown>;
     const ok = Number.isInteger(e.layer) && Number.isInteger(e.kvHead) && (e.layer as number) >= 0 && (e.layer as number) < L &&
       (e.kvHead as number) >= 0 && (e.kvHead as number) < K;
-    if (!ok) fail(`retrieval[${i}]`, `{layer in [0, ${L}), kvHead in [0, ${K})}`, r);
+    if (!ok) fail(`protected[${i}]`, `{layer in [0, ${L}), kvHead in [0, ${K})}`, r);
   });
-  return { ...(value as HeadProfile), params: (v.params && typeof v.params === "object" ? v.params : {}) as Record<string, unknown> };
+  if (v.usedBy !== undefined && (!Array.isArray(v.usedBy) || v.usedBy.some((l) => typeof l !== "string"))) fail("usedBy", "an array of policy labels", v.usedBy);
+  return {
+    ...(value as HeadSelection),
+    params: (v.params && typeof v.params === "object" ? v.params : {}) as Record<string, unknown>,
+    usedBy: (v.usedBy as string[] | undefined) ?? [],
+  };
 }
 
 function readJson(file: string): unknown {
@@ -211,7 +221,7 @@ function readJson(file: string): unknown {
 
 /**
  * Reads <dir>/results.jsonl (required), summary.json (recomputed from the rows when absent, e.g. while a run is still
- * going) and profiles/*.json (optional).
+ * going) and heads/*.json (optional).
  */
 export function loadResults(dir: string): ResultsData {
   if (!existsSync(dir)) throw new ReportInputError(`${dir}: no such results folder`);
@@ -232,25 +242,19 @@ export function loadResults(dir: string): ResultsData {
   const summary = fromFile ? parseSummary(readJson(summaryFile), summaryFile) : summarizeRows(rows);
   if (summary.cells.length === 0 && summary.infeasibleCells.length === 0) throw new ReportInputError(`${summaryFile}: no cells`);
 
-  const profileDir = join(dir, "profiles");
-  const profiles: LoadedProfile[] = [];
-  if (existsSync(profileDir) && statSync(profileDir).isDirectory()) {
-    const names = readdirSync(profileDir).filter((n) => n.endsWith(".json")).sort();
-    const variantLabel = (name: string) => (name.includes("@") ? name.slice(name.indexOf("@") + 1, -".json".length) : null);
-    const ownFiles = new Set(names.map(variantLabel).filter((l) => l !== null));
-    for (const name of names) {
-      const file = join(profileDir, name);
-      const profile = parseHeadProfile(readJson(file), file);
-      const label = variantLabel(name);
-      const usedBy = label !== null
-        ? [label]
-        : [...new Set(rows.filter((r) => r.policy === "razor" && r.model === profile.model && !ownFiles.has(r.policyLabel)).map((r) => r.policyLabel))];
-      profiles.push({ file: `profiles/${name}`, profile, usedBy });
+  const headsDir = join(dir, "heads");
+  const heads: LoadedHeadSelection[] = [];
+  if (existsSync(headsDir) && statSync(headsDir).isDirectory()) {
+    for (const name of readdirSync(headsDir).filter((n) => n.endsWith(".json")).sort()) {
+      const file = join(headsDir, name);
+      heads.push({ file: `heads/${name}`, selection: parseHeadSelection(readJson(file), file) });
     }
-    // the calibrated selection first, then the variants from the fewest protected heads to the most
-    const rank = (p: LoadedProfile) => (variantLabel(p.file) === null ? 0 : 1 + p.profile.retrieval.length);
-    profiles.sort((a, b) => rank(a) - rank(b) || (a.file < b.file ? -1 : 1));
+    // in sweep order: by the first row of any policy label that used the selection
+    const firstRow = new Map<string, number>();
+    rows.forEach((r, i) => firstRow.has(r.policyLabel) || firstRow.set(r.policyLabel, i));
+    const rank = (h: LoadedHeadSelection) => Math.min(Infinity, ...h.selection.usedBy.map((l) => firstRow.get(l) ?? Infinity));
+    heads.sort((a, b) => rank(a) - rank(b) || (a.file < b.file ? -1 : 1));
   }
-  return { dir, rows, summary, summarySource: fromFile ? "summary.json" : "results.jsonl", profiles,
+  return { dir, rows, summary, summarySource: fromFile ? "summary.json" : "results.jsonl", heads,
     hasCsv: existsSync(join(dir, "results.csv")), hasManifest: existsSync(join(dir, "manifest.yaml")) };
 }

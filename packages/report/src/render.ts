@@ -7,13 +7,13 @@ import { loadResults, ReportInputError } from "./load.js";
 import { buildSpecs } from "./specs.js";
 
 /**
- * Reads an experiment's results folder (results.jsonl, summary.json, profiles/*.json), writes the self-contained
+ * Reads an experiment's results folder (results.jsonl, summary.json, heads/*.json), writes the self-contained
  * <dir>/report.html and returns its path. Unreadable or malformed inputs throw ReportInputError naming the file.
  */
 export async function renderReport(resultsDir: string): Promise<string> {
   const data = loadResults(resultsDir);
-  const specs = buildSpecs(data.rows, data.summary, data.profiles);
-  const html = renderHtml({ data, specs, findings: keyFindings(data.summary, data.rows, data.profiles), libraries: loadLibraries() });
+  const specs = buildSpecs(data.rows, data.summary, data.heads);
+  const html = renderHtml({ data, specs, findings: keyFindings(data.summary, data.rows, data.heads), libraries: loadLibraries() });
   const path = join(resultsDir, "report.html");
   try {
     writeFileSync(path, html);

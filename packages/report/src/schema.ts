@@ -8,9 +8,11 @@
  *                         reproduces it byte for byte
  *   <out>/summary.json    Summary: mean and 95% interval per cell
  *   <out>/manifest.yaml   the manifest as run
- *   <out>/profiles/*.json RazorAttention head profiles used (HeadProfile, policy-razor): <model>.json is the calibrated
- *                         selection; <model>@<policy label>.json the selection of a variant that re-selected from the
- *                         same scores with other fractions (an ablation of the protected share)
+ *   <out>/heads/*.json    HeadSelection: the heads a head-level policy protected and the per-head scores it chose
+ *                         them by, one file per distinct selection (<model>@<first policy label>.json), `usedBy` the
+ *                         policy labels that used it. Any policy may write one; the report draws every file.
+ *   <out>/prepared/<policy>/*.json  the per-model artefacts the policies' preparation steps made (a head profile, …),
+ *                         byte copies of the cache files; kept for reproduction, not read by the report
  */
 
 export type Mode = "query-agnostic" | "query-aware";
@@ -157,14 +159,39 @@ export interface Summary {
   readonly infeasibleCells: readonly InfeasibleCell[];
 }
 
-/** RazorAttention head profile as policy-razor writes it (`razorkv calibrate`). */
-export interface HeadProfile {
+export const HEAD_SELECTION_FORMAT = "razorkv.head-selection/1";
+
+/** One kind of per-head score of a head selection. */
+export interface HeadScore {
+  readonly kind: string;
+  readonly description: string;
+  /** `values[layer]` has one entry per query head (numHeads) or per KV head (numKvHeads). */
+  readonly per: "query-head" | "kv-head";
+  /** How the method reduces a query-head group to its KV head's score (absent: mean). */
+  readonly groupReduce?: "max" | "mean";
+  readonly values: number[][];
+}
+
+/**
+ * A head-level policy's selection, as core's `HeadSelection` (core/src/head-selection.ts) writes it: the file format
+ * the report reads, declared here so the report depends on no package (a result folder renders anywhere).
+ */
+export interface HeadSelection {
+  readonly format: typeof HEAD_SELECTION_FORMAT;
+  readonly policy: string;
+  /** What the selection is, e.g. "RazorAttention retrieval heads": the chart's title. */
+  readonly title: string;
+  /** How the scores were measured and what a protected head keeps: the chart's caption. */
+  readonly description: string;
+  /** How the protected set follows from the scores. */
+  readonly rule: string;
   readonly model: string;
   readonly numLayers: number;
   readonly numHeads: number;
   readonly numKvHeads: number;
-  readonly echo: number[][];
-  readonly induction: number[][];
-  readonly retrieval: { layer: number; kvHead: number }[];
+  readonly scores: HeadScore[];
+  readonly protected: { layer: number; kvHead: number }[];
   readonly params: Record<string, unknown>;
+  /** The policy labels that used this selection. */
+  readonly usedBy: string[];
 }

@@ -4,16 +4,16 @@ import { describe, expect, it } from "vitest";
 import { keyFindings, nearestBudget } from "./findings.js";
 import { isScored, type Summary } from "./schema.js";
 import {
-  buildSpecs, chartMeta, headLabel, headProfileSpecs, memorySpecs, needleSpecs, scoreSpecs, throughputSpecs, type VegaLiteSpec,
+  buildSpecs, chartMeta, headLabel, headSelectionSpecs, memorySpecs, needleSpecs, scoreSpecs, throughputSpecs, type VegaLiteSpec,
 } from "./specs.js";
 import { summarizeRows } from "./summarize.js";
-import { fixtureProfile, fixtureRows } from "./testing/fixture.js";
+import { fixtureHeadSelection, fixtureRows } from "./testing/fixture.js";
 
 const rows = fixtureRows();
 const scored = rows.filter(isScored);
 const summary = summarizeRows(rows);
-const profile = fixtureProfile();
-const loaded = { file: "profiles/synthetic-fixture-model.json", profile, usedBy: ["razor"] };
+const selection = fixtureHeadSelection();
+const loaded = { file: "heads/synthetic-fixture-model@razor.json", selection };
 
 interface SceneNode {
   marktype?: string;
@@ -50,10 +50,10 @@ async function render(spec: VegaLiteSpec): Promise<{ warnings: string[]; marks: 
 describe("spec builders on the synthetic fixture", () => {
   const specs = buildSpecs(rows, summary, [loaded]);
 
-  it("build every chart: one score chart per task, a heatmap per needle task, the profile, memory, two throughput", () => {
+  it("build every chart: one score chart per task, a heatmap per needle task, the head selection, memory, two throughput", () => {
     expect(scoreSpecs(rows, summary)).toHaveLength(4);
     expect(needleSpecs(rows, summary)).toHaveLength(2);
-    expect(headProfileSpecs([loaded])).toHaveLength(1);
+    expect(headSelectionSpecs([loaded])).toHaveLength(1);
     expect(memorySpecs(rows, summary)).toHaveLength(1);
     expect(throughputSpecs(rows, summary)).toHaveLength(2);
     expect(specs).toHaveLength(10);
@@ -73,7 +73,7 @@ describe("spec builders on the synthetic fixture", () => {
     expect(title(needleSpecs(rows, summary)[0])).toBe(
       "Needle in a haystack, one needle (niah-single), query-agnostic: answer found in output (share of samples), by context length and needle depth",
     );
-    expect(title(headProfileSpecs([loaded])[0])).toMatch(/head profile of .*calibration on repeated random tokens, query-independent: echo and induction score/);
+    expect(title(headSelectionSpecs([loaded])[0])).toBe("RazorAttention retrieval heads of synthetic/fixture-model-30L (not a real model) (razor): echo and induction score per head");
     for (const spec of [...memorySpecs(rows, summary), ...throughputSpecs(rows, summary)]) {
       expect(title(spec)).toMatch(/^All tasks \(niah-single, passkey, [a-z-, ]+\), query-agnostic: (realized KV budget|prefill throughput|decode throughput)/);
     }
@@ -143,13 +143,39 @@ describe("spec builders on the synthetic fixture", () => {
     expect(cell.mean).toBeCloseTo(expected.reduce((s, r) => s + r.score, 0) / expected.length, 12);
   });
 
-  it("the head profile marks every query head of each protected KV head", () => {
-    const [spec] = headProfileSpecs([loaded]);
-    const values = (spec as { data: { values: { layer: number; kvHead: number; protected: boolean }[] } }).data.values;
-    expect(values).toHaveLength(30 * 9);
-    const marked = values.filter((v) => v.protected);
-    expect(marked).toHaveLength(profile.retrieval.length * 3);
-    for (const r of profile.retrieval) expect(marked.filter((v) => v.layer === r.layer && v.kvHead === r.kvHead)).toHaveLength(3);
+  it("a head selection: a panel per score, every query head of each protected KV head marked, titles from the file", () => {
+    const [spec] = headSelectionSpecs([loaded]);
+    type Value = { layer: number; head: number; kvHead: number; score: number; protected: boolean };
+    const panels = (spec as { hconcat: { data: { values: Value[] }; title: { text: string } }[] }).hconcat;
+    expect(panels.map((p) => p.title.text)).toEqual(["echo score per query head", "induction score per query head"]);
+    panels.forEach((panel, k) => {
+      const values = panel.data.values;
+      expect(values).toHaveLength(30 * 9);
+      expect(values.find((v) => v.layer === 17 && v.head === 8)!.score).toBe(selection.scores[k].values[17][8]);
+      const marked = values.filter((v) => v.protected);
+      expect(marked).toHaveLength(selection.protected.length * 3);
+      for (const r of selection.protected) expect(marked.filter((v) => v.layer === r.layer && v.kvHead === r.kvHead)).toHaveLength(3);
+    });
+    expect((spec.title as { subtitle: string }).subtitle).toBe(`${selection.protected.length} of 90 KV heads protected (top 14% of KV heads by induction + top 1% by echo); 30 layers × 3 KV heads, 9 query heads per layer`);
+    expect(chartMeta(spec).caption).toMatch(/^SYNTHETIC fixture: invented echo and induction scores\. Outlined in red: the \d+ of 90 protected KV heads/);
+  });
+
+  it("any policy's selection, per KV head too, draws without warnings", async () => {
+    const other = {
+      file: "heads/x@other.json",
+      selection: {
+        ...selection, policy: "other", title: "Streaming heads", rule: "lowest 3", usedBy: [],
+        scores: [{ kind: "gate", description: "per KV head", per: "kv-head" as const, values: selection.scores[0].values.map((row) => row.slice(0, 3)) }],
+      },
+    };
+    const [spec] = headSelectionSpecs([other]);
+    expect((spec.title as { text: string }).text).toBe("Streaming heads of synthetic/fixture-model-30L (not a real model): gate score per head");
+    const values = (spec as { hconcat: { data: { values: { protected: boolean }[] } }[] }).hconcat[0].data.values;
+    expect(values).toHaveLength(30 * 3);
+    expect(values.filter((v) => v.protected)).toHaveLength(selection.protected.length);
+    const { warnings, marks } = await render(spec);
+    expect(warnings).toEqual([]);
+    expect(marks).toBe(30 * 3 + selection.protected.length);
   });
 
   it("realized budget after compression and at the answer, means of the scored rows; throughput is tokens per second", () => {
@@ -178,7 +204,7 @@ describe("spec builders on the synthetic fixture", () => {
     expect(d.find((v) => v.policy === "snapkv" && v.budget === 0.1)!.rate).toBeGreaterThan(d.find((v) => v.policy === "snapkv" && v.budget === 1)!.rate);
   });
 
-  it("an experiment without needle tasks, profiles or timings simply has fewer charts", () => {
+  it("an experiment without needle tasks, head selections or timings simply has fewer charts", () => {
     const plain = rows.filter((r) => r.depth === null).map((r) => (isScored(r) ? { ...r, prefillMs: 0, decodeMs: 0 } : r));
     const s = summarizeRows(plain);
     const sections = buildSpecs(plain, s, []).map((x) => chartMeta(x).section);
@@ -197,7 +223,8 @@ describe("key findings", () => {
     const lm = findings.tasks.find((t) => t.task === "lm-loss")!;
     expect(lm.lowerIsBetter).toBe(true);
     for (let i = 1; i < lm.ranking.length; i++) expect(lm.ranking[i].mean).toBeGreaterThanOrEqual(lm.ranking[i - 1].mean);
-    expect(findings.heads[0].protectedHeads).toEqual(profile.retrieval.map((r) => headLabel(r.layer, r.kvHead)));
+    expect(findings.heads[0].protectedHeads).toEqual(selection.protected.map((r) => headLabel(r.layer, r.kvHead)));
+    expect(findings.heads[0].title).toBe("RazorAttention retrieval heads");
     expect(findings.heads[0].protectedHeads[0]).toMatch(/^L\d+·kv\d$/);
     expect(findings.heads[0].usedBy).toEqual(["razor"]);
   });

@@ -1,5 +1,5 @@
 /**
- * Vega-Lite specs of an experiment's charts: pure functions (rows, summary, profiles) → specs, with every dataset
+ * Vega-Lite specs of an experiment's charts: pure functions (rows, summary, head selections) → specs, with every dataset
  * aggregated here and inlined as `data.values`, so a spec renders without fetching anything. Each spec carries its
  * place in the report in `usermeta.razorkv` (section and caption).
  *
@@ -9,8 +9,8 @@
  * (tooltips give the exact budget).
  */
 import type { Config, TopLevelSpec } from "vega-lite";
-import type { LoadedProfile } from "./load.js";
-import { isScored, lowerIsBetter, type ResultRow, type Summary, type SummaryCell } from "./schema.js";
+import type { LoadedHeadSelection } from "./load.js";
+import { isScored, lowerIsBetter, type HeadScore, type ResultRow, type Summary, type SummaryCell } from "./schema.js";
 import { cellsByTask, groupBy, referenceCells } from "./summarize.js";
 
 export type VegaLiteSpec = TopLevelSpec;
@@ -334,95 +334,82 @@ export function needleSpecs(rows: readonly ResultRow[], summary: Summary): VegaL
   return specs;
 }
 
-/** "L17·kv2": layer 17, KV head 2 (both counted from 0, as in the profile file). */
+/** "L17·kv2": layer 17, KV head 2 (both counted from 0, as in the head-selection file). */
 export function headLabel(layer: number, kvHead: number): string {
   return `L${layer}·kv${kvHead}`;
 }
 
 /**
- * The RazorAttention head profile: echo and induction score per layer × query head, with the query heads of every
- * protected KV head outlined (RazorAttention protects KV heads; a KV head serves numHeads / numKvHeads query heads).
+ * A head-level policy's selection (heads/*.json, any policy): one heatmap per score kind, layer × head (query heads or
+ * KV heads, as the score is measured), with every head of each protected KV head outlined (such policies protect KV
+ * heads; a KV head serves numHeads / numKvHeads query heads). Title, rule and caption come from the file.
  */
-export function headProfileSpecs(profiles: readonly LoadedProfile[]): VegaLiteSpec[] {
-  return profiles.map(({ profile, usedBy }) => {
-    const { numLayers: L, numHeads: H, numKvHeads: K } = profile;
+export function headSelectionSpecs(heads: readonly LoadedHeadSelection[]): VegaLiteSpec[] {
+  return heads.map(({ selection }) => {
+    const { numLayers: L, numHeads: H, numKvHeads: K } = selection;
     const g = H / K;
-    const protectedSet = new Set(profile.retrieval.map((r) => `${r.layer}/${r.kvHead}`));
-    const values: { layer: number; head: number; kvHead: number; echo: number; induction: number; protected: boolean; kv: string; marker: string }[] = [];
-    for (let layer = 0; layer < L; layer++) {
-      for (let head = 0; head < H; head++) {
-        const kvHead = Math.floor(head / g);
-        const isProtected = protectedSet.has(`${layer}/${kvHead}`);
-        values.push({
-          layer,
-          head,
-          kvHead,
-          echo: profile.echo[layer][head],
-          induction: profile.induction[layer][head],
-          protected: isProtected,
-          kv: headLabel(layer, kvHead),
-          marker: "protected KV head (cache kept in full)",
-        });
+    const protectedSet = new Set(selection.protected.map((r) => `${r.layer}/${r.kvHead}`));
+    const panel = (score: HeadScore) => {
+      const perQuery = score.per === "query-head";
+      const width = perQuery ? H : K;
+      const values: { layer: number; head: number; kvHead: number; score: number; protected: boolean; kv: string; marker: string }[] = [];
+      for (let layer = 0; layer < L; layer++) {
+        for (let head = 0; head < width; head++) {
+          const kvHead = perQuery ? Math.floor(head / g) : head;
+          values.push({
+            layer, head, kvHead, score: score.values[layer][head], protected: protectedSet.has(`${layer}/${kvHead}`), kv: headLabel(layer, kvHead),
+            marker: "protected KV head",
+          });
+        }
       }
-    }
-    const params = profile.params as Record<string, unknown>;
-    const fractions =
-      typeof params.inductionFraction === "number" && typeof params.echoFraction === "number"
-        ? ` (top ${Math.round(params.inductionFraction * 100)}% by induction + top ${Math.round(params.echoFraction * 100)}% by echo)`
-        : "";
-    const caption =
-      `Calibration input: random tokens repeated several times. Echo: a head's attention from a token to its earlier copies; ` +
-      `induction: attention to the token that followed each earlier copy. Outlined in red: the query heads of the ` +
-      `${profile.retrieval.length} of ${L * K} KV heads RazorAttention protected${fractions}; they keep their whole cache, every other ` +
-      "KV head keeps its attention sinks (4 by default), a recent window and, with compensation on, one compensation token.";
-    const panel = (field: "echo" | "induction", title: string) => ({
-      width: { step: Math.max(8, Math.min(18, Math.floor(220 / H))) },
-      height: { step: Math.max(6, Math.min(14, Math.floor(480 / L))) },
-      title: { text: title, fontSize: 12, fontWeight: "normal" as const },
-      layer: [
-        {
-          mark: { type: "rect" as const },
-          encoding: {
-            x: { field: "head", type: "ordinal" as const, title: `query head (${g} per KV head)`, axis: { labelAngle: 0 } },
-            y: { field: "layer", type: "ordinal" as const, title: "layer" },
-            color: { field, type: "quantitative" as const, title: `${field} score`, scale: { scheme: "blues" }, legend: { orient: "bottom" as const, gradientLength: 120 } },
-            tooltip: [
-              { field: "kv", type: "nominal" as const, title: "KV head" },
-              { field: "head", type: "ordinal" as const, title: "query head" },
-              { field: "echo", type: "quantitative" as const, title: "echo score", format: ".4f" },
-              { field: "induction", type: "quantitative" as const, title: "induction score", format: ".4f" },
-              { field: "protected", type: "nominal" as const, title: "protected" },
-            ],
+      const x = perQuery ? `query head (${g} per KV head)` : "KV head";
+      return {
+        data: { values },
+        width: { step: Math.max(8, Math.min(18, Math.floor(220 / width))) },
+        height: { step: Math.max(6, Math.min(14, Math.floor(480 / L))) },
+        title: { text: `${score.kind} score per ${perQuery ? "query head" : "KV head"}`, subtitle: score.description, fontSize: 12, fontWeight: "normal" as const },
+        layer: [
+          {
+            mark: { type: "rect" as const },
+            encoding: {
+              x: { field: "head", type: "ordinal" as const, title: x, axis: { labelAngle: 0 } },
+              y: { field: "layer", type: "ordinal" as const, title: "layer" },
+              color: { field: "score", type: "quantitative" as const, title: `${score.kind} score`, scale: { scheme: "blues" }, legend: { orient: "bottom" as const, gradientLength: 120 } },
+              tooltip: [
+                { field: "kv", type: "nominal" as const, title: "KV head" },
+                ...(perQuery ? [{ field: "head", type: "ordinal" as const, title: "query head" }] : []),
+                { field: "score", type: "quantitative" as const, title: `${score.kind} score`, format: ".4f" },
+                { field: "protected", type: "nominal" as const, title: "protected" },
+              ],
+            },
           },
-        },
-        ...(profile.retrieval.length > 0
-          ? [
-              {
-                transform: [{ filter: "datum.protected" }],
-                mark: { type: "rect" as const, fillOpacity: 0, strokeWidth: 2 },
-                encoding: {
-                  x: { field: "head", type: "ordinal" as const },
-                  y: { field: "layer", type: "ordinal" as const },
-                  stroke: { field: "marker", type: "nominal" as const, title: null, scale: { range: ["#d62728"] }, legend: { orient: "bottom" as const, symbolType: "square" } },
+          ...(selection.protected.length > 0
+            ? [
+                {
+                  transform: [{ filter: "datum.protected" }],
+                  mark: { type: "rect" as const, fillOpacity: 0, strokeWidth: 2 },
+                  encoding: {
+                    x: { field: "head", type: "ordinal" as const },
+                    y: { field: "layer", type: "ordinal" as const },
+                    stroke: { field: "marker", type: "nominal" as const, title: null, scale: { range: ["#d62728"] }, legend: { orient: "bottom" as const, symbolType: "square" } },
+                  },
                 },
-              },
-            ]
-          : []),
-      ],
-    });
+              ]
+            : []),
+        ],
+      };
+    };
+    const usedBy = selection.usedBy.length ? ` (${selection.usedBy.join(", ")})` : "";
+    const caption = `${selection.description} Outlined in red: the ${selection.protected.length} of ${L * K} protected KV heads (${selection.rule}).`;
     return {
       title: {
-        // no task and no query mode: calibration runs once per model on repeated random tokens (DESIGN §4)
-        text:
-          `RazorAttention head profile of ${profile.model}${usedBy.length ? ` (${usedBy.join(", ")})` : ""}, ` +
-          "calibration on repeated random tokens, query-independent: echo and induction score per head",
-        subtitle: `${profile.retrieval.length} of ${L * K} KV heads protected${fractions}; ${L} layers × ${K} KV heads, ${H} query heads per layer`,
+        text: `${selection.title} of ${selection.model}${usedBy}: ${selection.scores.map((sc) => sc.kind).join(" and ")} score per head`,
+        subtitle: `${selection.protected.length} of ${L * K} KV heads protected (${selection.rule}); ${L} layers × ${K} KV heads, ${H} query heads per layer`,
       },
       description: caption,
       usermeta: { razorkv: { section: "heads", caption } },
       config: CHART_CONFIG,
-      data: { values },
-      hconcat: [panel("echo", "echo score per query head"), panel("induction", "induction score per query head")],
+      hconcat: selection.scores.map(panel),
       resolve: { scale: { color: "independent" as const } },
     } satisfies VegaLiteSpec;
   });
@@ -599,11 +586,11 @@ export function throughputSpecs(rows: readonly ResultRow[], summary: Summary): V
 }
 
 /** Every chart of the report, in reading order. */
-export function buildSpecs(rows: readonly ResultRow[], summary: Summary, profiles: readonly LoadedProfile[]): VegaLiteSpec[] {
+export function buildSpecs(rows: readonly ResultRow[], summary: Summary, heads: readonly LoadedHeadSelection[]): VegaLiteSpec[] {
   return [
     ...scoreSpecs(rows, summary),
     ...needleSpecs(rows, summary),
-    ...headProfileSpecs(profiles),
+    ...headSelectionSpecs(heads),
     ...memorySpecs(rows, summary),
     ...throughputSpecs(rows, summary),
   ];

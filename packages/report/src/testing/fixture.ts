@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { mulberry32 } from "@razorkv/core";
-import { RESULT_COLUMNS, type HeadProfile, type Mode, type ResultRow, type Summary } from "../schema.js";
+import { HEAD_SELECTION_FORMAT, RESULT_COLUMNS, type HeadSelection, type Mode, type ResultRow, type Summary } from "../schema.js";
 import { summarizeRows } from "../summarize.js";
 
 export const FIXTURE_EXPERIMENT = "synthetic-fixture";
@@ -199,11 +199,11 @@ export function fixtureRows(seed = 7): ResultRow[] {
 }
 
 /**
- * A synthetic head profile: low background scores, a dozen strong induction heads in the middle layers and two
- * echo heads; the retrieval set chosen the way policy-razor chooses it (per KV head the max over its query heads,
- * top 14% by induction ∪ top 1% by echo).
+ * A synthetic head selection shaped like RazorAttention's: low background scores, a dozen strong induction heads in
+ * the middle layers and two echo heads; the protected set chosen the way policy-razor chooses it (per KV head the
+ * max over its query heads, top 14% by induction ∪ top 1% by echo).
  */
-export function fixtureProfile(seed = 11): HeadProfile {
+export function fixtureHeadSelection(seed = 11): HeadSelection {
   const rand = mulberry32(seed);
   const echo: number[][] = [];
   const induction: number[][] = [];
@@ -220,14 +220,22 @@ export function fixtureProfile(seed = 11): HeadProfile {
   const top = (scores: number[], count: number) => Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b).slice(0, count);
   const chosen = new Set([...top(groupMax(induction), Math.round(0.14 * n)), ...top(groupMax(echo), Math.round(0.01 * n))]);
   return {
+    format: HEAD_SELECTION_FORMAT,
+    policy: "razor",
+    title: "RazorAttention retrieval heads",
+    description: "SYNTHETIC fixture: invented echo and induction scores.",
+    rule: "top 14% of KV heads by induction + top 1% by echo",
     model: FIXTURE_MODEL,
     numLayers: LAYERS,
     numHeads: HEADS,
     numKvHeads: KV_HEADS,
-    echo,
-    induction,
-    retrieval: [...chosen].sort((a, b) => a - b).map((i) => ({ layer: Math.floor(i / KV_HEADS), kvHead: i % KV_HEADS })),
+    scores: [
+      { kind: "echo", description: "attention on earlier copies of the same token", per: "query-head", groupReduce: "max", values: echo },
+      { kind: "induction", description: "attention on the token after each earlier copy", per: "query-head", groupReduce: "max", values: induction },
+    ],
+    protected: [...chosen].sort((a, b) => a - b).map((i) => ({ layer: Math.floor(i / KV_HEADS), kvHead: i % KV_HEADS })),
     params: { blockLength: 511, repeats: 4, seed: 2407, tokenRange: [1000, 30000], bosId: 1, inductionFraction: 0.14, echoFraction: 0.01 },
+    usedBy: ["razor"],
   };
 }
 
@@ -239,31 +247,31 @@ function csvField(value: unknown): string {
 export interface FixtureOptions {
   /** Leave summary.json out (a run still in progress); default false. */
   readonly withoutSummary?: boolean;
-  readonly withoutProfile?: boolean;
+  readonly withoutHeads?: boolean;
 }
 
 export interface Fixture {
   readonly dir: string;
   readonly rows: ResultRow[];
   readonly summary: Summary;
-  readonly profile: HeadProfile;
+  readonly heads: HeadSelection;
 }
 
-/** Writes the synthetic results folder into `dir`: results.jsonl, results.csv, summary.json, manifest.yaml, profiles/. */
+/** Writes the synthetic results folder into `dir`: results.jsonl, results.csv, summary.json, manifest.yaml, heads/. */
 export function writeFixture(dir: string, options: FixtureOptions = {}): Fixture {
-  mkdirSync(join(dir, "profiles"), { recursive: true });
+  mkdirSync(join(dir, "heads"), { recursive: true });
   const rows = fixtureRows();
   const summary = summarizeRows(rows);
-  const profile = fixtureProfile();
+  const heads = fixtureHeadSelection();
   writeFileSync(join(dir, "results.jsonl"), rows.map((r) => JSON.stringify(r) + "\n").join(""));
   const field = (r: ResultRow, c: (typeof RESULT_COLUMNS)[number]) => csvField((r as unknown as Record<string, unknown>)[c]);
   const csv = [RESULT_COLUMNS.join(","), ...rows.map((r) => RESULT_COLUMNS.map((c) => field(r, c)).join(","))].join("\n") + "\n";
   writeFileSync(join(dir, "results.csv"), csv);
   if (!options.withoutSummary) writeFileSync(join(dir, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
-  if (!options.withoutProfile) writeFileSync(join(dir, "profiles", "synthetic-fixture-model.json"), JSON.stringify(profile, null, 1) + "\n");
+  if (!options.withoutHeads) writeFileSync(join(dir, "heads", "synthetic-fixture-model@razor.json"), JSON.stringify(heads, null, 1) + "\n");
   writeFileSync(
     join(dir, "manifest.yaml"),
     `# SYNTHETIC fixture for @razorkv/report rendering tests: invented numbers, not an experiment\nname: ${FIXTURE_EXPERIMENT}\n`,
   );
-  return { dir, rows, summary, profile };
+  return { dir, rows, summary, heads };
 }
