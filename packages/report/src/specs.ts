@@ -478,7 +478,7 @@ export function memorySpecs(rows: readonly ResultRow[], summary: Summary): VegaL
     "entries the model has seen, mean over the scored rows of every task. Left: right after compression, against the " +
     "prefill. Right: when the first answer token is predicted, after the question was fed: the memory the cell answered " +
     `with (answer protocol: ${protocols.join(", ")}). On the dashed line the cache holds exactly its nominal budget; ` +
-    "above it a policy keeps more than asked (e.g. RazorAttention's compensation tokens, or an uncompressed question " +
+    "above it a policy keeps more than asked (e.g. compensation tokens, or an uncompressed question " +
     "appended), below it less.";
   return [
     {
