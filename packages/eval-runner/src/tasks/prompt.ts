@@ -1,4 +1,5 @@
 import { RazorkvError } from "@razorkv/core";
+import type { TextPart, Tokenizer } from "@razorkv/model-zoo";
 import type { IdsPiece, Segment, SegmentPiece, TaskTokenizer, TextPiece } from "./types.js";
 
 /**
@@ -10,13 +11,21 @@ import type { IdsPiece, Segment, SegmentPiece, TaskTokenizer, TextPiece } from "
  * rendered string is cut right after `head`: `context` = template prefix (system turn, user header) + head,
  * `query` = tail + end of turn + assistant header (+ an optional answer prefix the assistant "has already said").
  *
- * Token boundary. The runner tokenizes `context` and `query` separately. The cut is placed so that `context` ends
- * with a non-space character and `query` starts with whitespace (trailing whitespace of `head` moves into the
- * query). For byte-level BPE tokenizers with the GPT-2/Llama-3 pre-tokenizer (SmolLM2, Llama 3, Qwen2) a newline
- * never merges with the character before it, so the cut is a pre-token boundary and tokenize(context) +
- * tokenize(query) equals tokenize(context + query) exactly (real-tokenizer.test.ts checks it with SmolLM2's
- * tokenizer on passkey, NIAH and LongBench prompts). SentencePiece tokenizers with a dummy prefix (Llama 2, Mistral v1)
- * would add "▁" at the start of the separately tokenized query: one extra token, which only shifts the query.
+ * Token boundary. The runner tokenizes `context` and `query` separately (`encodeSegment`, the query with
+ * `continues`). The cut is placed so that `context` ends with a non-space character and `query` starts with
+ * whitespace (trailing whitespace of `head` moves into the query). For GPT-2-style byte-level BPE (SmolLM2, Qwen2)
+ * a newline or space never merges with the character before it, so tokenize(context) + tokenize(query) equals
+ * tokenize(context + query) exactly (real-tokenizer.test.ts checks it with SmolLM2's tokenizer on passkey, NIAH and
+ * LongBench prompts), and so it does for SentencePiece vocabularies (Llama 2, Mistral, Gemma) when the query is
+ * encoded as a continuation. Llama 3's pre-tokenizer keeps newlines with the punctuation before them (".\n\n" is
+ * one token), so a head ending in punctuation costs that one merge at the cut: the context is what the model
+ * would see of the whole prompt up to there, and the query starts with its own newline token, as in kvpress,
+ * which tokenizes context and question apart too.
+ *
+ * BOS. The context starts with the tokenizer's BOS exactly when HF's `tokenizer(prompt)` would put it there (the
+ * post-processor of tokenizer.json, GGUF `tokenizer.ggml.add_bos_token`: Llama 2/3, Mistral, Gemma yes; SmolLM2,
+ * Qwen no), with the chat template or without, and never twice: a template that writes BOS itself
+ * (`<|begin_of_text|>`, `<bos>`) keeps its own.
  *
  * Documents are data. The rendered template's own text becomes template pieces (control tokens parsed); the
  * instruction, document, question and answer prefix become text pieces (control-token strings stay characters),
@@ -54,7 +63,7 @@ export function splitPrompt(tokenizer: TaskTokenizer, chat: boolean, parts: Prom
   const prefix = parts.answerPrefix.trim();
   if (!chat) {
     const sep = prefix.length === 0 || /\s$/.test(tail) ? "" : " ";
-    return { context: head, query: nonEmpty([{ text: tail + sep + prefix }]) };
+    return { context: withBos(tokenizer, head), query: nonEmpty([{ text: tail + sep + prefix }]) };
   }
   const headText = head.map((p) => (p.text !== undefined ? p.text : IDS_PLACEHOLDER)).join("");
   const content = headText + tail;
@@ -70,7 +79,7 @@ export function splitPrompt(tokenizer: TaskTokenizer, chat: boolean, parts: Prom
   // SmolLM2): a newline before a letter and a control token are both places where the tokenizer splits anyway, so
   // the ids equal those of the joined string whenever the text holds no control-token strings.
   return {
-    context: nonEmpty([{ template: rendered.slice(0, at) }, ...head]),
+    context: withBos(tokenizer, nonEmpty([{ template: rendered.slice(0, at) }, ...head])),
     query: nonEmpty([{ text: tail }, { template: rendered.slice(at + content.length) }, { text: prefix }]),
   };
 }
@@ -84,19 +93,97 @@ export function segmentPieces(segment: Segment): readonly SegmentPiece[] {
   return Array.isArray(segment) ? segment : [segment as SegmentPiece];
 }
 
+/** A task tokenizer, with model-zoo's `encodeParts` when it has one (every tokenizer model-zoo builds does). */
+export type PromptTokenizer = TaskTokenizer & { encodeParts?: Tokenizer["encodeParts"] };
+
+const bosPrefixes = new WeakMap<object, readonly number[]>();
+
 /**
- * Token ids of a segment, as the runner prefills them: each piece tokenized on its own with no special tokens
- * added; control-token strings parsed in template pieces only (documents are data). Tasks count a segment's
- * tokens with this same function.
+ * `[bosId]` when the tokenizer's post-processor puts BOS before a text (HF's `tokenizer(text)` does, with
+ * add_special_tokens), else `[]`. Asked of the tokenizer itself, once per tokenizer.
  */
-export function encodeSegment(tokenizer: TaskTokenizer, segment: Segment): number[] {
-  const out: number[] = [];
-  for (const p of segmentPieces(segment)) {
-    if (p.ids !== undefined) out.push(...p.ids);
-    else if (p.template !== undefined) out.push(...tokenizer.encode(p.template, { addSpecialTokens: false, parseSpecialTokens: true }));
-    else out.push(...tokenizer.encode(p.text, { addSpecialTokens: false, parseSpecialTokens: false }));
+export function bosPrefix(tokenizer: TaskTokenizer): readonly number[] {
+  let prefix = bosPrefixes.get(tokenizer);
+  if (prefix === undefined) {
+    const bos = tokenizer.bosId;
+    const plain = tokenizer.encode("a", { addSpecialTokens: false, parseSpecialTokens: false });
+    const full = tokenizer.encode("a", { addSpecialTokens: true, parseSpecialTokens: false });
+    prefix = bos !== null && full.length > plain.length && full[0] === bos && plain[0] !== bos ? [bos] : [];
+    bosPrefixes.set(tokenizer, prefix);
   }
+  return prefix;
+}
+
+/** `context` with the tokenizer's BOS put first, unless it adds none or the context already starts with it. */
+function withBos(tokenizer: TaskTokenizer, context: SegmentPiece[]): SegmentPiece[] {
+  const bos = bosPrefix(tokenizer);
+  const first = context[0];
+  if (bos.length === 0) return context;
+  if (first !== undefined && first.text === undefined) {
+    const start = first.ids ?? tokenizer.encode(first.template!, { addSpecialTokens: false, parseSpecialTokens: true });
+    if (start[0] === bos[0]) return context;
+  }
+  return [{ ids: bos }, ...context];
+}
+
+export interface EncodeSegmentOptions {
+  /**
+   * The segment goes on from earlier tokens of the same sequence (a query after its context, a continuation
+   * target after its query): no SentencePiece prefix space at its start. Default false: the segment starts the
+   * sequence, as a context does.
+   */
+  readonly continues?: boolean;
+}
+
+/**
+ * Token ids of a segment, as the runner prefills them. A template piece is encoded in one pass with the text
+ * pieces beside it (model-zoo `encodeParts`), so tokens merge across that boundary exactly as in the joined string
+ * ("[INST] " + "Read" is "▁Read" for Mistral, not "▁" + "▁Read"), with control-token strings parsed in template
+ * pieces only (documents are data). Two text pieces in a row are encoded apart, the second as a continuation (no
+ * SentencePiece prefix space), so that a segment's count is the sum over its texts; ids pieces are used as they
+ * are, and text after them goes on from them. No special tokens are added (a context's BOS is an ids piece:
+ * splitPrompt). Tasks count a segment's tokens with this same function. A tokenizer without `encodeParts` (test
+ * doubles) encodes each piece on its own.
+ */
+export function encodeSegment(tokenizer: PromptTokenizer, segment: Segment, opts: EncodeSegmentOptions = {}): number[] {
+  const out: number[] = [];
+  let run: TextPart[] = [];
+  let continues = opts.continues ?? false;
+  const flush = () => {
+    if (run.length === 0) return;
+    out.push(...encodeRun(tokenizer, run, continues));
+    run = [];
+    continues = true;
+  };
+  segmentPieces(segment).forEach((p, i) => {
+    if (p.template !== undefined) {
+      run.push({ text: p.template, parseSpecialTokens: true });
+      return;
+    }
+    if (p.text !== undefined) {
+      // two texts in a row are encoded apart, the second as a continuation: a segment's count is additive over
+      // its texts (tasks fit a document to a budget by that), and no SentencePiece space is added between them
+      if (run.length > 0 && !run[run.length - 1].parseSpecialTokens) flush();
+      run.push({ text: p.text, parseSpecialTokens: false });
+      return;
+    }
+    flush();
+    out.push(...p.ids);
+    // the context's leading BOS is the post-processor's: the text after it still starts the sequence
+    const leadingBos = i === 0 && !continues && p.ids.length > 0 && sameIds(p.ids, bosPrefix(tokenizer));
+    if (!leadingBos) continues = true;
+  });
+  flush();
   return out;
+}
+
+function encodeRun(tokenizer: PromptTokenizer, run: readonly TextPart[], continuation: boolean): number[] {
+  if (tokenizer.encodeParts !== undefined) return tokenizer.encodeParts(run, { continuation });
+  return run.flatMap((p) => tokenizer.encode(p.text, { addSpecialTokens: false, parseSpecialTokens: p.parseSpecialTokens }));
+}
+
+function sameIds(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
 }
 
 /** The characters of a segment's text and template pieces, ids pieces decoded (special tokens skipped). */
