@@ -63,6 +63,8 @@ ARCHS: dict[str, dict] = {
     "gemma2": dict(head_dim=128, query_pre_attn_scalar=128),
     # the 6-layer pattern is llama.cpp's fixed default for gemma3 (the converter writes no pattern key): keep all 6
     "gemma3": dict(head_dim=64, query_pre_attn_scalar=64),
+    # 16 heads of 16 (8 KV): head_dim stays 16, so generate.py's 8-entry LongRoPE lists still fit; q/o see 256
+    "phi3-longrope": dict(num_attention_heads=16, num_key_value_heads=8),
 }
 
 # Types llama-quantize may write for a Q4_K_M file whose every matrix is K-quantizable (llama-quant.cpp,
