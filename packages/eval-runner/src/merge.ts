@@ -9,6 +9,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } fr
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { RazorkvError } from "@razorkv/core";
 import type { ResultRow } from "@razorkv/report";
+import { clearPreparedArtefacts } from "./prepared-artefacts.js";
 import { ResultsStore } from "./results-store.js";
 import { describeShard, PLAN_FILE, readPlan, SHARD_DIR_PATTERN, type ShardPlan } from "./shard.js";
 
@@ -177,6 +178,8 @@ export function mergeShards(paths: readonly string[], out?: string): MergeResult
   }
   mkdirSync(outDir, { recursive: true });
   cpSync(join(shards[0].dir, "manifest.yaml"), join(outDir, "manifest.yaml"));
+  // as a run does: the folder holds what this sweep's policies prepared, not an earlier sweep's
+  clearPreparedArtefacts(outDir);
   copyArtefacts(shards, outDir);
   const store = ResultsStore.open(outDir);
   try {
