@@ -74,7 +74,8 @@ function checkShards(shards: readonly FoundShard[]): FoundShard[] {
     }
   }
   const n = first.plan.shard.count;
-  const byIndex = new Array<FoundShard | undefined>(n);
+  // Array.from, not new Array(n): flatMap skips the holes of a sparse array, and the holes are what we look for
+  const byIndex: (FoundShard | undefined)[] = Array.from({ length: n }, () => undefined);
   for (const s of shards) {
     const seen = byIndex[s.plan.shard.index];
     if (seen) throw new RazorkvError(`shard ${describeShard(s.plan.shard)} given twice: ${seen.dir} and ${s.dir}`);
@@ -84,7 +85,7 @@ function checkShards(shards: readonly FoundShard[]): FoundShard[] {
   if (missing.length > 0) {
     throw new RazorkvError(
       `shard${missing.length === 1 ? "" : "s"} ${missing.map((i) => `${i}/${n}`).join(", ")} of experiment "${first.plan.experiment}" missing ` +
-        `(found ${shards.length} of ${n}); run ${missing.length === 1 ? "it" : "them"} with razorkv run <manifest> --shard K/${n}`,
+        `(found ${shards.length} of ${n}); run ${missing.length === 1 ? `it with razorkv run <manifest> --shard ${missing[0]}/${n}` : `each with razorkv run <manifest> --shard K/${n}`}`,
     );
   }
   for (const s of shards) {

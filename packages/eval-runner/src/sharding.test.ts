@@ -95,6 +95,6 @@ describe("a sweep in shards, merged (real model)", () => {
   it("a missing shard is named, with the command that runs it", async () => {
     const r = await cli(["merge", join(sharded, "shards", "0-of-3"), join(sharded, "shards", "2-of-3"), "--out", join(dir, "partial")]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe('razorkv: shard 1/3 of experiment "shard-sweep" missing (found 2 of 3); run it with razorkv run <manifest> --shard K/3\n');
+    expect(r.stderr).toBe('razorkv: shard 1/3 of experiment "shard-sweep" missing (found 2 of 3); run it with razorkv run <manifest> --shard 1/3\n');
   });
 });

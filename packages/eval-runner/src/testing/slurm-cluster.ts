@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
-import { cpus } from "node:os";
+import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 
 const DAEMONS = ["munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "scancel"] as const;
@@ -68,7 +68,8 @@ export async function startSlurm(dir: string): Promise<SlurmCluster> {
     "ReturnToService=2", "JobCompType=jobcomp/none", "AccountingStorageType=accounting_storage/none",
     // a finished job stays visible to scontrol for a minute, long enough to read its tasks' states
     "MinJobAge=60",
-    `NodeName=localhost NodeAddr=127.0.0.1 CPUs=${Math.max(1, cpus().length)} State=UNKNOWN`,
+    // the machine's real cores and memory, so that examples/slurm's requests (--mem, --cpus-per-task) fit as written
+    `NodeName=localhost NodeAddr=127.0.0.1 CPUs=${Math.max(1, cpus().length)} RealMemory=${Math.floor(totalmem() / 2 ** 20)} State=UNKNOWN`,
     "PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP",
     "",
   ].join("\n"));
