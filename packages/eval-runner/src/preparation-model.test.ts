@@ -6,13 +6,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { attentionWeights, type AttentionView } from "@razorkv/core";
-import { LlamaModel, randomWeights, tinyConfig, typescriptBackend, type LanguageModel, type Tokenizer } from "@razorkv/model-zoo";
+import { LlamaModel, randomWeights, tinyConfig, typescriptBackend, type LanguageModel, type LlamaConfig, type Tokenizer } from "@razorkv/model-zoo";
 import { preparationModel } from "./preparation-model.js";
 
 const tokenizer = { bosId: 1, eosId: 2, vocabSize: 97 } as Tokenizer;
 
-function languageModel(windows?: (number | null)[]): LanguageModel {
-  const config = tinyConfig({ numLayers: 2, ...(windows ? { layerWindows: windows } : {}) });
+function languageModel(windows?: (number | null)[], overrides: Partial<LlamaConfig> = {}): LanguageModel {
+  const config = tinyConfig({ numLayers: 2, ...(windows ? { layerWindows: windows } : {}), ...overrides });
   const weights = randomWeights(config, 11);
   return { ref: "tiny", loaded: { weights } as LanguageModel["loaded"], model: new LlamaModel(weights, typescriptBackend), tokenizer };
 }
@@ -26,7 +26,7 @@ describe("preparationModel", () => {
     expect(pm.shape).toEqual({ numLayers: 2, numHeads: 6, numKvHeads: 2, headDim: 8, vocabSize: 97, maxContext: 4096, layerWindows: [5, null], attentionScale: 1 / Math.sqrt(8) });
     expect(pm.tokenizer).toBe(tokenizer);
     expect([pm.ref, pm.digest]).toEqual(["tiny", "abc"]);
-    expect(pm.rotary).toBeUndefined();
+    expect(pm.rotary).toBeDefined();
   });
 
   it("prefill gives the model's own statistics and logits, to the bit", () => {
@@ -79,5 +79,61 @@ describe("preparationModel", () => {
       sequence.extend([6]);
       expect(seen).toEqual([]);
     }
+  });
+
+  it("rotary is the RoPE the forward applied: layer 0's keys of one token at two positions un-rotate to one vector", () => {
+    // layer 0's input is the token's embedding alone, so its pre-RoPE key (and query) is the same at every position;
+    // the observed ones differ only by the rotation. Gemma 3-shaped: the windowed layer has its own base, the global
+    // one a YaRN scaling whose attention factor scales cos and sin (the inverse must divide it out).
+    const yarn = { type: "yarn", factor: 4, originalContext: 8, betaFast: 32, betaSlow: 1, truncate: true, attentionFactor: 1.3 } as const;
+    const cases: [(number | null)[], Partial<LlamaConfig>][] = [
+      [[5, null], { localRope: { theta: 10 }, ropeScaling: yarn }],
+      [[null, 5], { localRope: { theta: 10 }, ropeScaling: yarn }],
+      [[null, null], {}],
+    ];
+    for (const [windows, overrides] of cases) {
+      const lm = languageModel(windows, overrides);
+      const pm = preparationModel(lm, "d");
+      const d = 8;
+      const ids = [3, 11, 42, 17, 42, 8, 9, 42];
+      let keys: Float32Array | null = null;
+      let queries: Float32Array | null = null;
+      const observer = {
+        observe(view: AttentionView) {
+          if (view.layer !== 0) return;
+          const head = view.cache.head(0, 1);
+          keys = head.keys.slice(0, head.length * d);
+          queries = view.queries.slice();
+        },
+      };
+      pm.prefill(ids, { observers: [observer] });
+      const at = (x: Float32Array, row: number, heads: number) => x.slice(row * heads * d, (row + 1) * heads * d);
+      const unrotated = (x: Float32Array, row: number, heads: number) => {
+        const v = at(x, row, heads);
+        pm.rotary!.rotate(0, v, heads, [row], true);
+        return v;
+      };
+      const k2 = unrotated(keys!, 2, 1);
+      for (const p of [4, 7]) {
+        expect(Array.from(at(keys!, p, 1))).not.toEqual(Array.from(at(keys!, 2, 1)));
+        const k = unrotated(keys!, p, 1);
+        for (let i = 0; i < d; i++) expect(k[i]).toBeCloseTo(k2[i], 5);
+        const q = unrotated(queries!, p, 6);
+        const q2 = unrotated(queries!, 2, 6);
+        for (let i = 0; i < 6 * d; i++) expect(q[i]).toBeCloseTo(q2[i], 5);
+        // and forward: the pre-RoPE key rotated to p is the key the model stored at p
+        const again = k2.slice();
+        pm.rotary!.rotate(0, again, 1, [p]);
+        const stored = at(keys!, p, 1);
+        for (let i = 0; i < d; i++) expect(again[i]).toBeCloseTo(stored[i], 5);
+      }
+      // the other layer's RoPE is another rotation where the config gives it one
+      if (overrides.localRope) {
+        const other = at(keys!, 4, 1);
+        pm.rotary!.rotate(1, other, 1, [4], true);
+        expect(Math.max(...Array.from(other, (x, i) => Math.abs(x - k2[i])))).toBeGreaterThan(1e-3);
+      }
+    }
+    expect(() => preparationModel(languageModel(), "d").rotary!.rotate(2, new Float32Array(8), 1, [0])).toThrow("rotary: layer 2 outside [0, 2)");
   });
 });

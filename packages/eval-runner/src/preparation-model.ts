@@ -8,11 +8,13 @@
  * - Observers see each layer's attention inputs through a second LlamaModel over the same weights (the format
  *   readers cache decoded tensors, so nothing is copied) whose compute backend wraps the real one: after every
  *   layer's `attend`, each observer gets the call's queries, cache, positions, scale and soft-cap.
- * - `rotary` is left out: model-zoo does not export its RoPE. A step that needs it (DuoAttention's on-the-fly scores)
- *   gets core's `requireRotary` error until it does; then only this file changes.
+ * - `rotary` is model-zoo's own RoPE (the `Rope` the forward applies), per layer as the forward chooses it: the
+ *   sliding-window layers' when the config has one (Gemma 3), the global one elsewhere.
  */
-import type { AttentionObserver, ForwardObservation, KvCache, ModelShape, ObserveOptions, PreparationModel, PreparedSequence } from "@razorkv/core";
-import { LlamaModel, type ComputeBackend, type LanguageModel } from "@razorkv/model-zoo";
+import type {
+  AttentionObserver, ForwardObservation, KvCache, ModelShape, ObserveOptions, PreparationModel, PreparedSequence, RotaryEmbedding,
+} from "@razorkv/core";
+import { LlamaModel, Rope, type ComputeBackend, type LanguageModel } from "@razorkv/model-zoo";
 
 /** `inner` with every `attend` reported to the observers `current()` returns (none: nothing is reported). */
 function observingBackend(inner: ComputeBackend, current: () => readonly AttentionObserver[]): ComputeBackend {
@@ -31,6 +33,53 @@ function observingBackend(inner: ComputeBackend, current: () => readonly Attenti
       };
       for (const observer of current()) observer.observe(view);
       return stats;
+    },
+  };
+}
+
+/**
+ * The RoPE `model`'s forward applies at layer `layer` (model-zoo's `Rope`: HF "rotate half", every scaling), as core's
+ * RotaryEmbedding. A call's length — what dynamic NTK and LongRoPE depend on — is its largest position + 1, as for a
+ * prefill of those positions. `inverse`: the rotation scales by the attention factor m (YaRN, LongRoPE; else 1), so
+ * (a, b) → (a·c − b·s, b·c + a·s) with c = m·cos, s = m·sin, undone exactly by (a·c + b·s, b·c − a·s) / (c² + s²); c
+ * and s are read off the forward rotation of a unit vector, so the inverse uses the same angles to the bit.
+ */
+export function rotaryOf(model: LlamaModel): RotaryEmbedding {
+  const c = model.config;
+  const global = new Rope(c.headDim, c.ropeTheta, c.ropeScaling);
+  const local = c.localRope ? new Rope(c.headDim, c.localRope.theta, c.localRope.scaling) : global;
+  const windows = model.cacheLayout.layerWindows;
+  const d = c.headDim;
+  const half = d / 2;
+  return {
+    rotate(layer, vectors, numHeads, positions, inverse = false) {
+      if (!Number.isInteger(layer) || layer < 0 || layer >= c.numLayers) throw new Error(`rotary: layer ${layer} outside [0, ${c.numLayers})`);
+      const n = positions.length;
+      if (vectors.length !== n * numHeads * d) {
+        throw new Error(`rotary: expected ${n} positions × ${numHeads} heads × ${d} = ${n * numHeads * d} values, got ${vectors.length}`);
+      }
+      const rope = (windows?.[layer] ?? null) !== null ? local : global;
+      if (!inverse) {
+        rope.apply(vectors, numHeads, positions);
+        return;
+      }
+      const unit = new Float32Array(n * d);
+      for (let r = 0; r < n; r++) unit.fill(1, r * d, r * d + half);
+      rope.apply(unit, 1, positions);
+      for (let r = 0; r < n; r++) {
+        for (let h = 0; h < numHeads; h++) {
+          const base = (r * numHeads + h) * d;
+          for (let i = 0; i < half; i++) {
+            const cs = unit[r * d + i];
+            const sn = unit[r * d + half + i];
+            const norm = cs * cs + sn * sn;
+            const a = vectors[base + i];
+            const b = vectors[base + half + i];
+            vectors[base + i] = (a * cs + b * sn) / norm;
+            vectors[base + half + i] = (b * cs - a * sn) / norm;
+          }
+        }
+      }
     },
   };
 }
@@ -72,6 +121,7 @@ export function preparationModel(lm: LanguageModel, digest: string): Preparation
     digest,
     shape,
     tokenizer: lm.tokenizer,
+    rotary: rotaryOf(model),
     prefill(tokens, options) {
       const cache = model.newCache();
       return { ...forward(cache, tokens, options), sequence: sequenceOf(cache) };
