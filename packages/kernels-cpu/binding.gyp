@@ -1,5 +1,5 @@
 {
-  # razorkv_cpu.node: GEMM (OpenBLAS when found, own AVX2/FMA kernel otherwise), attention, quantized GEMV.
+  # razorkv_cpu.node: GEMM (OpenBLAS when found, own AVX2/FMA kernel otherwise), attention, quantized matmul.
   # native/detect.mjs decides the variant; RAZORKV_BLAS=off / RAZORKV_SIMD=off force the fallbacks.
   "variables": {
     "razorkv_blas%": "<!(node native/detect.mjs blas)",
@@ -14,7 +14,8 @@
         "native/gemm.cc",
         "native/attention.cc",
         "native/elementwise.cc",
-        "native/quant.cc"
+        "native/qdot.cc",
+        "native/qmatmul.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -57,33 +57,4 @@ for (const { label, M, N, K } of shapes) {
   }
 }
 
-// quantized GEMV (decode, weights read as ggml blocks): reading 1.06 (Q8_0) or 0.625 (Q4_1) bytes per weight
-// instead of 4 is what makes the memory-bound lm_head faster
-for (const [format, blockBytes] of [["q8_0", 34], ["q4_1", 20]]) {
-  for (const [N, K] of [[49152, 576], [1536, 576]]) {
-    const blocks = new Uint8Array(N * (K / 32) * blockBytes);
-    for (let i = 0; i < blocks.length; i++) blocks[i] = (i * 2654435761) >>> 24;
-    for (let b = 0; b < blocks.length; b += blockBytes) {
-      blocks[b] = 0x00; // scale d = 2^-7 as f16 (0x2000), m likewise for Q4_1: finite values throughout
-      blocks[b + 1] = 0x20;
-      if (format === "q4_1") {
-        blocks[b + 2] = 0x00;
-        blocks[b + 3] = 0xa0;
-      }
-    }
-    const x = random(K, 3);
-    const out = new Float32Array(N);
-    const run = () => kernels.gemvQuantized(format, blocks, x, out, N, K);
-    for (let i = 0; i < 3; i++) run();
-    const times = [];
-    for (let i = 0; i < 50; i++) {
-      const t0 = process.hrtime.bigint();
-      run();
-      times.push(Number(process.hrtime.bigint() - t0) / 1e9);
-    }
-    times.sort((a, b) => a - b);
-    const median = times[25];
-    const label = `decode ${format} GEMV N=${N} K=${K}`.padEnd(36);
-    console.log(`${label} ${"own".padEnd(8)} ${(median * 1e3).toFixed(3).padStart(8)} ms  ${((2 * N * K) / median / 1e9).toFixed(1).padStart(6)} GFLOP/s  ${(blocks.length / median / 1e9).toFixed(1)} GB/s of blocks`);
-  }
-}
+// quantized weights (GGUF blocks read directly): bench/quant.mjs

@@ -12,7 +12,7 @@
 #include "attention.h"
 #include "elementwise.h"
 #include "gemm.h"
-#include "quant.h"
+#include "qmatmul.h"
 #include "simd.h"
 #include "threadpool.h"
 
@@ -179,6 +179,50 @@ void readWindowAndCap(Napi::Env env, const Napi::Value& window, const Napi::Valu
 }
 
 /**
+ * Fills p from one sequence's arguments: queries [C × H × d], queryPositions (Int32Array, C), out [C × H × d],
+ * heads (per KV head { keys, values, positions, length, compKey?, compValue?, compCount? }), stats?; `name`
+ * prefixes the errors. numHeads, headDim, scale, window and softcap must already be set.
+ */
+void readCacheProblem(Napi::Env env, const std::string& name, const Napi::Value& queries, const Napi::Value& queryPositions,
+                      const Napi::Value& out, const Napi::Value& headsValue, const Napi::Value& stats, razorkv::AttentionProblem& p) {
+  const int d = p.headDim;
+  if (!queryPositions.IsTypedArray()) throw Napi::TypeError::New(env, name + "queryPositions: expected an Int32Array");
+  p.numQueries = static_cast<int>(queryPositions.As<Napi::TypedArray>().ElementLength());
+  p.queryPositions = arrayData<int32_t>(env, queryPositions, name + "queryPositions", p.numQueries);
+  const size_t qSize = static_cast<size_t>(p.numQueries) * p.numHeads * d;
+  p.queries = arrayData<float>(env, queries, name + "queries", qSize);
+  p.out = arrayData<float>(env, out, name + "out", qSize);
+
+  if (!headsValue.IsArray()) throw Napi::TypeError::New(env, name + "heads: expected an array of KV-head views");
+  Napi::Array heads = headsValue.As<Napi::Array>();
+  const int Hkv = static_cast<int>(heads.Length());
+  if (Hkv == 0 || p.numHeads % Hkv != 0) {
+    throwRange(env, name + "heads: numHeads " + std::to_string(p.numHeads) + " is not a multiple of the " + std::to_string(Hkv) + " KV heads given");
+  }
+  for (int kv = 0; kv < Hkv; kv++) {
+    const std::string headName = name + "heads[" + std::to_string(kv) + "]";
+    Napi::Value hv = heads.Get(kv);
+    if (!hv.IsObject()) throw Napi::TypeError::New(env, headName + ": expected an object");
+    Napi::Object h = hv.As<Napi::Object>();
+    razorkv::KvHeadView view;
+    view.length = intArg(env, h.Get("length"), headName + ".length", 0);
+    view.stride = d;
+    view.keys = arrayData<float>(env, h.Get("keys"), headName + ".keys", static_cast<size_t>(view.length) * d);
+    view.values = arrayData<float>(env, h.Get("values"), headName + ".values", static_cast<size_t>(view.length) * d);
+    view.positions = arrayData<int32_t>(env, h.Get("positions"), headName + ".positions", view.length);
+    view.compKey = optionalArrayData<float>(env, h.Get("compKey"), headName + ".compKey", d);
+    if (view.compKey) {
+      view.compValue = arrayData<float>(env, h.Get("compValue"), headName + ".compValue", d);
+      view.compCount = h.Get("compCount").As<Napi::Number>().DoubleValue();
+    }
+    p.kvHeads.push_back(view);
+  }
+  std::vector<int> lengthPerQueryHead(p.numHeads);
+  for (int h = 0; h < p.numHeads; h++) lengthPerQueryHead[h] = p.kvHeads[h / (p.numHeads / Hkv)].length;
+  readStats(env, stats, p.numHeads, lengthPerQueryHead, p.stats);
+}
+
+/**
  * attendCache(queries, queryPositions, out, numHeads, headDim, scale, heads, stats?, window?, softcap?)
  *   heads: per KV head { keys: Float32Array, values: Float32Array, positions: Int32Array, length,
  *                        compKey?: Float32Array, compValue?: Float32Array, compCount? }
@@ -190,44 +234,41 @@ Napi::Value AttendCache(const Napi::CallbackInfo& info) {
   razorkv::AttentionProblem p;
   p.numHeads = intArg(env, info[3], "numHeads", 1);
   p.headDim = intArg(env, info[4], "headDim", 1);
-  const int d = p.headDim;
-  if (!info[1].IsTypedArray()) throw Napi::TypeError::New(env, "queryPositions: expected an Int32Array");
-  p.numQueries = static_cast<int>(info[1].As<Napi::TypedArray>().ElementLength());
-  p.queryPositions = arrayData<int32_t>(env, info[1], "queryPositions", p.numQueries);
-  const size_t qSize = static_cast<size_t>(p.numQueries) * p.numHeads * d;
-  p.queries = arrayData<float>(env, info[0], "queries", qSize);
-  p.out = arrayData<float>(env, info[2], "out", qSize);
   p.scale = static_cast<float>(info[5].As<Napi::Number>().DoubleValue());
-
-  if (!info[6].IsArray()) throw Napi::TypeError::New(env, "heads: expected an array of KV-head views");
-  Napi::Array heads = info[6].As<Napi::Array>();
-  const int Hkv = static_cast<int>(heads.Length());
-  if (Hkv == 0 || p.numHeads % Hkv != 0) {
-    throwRange(env, "heads: numHeads " + std::to_string(p.numHeads) + " is not a multiple of the " + std::to_string(Hkv) + " KV heads given");
-  }
-  for (int kv = 0; kv < Hkv; kv++) {
-    const std::string name = "heads[" + std::to_string(kv) + "]";
-    Napi::Value hv = heads.Get(kv);
-    if (!hv.IsObject()) throw Napi::TypeError::New(env, name + ": expected an object");
-    Napi::Object h = hv.As<Napi::Object>();
-    razorkv::KvHeadView view;
-    view.length = intArg(env, h.Get("length"), name + ".length", 0);
-    view.stride = d;
-    view.keys = arrayData<float>(env, h.Get("keys"), name + ".keys", static_cast<size_t>(view.length) * d);
-    view.values = arrayData<float>(env, h.Get("values"), name + ".values", static_cast<size_t>(view.length) * d);
-    view.positions = arrayData<int32_t>(env, h.Get("positions"), name + ".positions", view.length);
-    view.compKey = optionalArrayData<float>(env, h.Get("compKey"), name + ".compKey", d);
-    if (view.compKey) {
-      view.compValue = arrayData<float>(env, h.Get("compValue"), name + ".compValue", d);
-      view.compCount = h.Get("compCount").As<Napi::Number>().DoubleValue();
-    }
-    p.kvHeads.push_back(view);
-  }
-  std::vector<int> lengthPerQueryHead(p.numHeads);
-  for (int h = 0; h < p.numHeads; h++) lengthPerQueryHead[h] = p.kvHeads[h / (p.numHeads / Hkv)].length;
-  readStats(env, info[7], p.numHeads, lengthPerQueryHead, p.stats);
   readWindowAndCap(env, info[8], info[9], p);
+  readCacheProblem(env, "", info[0], info[1], info[2], info[6], info[7], p);
   razorkv::attend(p);
+  return env.Undefined();
+}
+
+/**
+ * attendStep(sequences, numHeads, headDim, scale, window?, softcap?): one layer of a decode step over several
+ * sequences, each with its own cache, in one call (attention.h attendBatch).
+ *   sequences: [{ queries, queryPositions, out, heads, stats? }], each as attendCache's arguments of those names.
+ */
+Napi::Value AttendStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "sequences: expected an array");
+  Napi::Array sequences = info[0].As<Napi::Array>();
+  const int numHeads = intArg(env, info[1], "numHeads", 1);
+  const int headDim = intArg(env, info[2], "headDim", 1);
+  const float scale = static_cast<float>(info[3].As<Napi::Number>().DoubleValue());
+  std::vector<razorkv::AttentionProblem> problems(sequences.Length());
+  std::vector<const razorkv::AttentionProblem*> pointers;
+  for (uint32_t i = 0; i < sequences.Length(); i++) {
+    const std::string name = "sequences[" + std::to_string(i) + "].";
+    Napi::Value sv = sequences.Get(i);
+    if (!sv.IsObject()) throw Napi::TypeError::New(env, name + ": expected an object");
+    Napi::Object seq = sv.As<Napi::Object>();
+    razorkv::AttentionProblem& p = problems[i];
+    p.numHeads = numHeads;
+    p.headDim = headDim;
+    p.scale = scale;
+    readWindowAndCap(env, info[4], info[5], p);
+    readCacheProblem(env, name, seq.Get("queries"), seq.Get("queryPositions"), seq.Get("out"), seq.Get("heads"), seq.Get("stats"), p);
+    pointers.push_back(&p);
+  }
+  razorkv::attendBatch(pointers);
   return env.Undefined();
 }
 
@@ -270,21 +311,49 @@ Napi::Value AttendPrefill(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-/** gemvQuantized(format, blocks, x, out, N, K): out[N] = W·x with W [N × K] in ggml blocks (quant.h). */
-Napi::Value GemvQuantized(const Napi::CallbackInfo& info) {
+/** The ggml type id argument `value`, which must be one the kernels read (ggml_types.h). */
+razorkv::GgmlType ggmlTypeArg(Napi::Env env, const Napi::Value& value) {
+  int id = intArg(env, value, "type", 0);
+  if (!razorkv::ggmlTypeSupported(id)) throwRange(env, "type: ggml type " + std::to_string(id) + " has no kernel");
+  return static_cast<razorkv::GgmlType>(id);
+}
+
+/** The blocks of W [N × K] of `type`: a Uint8Array of at least N rows of ggmlRowBytes(type, K). */
+const uint8_t* weightBlocks(Napi::Env env, const Napi::Value& value, razorkv::GgmlType type, int N, int K) {
+  const razorkv::GgmlTypeInfo info = razorkv::ggmlTypeInfo(type);
+  if (K % info.blockSize != 0) {
+    throwRange(env, "K: expected a multiple of " + std::string(info.name) + "'s block of " + std::to_string(info.blockSize) + ", got " + std::to_string(K));
+  }
+  return arrayData<uint8_t>(env, value, "blocks", razorkv::ggmlRowBytes(type, K) * static_cast<size_t>(N));
+}
+
+/** quantMatmul(type, blocks, x, out, M, N, K, path?, backend?): out[M × N] = x[M × K] · Wᵀ, W in ggml blocks (qmatmul.h). */
+Napi::Value QuantMatmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string formatName = info[0].As<Napi::String>().Utf8Value();
-  razorkv::QuantFormat format;
-  if (formatName == "q8_0") format = razorkv::QuantFormat::Q8_0;
-  else if (formatName == "q4_1") format = razorkv::QuantFormat::Q4_1;
-  else throwRange(env, "format: expected q8_0 or q4_1, got " + formatName);
-  int N = intArg(env, info[4], "N", 0), K = intArg(env, info[5], "K", 0);
-  if (K % razorkv::kQuantBlock != 0) throwRange(env, "K: expected a multiple of 32, got " + std::to_string(K));
-  const size_t bytes = razorkv::quantizedRowBytes(format, K) * N;
-  const uint8_t* blocks = arrayData<uint8_t>(env, info[1], "blocks", bytes);
-  const float* x = arrayData<float>(env, info[2], "x", K);
-  float* out = arrayData<float>(env, info[3], "out", N);
-  razorkv::gemvQuantized(format, blocks, x, out, N, K);
+  const razorkv::GgmlType type = ggmlTypeArg(env, info[0]);
+  const int M = intArg(env, info[4], "M", 0), N = intArg(env, info[5], "N", 0), K = intArg(env, info[6], "K", 0);
+  const uint8_t* blocks = weightBlocks(env, info[1], type, N, K);
+  const float* x = arrayData<float>(env, info[2], "x", static_cast<size_t>(M) * K);
+  float* out = arrayData<float>(env, info[3], "out", static_cast<size_t>(M) * N);
+  razorkv::QuantPath path = razorkv::QuantPath::Auto;
+  if (!info[7].IsUndefined() && !info[7].IsNull()) {
+    const std::string name = info[7].As<Napi::String>().Utf8Value();
+    if (name == "dot") path = razorkv::QuantPath::Dot;
+    else if (name == "dequant") path = razorkv::QuantPath::Dequant;
+    else if (name != "auto") throwRange(env, "path: expected auto, dot or dequant, got " + name);
+  }
+  razorkv::quantMatmul(type, blocks, x, out, M, N, K, path, parseBackend(env, info[8]));
+  return env.Undefined();
+}
+
+/** dequantizeRows(type, blocks, out, rows, K): out[rows × K] = W decoded to f32. */
+Napi::Value DequantizeRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const razorkv::GgmlType type = ggmlTypeArg(env, info[0]);
+  const int rows = intArg(env, info[3], "rows", 0), K = intArg(env, info[4], "K", 0);
+  const uint8_t* blocks = weightBlocks(env, info[1], type, rows, K);
+  float* out = arrayData<float>(env, info[2], "out", static_cast<size_t>(rows) * K);
+  razorkv::dequantizeRows(type, blocks, out, rows, K);
   return env.Undefined();
 }
 
@@ -336,10 +405,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, guarded<SetThreads>, "setThreads"));
   exports.Set("matmulTransposed", Napi::Function::New(env, guarded<MatmulTransposed>, "matmulTransposed"));
   exports.Set("attendCache", Napi::Function::New(env, guarded<AttendCache>, "attendCache"));
+  exports.Set("attendStep", Napi::Function::New(env, guarded<AttendStep>, "attendStep"));
   exports.Set("attendPrefill", Napi::Function::New(env, guarded<AttendPrefill>, "attendPrefill"));
   exports.Set("rmsNorm", Napi::Function::New(env, guarded<RmsNorm>, "rmsNorm"));
   exports.Set("swiglu", Napi::Function::New(env, guarded<Swiglu>, "swiglu"));
-  exports.Set("gemvQuantized", Napi::Function::New(env, guarded<GemvQuantized>, "gemvQuantized"));
+  exports.Set("quantMatmul", Napi::Function::New(env, guarded<QuantMatmul>, "quantMatmul"));
+  exports.Set("dequantizeRows", Napi::Function::New(env, guarded<DequantizeRows>, "dequantizeRows"));
   return exports;
 }
 

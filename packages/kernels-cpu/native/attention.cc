@@ -180,11 +180,19 @@ void computeScores(const Block& b, const KvHeadView& head, int d, float scale, f
       }
       int j = std::max(kb, start);
 #ifdef RAZORKV_AVX2
-      for (; j + 4 <= end; j += 4) {
+      // every score through the 3×4 tile, a short last group padded with its last key: a (row, key) score then has
+      // the same bits whichever rows and keys share its tile, so an output row does not depend on how rows were
+      // grouped into items (attendBatch splits groups differently from a lone attend)
+      for (; j < end; j += 4) {
         const float* k[4];
-        for (int t = 0; t < 4; t++) k[t] = head.keys + static_cast<size_t>(j + t) * head.stride;
-        float* out[3] = {s[0] + j, s[1] + j, s[2] + j};
+        for (int t = 0; t < 4; t++) k[t] = head.keys + static_cast<size_t>(std::min(j + t, end - 1)) * head.stride;
+        alignas(16) float pad[3][4];
+        const bool full = j + 4 <= end;
+        float* out[3] = {full ? s[0] + j : pad[0], full ? s[1] + j : pad[1], full ? s[2] + j : pad[2]};
         scoreTile3x4(q, k, d, scale, out);
+        if (!full)
+          for (int i = 0; i < 3; i++)
+            for (int t = 0; j + t < end; t++) s[i][j + t] = pad[i][t];
       }
 #endif
       for (; j < end; j++) {
@@ -299,8 +307,10 @@ struct PartialStats {
 struct Plan {
   const AttentionProblem* problem;
   int group;
+  int headsPerItem;  // query heads of the group per item: the whole group, or a part when items are too few
+  int subgroups;     // ⌈group / headsPerItem⌉
   int tokensPerItem;
-  int itemsPerKvHead;
+  int itemsPerKvHead;  // token blocks × subgroups
   std::vector<size_t> statsOffset;  // per query head, into PartialStats::accumulated / windowed
   size_t statsSize;
   bool wantAccumulated, wantWindowed, wantRepeat;
@@ -318,14 +328,19 @@ struct ThreadScratch {
   std::vector<int> queryHead;
 };
 
-void runItem(const Plan& plan, int kv, int blockIndex, ThreadScratch& scratch, PartialStats& partial) {
+/** Item `item` of a problem: KV head, then token block, then subgroup of the GQA group's query heads. */
+void runItem(const Plan& plan, int item, ThreadScratch& scratch, PartialStats& partial) {
   const AttentionProblem& P = *plan.problem;
+  const int kv = item / plan.itemsPerKvHead;
+  const int blockIndex = item % plan.itemsPerKvHead / plan.subgroups;
+  const int h0 = item % plan.subgroups * plan.headsPerItem;  // first query head of the subgroup, within the group
+  const int heads = std::min(plan.group - h0, plan.headsPerItem);
   const KvHeadView& head = P.kvHeads[kv];
   const int d = P.headDim;
   const int H = P.numHeads;
   const int c0 = blockIndex * plan.tokensPerItem;
   const int c1 = std::min(P.numQueries, c0 + plan.tokensPerItem);
-  const int rows = (c1 - c0) * plan.group;
+  const int rows = (c1 - c0) * heads;
   const bool hasComp = head.compKey != nullptr;
 
   scratch.q.resize(rows);
@@ -338,8 +353,8 @@ void runItem(const Plan& plan, int kv, int blockIndex, ThreadScratch& scratch, P
   int nMax = 0;
   int firstMin = INT32_MAX;
   for (int r = 0; r < rows; r++) {
-    int c = c0 + r / plan.group;
-    int h = kv * plan.group + r % plan.group;
+    int c = c0 + r / heads;
+    int h = kv * plan.group + h0 + r % heads;
     size_t base = (static_cast<size_t>(c) * H + h) * d;
     scratch.q[r] = P.queries + base;
     scratch.o[r] = P.out + base;
@@ -434,21 +449,21 @@ void runItem(const Plan& plan, int kv, int blockIndex, ThreadScratch& scratch, P
 
 }  // namespace
 
-void attend(const AttentionProblem& P) {
+namespace {
+
+/** Checks P and fills its plan, whole GQA groups per item (makePlans may split them later). */
+Plan makePlan(const AttentionProblem& P) {
   const int C = P.numQueries, H = P.numHeads, d = P.headDim;
   const int Hkv = static_cast<int>(P.kvHeads.size());
   if (C < 0 || H <= 0 || d <= 0 || Hkv <= 0) fail("need numQueries ≥ 0, numHeads, headDim and KV heads > 0");
   if (H % Hkv != 0) fail("numHeads " + std::to_string(H) + " is not a multiple of numKvHeads " + std::to_string(Hkv));
   if (P.window < 0) fail("window must be ≥ 0 (0: full attention), got " + std::to_string(P.window));
   if (!(P.softcap >= 0)) fail("softcap must be ≥ 0 (0: none)");
-  if (C == 0) return;
   const AttentionStatsOut& S = P.stats;
 
   Plan plan;
   plan.problem = &P;
   plan.group = H / Hkv;
-  plan.tokensPerItem = std::max(1, kRowsPerItem / plan.group);
-  plan.itemsPerKvHead = (C + plan.tokensPerItem - 1) / plan.tokensPerItem;
   plan.wantAccumulated = !S.accumulated.empty();
   plan.wantWindowed = !S.windowed.empty() && S.windowQueries > 0;
   plan.wantRepeat = S.echo != nullptr && S.induction != nullptr;
@@ -457,41 +472,44 @@ void attend(const AttentionProblem& P) {
   if (plan.wantRepeat && S.period <= 0) fail("repeatedSequence.period must be positive");
   plan.statsOffset.resize(H);
   plan.statsSize = 0;
-  int maxLength = 0;
   for (int h = 0; h < H; h++) {
     plan.statsOffset[h] = plan.statsSize;
     plan.statsSize += P.kvHeads[h / plan.group].length;
   }
   for (int kv = 0; kv < Hkv; kv++) {
     const KvHeadView& head = P.kvHeads[kv];
-    maxLength = std::max(maxLength, head.length);
     if (head.compKey && !(head.compCount >= 1)) fail("KV head " + std::to_string(kv) + ": compensation count must be ≥ 1");
     if (plan.wantRepeat) {
       bool identity = !head.positions || head.length == 0 || head.positions[head.length - 1] == head.length - 1;
       if (head.compKey || !identity) fail("repeatedSequence statistics need an uncompressed cache (slot = position)");
     }
   }
+  return plan;
+}
 
-  const double work = static_cast<double>(C) * H * (maxLength + 1) * d * 2;
-  const int items = Hkv * plan.itemsPerKvHead;
-  const int threads = std::max(1, std::min(work < kParallelMinWork ? 1 : kernelThreads(), items));
-  std::vector<PartialStats> partials(threads);
-  for (PartialStats& partial : partials) {
-    if (plan.wantAccumulated) partial.accumulated.assign(plan.statsSize, 0);
-    if (plan.wantWindowed) partial.windowed.assign(plan.statsSize, 0);
-    if (plan.wantRepeat) {
-      partial.echo.assign(H, 0);
-      partial.induction.assign(H, 0);
-      partial.repeatQueries.assign(H, 0);
-    }
-  }
+/** Items of the plan with `headsPerItem` query heads of each group per item. */
+void setSubgroups(Plan& plan, int headsPerItem) {
+  const AttentionProblem& P = *plan.problem;
+  plan.headsPerItem = headsPerItem;
+  plan.subgroups = (plan.group + headsPerItem - 1) / headsPerItem;
+  plan.tokensPerItem = std::max(1, kRowsPerItem / headsPerItem);
+  plan.itemsPerKvHead = (P.numQueries + plan.tokensPerItem - 1) / plan.tokensPerItem * plan.subgroups;
+}
 
-  parallelFor(items, threads, [&](int item, int participant) {
-    thread_local ThreadScratch scratch;
-    runItem(plan, item / plan.itemsPerKvHead, item % plan.itemsPerKvHead, scratch, partials[participant]);
-  });
+int planItems(const Plan& plan) { return static_cast<int>(plan.problem->kvHeads.size()) * plan.itemsPerKvHead; }
 
-  for (int h = 0; h < H; h++) {
+/** Multiply-adds of a problem (2 per query row, key and dimension, for QK and PV). */
+double problemWork(const AttentionProblem& P) {
+  int maxLength = 0;
+  for (const KvHeadView& head : P.kvHeads) maxLength = std::max(maxLength, head.length);
+  return static_cast<double>(P.numQueries) * P.numHeads * (maxLength + 1) * P.headDim * 2;
+}
+
+/** Sums the threads' fixed-point partial statistics of one problem into its outputs. */
+void reduceStats(const Plan& plan, const std::vector<PartialStats>& partials) {
+  const AttentionProblem& P = *plan.problem;
+  const AttentionStatsOut& S = P.stats;
+  for (int h = 0; h < P.numHeads; h++) {
     const size_t n = P.kvHeads[h / plan.group].length;
     const size_t offset = plan.statsOffset[h];
     if (plan.wantAccumulated) {
@@ -520,5 +538,70 @@ void attend(const AttentionProblem& P) {
     }
   }
 }
+
+}  // namespace
+
+void attendBatch(const std::vector<const AttentionProblem*>& problems) {
+  std::vector<Plan> plans;
+  plans.reserve(problems.size());
+  double work = 0;
+  for (const AttentionProblem* P : problems) {
+    plans.push_back(makePlan(*P));
+    if (P->numQueries > 0) work += problemWork(*P);
+  }
+  // whole groups per item; when that leaves fewer than two items per thread (a decode step of one sequence over
+  // SmolLM2's 3 KV heads: 3 items for 2 threads), the groups are split into parts of ⌈group / parts⌉ query heads.
+  // A part re-reads its KV head's keys and values, from cache: a few hundred KiB at 2K context.
+  const int maxThreads = work < kParallelMinWork ? 1 : kernelThreads();
+  int items = 0;
+  for (Plan& plan : plans) {
+    setSubgroups(plan, plan.group);
+    items += planItems(plan);
+  }
+  if (maxThreads > 1 && items < 2 * maxThreads) {
+    const int parts = (2 * maxThreads + items - 1) / std::max(1, items);
+    items = 0;
+    for (Plan& plan : plans) {
+      setSubgroups(plan, (plan.group + std::min(parts, plan.group) - 1) / std::min(parts, plan.group));
+      items += planItems(plan);
+    }
+  }
+  if (items == 0) return;
+  const int threads = std::max(1, std::min(maxThreads, items));
+
+  // per problem, per participant: fixed-point partial statistics (none allocated when none are wanted)
+  std::vector<std::vector<PartialStats>> partials(plans.size());
+  std::vector<int> firstItem(plans.size() + 1, 0);
+  for (size_t i = 0; i < plans.size(); i++) {
+    const Plan& plan = plans[i];
+    firstItem[i + 1] = firstItem[i] + planItems(plan);
+    if (!plan.wantAccumulated && !plan.wantWindowed && !plan.wantRepeat) continue;
+    partials[i].resize(threads);
+    for (PartialStats& partial : partials[i]) {
+      if (plan.wantAccumulated) partial.accumulated.assign(plan.statsSize, 0);
+      if (plan.wantWindowed) partial.windowed.assign(plan.statsSize, 0);
+      if (plan.wantRepeat) {
+        const int H = plan.problem->numHeads;
+        partial.echo.assign(H, 0);
+        partial.induction.assign(H, 0);
+        partial.repeatQueries.assign(H, 0);
+      }
+    }
+  }
+
+  parallelFor(items, threads, [&](int item, int participant) {
+    thread_local ThreadScratch scratch;
+    thread_local PartialStats none;
+    const size_t p = std::upper_bound(firstItem.begin(), firstItem.end(), item) - firstItem.begin() - 1;
+    PartialStats& partial = partials[p].empty() ? none : partials[p][participant];
+    runItem(plans[p], item - firstItem[p], scratch, partial);
+  });
+
+  for (size_t i = 0; i < plans.size(); i++) {
+    if (!partials[i].empty()) reduceStats(plans[i], partials[i]);
+  }
+}
+
+void attend(const AttentionProblem& P) { attendBatch({&P}); }
 
 }  // namespace razorkv

@@ -66,4 +66,12 @@ struct AttentionProblem {
 /** Fills problem.out and the requested statistics. Throws std::invalid_argument on inconsistent input. */
 void attend(const AttentionProblem& problem);
 
+/**
+ * attend() for several independent problems in one call (a decode step: one problem per sequence, each with its
+ * own cache), their work items — (problem, KV head, block of tokens, part of the GQA group) — shared by the kernel
+ * threads, so that both threads are busy even with one sequence of few KV heads. Each output row and statistic is
+ * computed exactly as attend() computes it for its problem alone: the same bits.
+ */
+void attendBatch(const std::vector<const AttentionProblem*>& problems);
+
 }  // namespace razorkv

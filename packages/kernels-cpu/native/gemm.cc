@@ -321,6 +321,21 @@ void matmulOpenBlas(const float* x, const float* w, float* out, int M, int N, in
 }
 #endif
 
+#ifdef RAZORKV_AVX2
+/** Packs all of x for sgemmAvx2Columns on this thread (K blocks of kc0), into this thread's scratch. */
+const float* packAllRows(const float* x, int M, int K, int kc0) {
+  const int panels = (M + MR - 1) / MR;
+  float* packedX = t_packedX.get(static_cast<size_t>(panels) * MR * K);
+  for (int p = 0; p < panels; p++) {
+    for (int pc = 0; pc < K; pc += kc0) {
+      const int kc = std::min(kc0, K - pc);
+      packXPanel(x, M, K, p * MR, pc, kc, packedX + static_cast<size_t>(pc) * panels * MR + static_cast<size_t>(p) * kc * MR);
+    }
+  }
+  return packedX;
+}
+#endif  // RAZORKV_AVX2 (again, for matmulTransposedPanel)
+
 }  // namespace
 
 const char* gemmBackendName(GemmBackend backend) {
@@ -362,6 +377,36 @@ void useSingleThreadedBlas() {
 #ifdef RAZORKV_OPENBLAS
   openblas_set_num_threads(1);
 #endif
+}
+
+void matmulTransposedPanel(const float* x, const float* w, float* out, int M, int n, int K, int ldc, GemmBackend backend) {
+  if (M <= 0 || n <= 0) return;
+  switch (backend) {
+    case GemmBackend::OpenBlas:
+#ifdef RAZORKV_OPENBLAS
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n, K, 1.0f, x, K, w, K, 0.0f, out, ldc);
+      return;
+#else
+      break;
+#endif
+    case GemmBackend::Avx2:
+#ifdef RAZORKV_AVX2
+      if (M <= kSmallMaxRows) {
+        smallMRange(x, w, out, M, ldc, K, 0, n);  // its N is out's row stride only
+      } else {
+        const int kBlocks = (K + KC - 1) / KC;
+        const int kc0 = (K + kBlocks - 1) / kBlocks;
+        sgemmAvx2Columns(packAllRows(x, M, K, kc0), w, out, M, ldc, K, kc0, 0, n);
+      }
+      return;
+#else
+      break;
+#endif
+    case GemmBackend::Scalar:
+      matmulScalarRange(x, w, out, M, ldc, K, 0, n);
+      return;
+  }
+  throw std::invalid_argument(std::string("GEMM backend ") + gemmBackendName(backend) + " is not compiled into this build");
 }
 
 void matmulTransposed(const float* x, const float* w, float* out, int M, int N, int K, GemmBackend backend) {

@@ -17,6 +17,12 @@ GemmBackend defaultGemmBackend();
 
 void matmulTransposed(const float* x, const float* w, float* out, int M, int N, int K, GemmBackend backend);
 
+/**
+ * out[m·ldc + j] = x_m · w_j for m < M, j < n, on the calling thread only (no pool): one column panel of a larger
+ * product, for callers that split the columns themselves (qmatmul.cc's dequantized panels).
+ */
+void matmulTransposedPanel(const float* x, const float* w, float* out, int M, int n, int K, int ldc, GemmBackend backend);
+
 /** Makes OpenBLAS compute on the calling thread only: matmulTransposed parallelizes it over kernelThreads(). */
 void useSingleThreadedBlas();
 

@@ -315,3 +315,93 @@ describe.skipIf(kernelsDisabled)("sliding window and soft cap (Mistral, Gemma 2/
     expect(() => k.attendPrefill({ ...base, softcap: -1 })).toThrow(/softcap must be a finite number > 0, got -1/);
   });
 });
+
+describe.skipIf(kernelsDisabled)("attendStep (one layer of a decode step over every sequence)", () => {
+  let k: CpuKernels;
+  beforeAll(() => {
+    k = kernels();
+  });
+
+  /** `count` sequences of a 2-layer cache with different lengths, compression and statistics, each with C queries. */
+  function step(seed: number, count: number, C: number) {
+    const rand = mulberry32(seed);
+    return Array.from({ length: count }, (_, i) => {
+      const fullLength = 40 + 37 * i;
+      const compress = i % 2 === 1;
+      const cache = new KvCache({ numLayers: 2, numKvHeads: HKV, headDim: D });
+      for (const head of cache.heads) for (let p = 0; p < fullLength; p++) head.append(p, randomArray(rand, D), randomArray(rand, D));
+      cache.nextPosition = fullLength;
+      if (compress) {
+        // layer 1 keeps sinks and a recent window per head, different lengths, with compensation slots
+        for (let kv = 0; kv < HKV; kv++) {
+          const full = cache.head(1, kv);
+          const keep = [0, 1, ...Array.from({ length: 10 + 5 * kv }, (_, j) => fullLength - 10 - 5 * kv + j)];
+          cache.heads[HKV + kv] = full.select(keep, full.foldDropped(keep));
+        }
+      }
+      const queryPositions = Array.from({ length: C }, (_, c) => fullLength - C + c);
+      const stats: AttentionStatsRequest | undefined = i % 3 === 0 ? { accumulated: true, windowQueries: 1 } : undefined;
+      return { cache, queries: randomArray(rand, C * H * D, 2), queryPositions, stats };
+    });
+  }
+
+  for (const [count, C] of [[1, 1], [2, 1], [5, 1], [3, 4]]) {
+    it(`${count} sequence${count > 1 ? "s" : ""}, C=${C}: each gets attendHeads' bits and the reference's values, both layers`, () => {
+      const seqs = step(count * 10 + C, count, C);
+      for (const layer of [0, 1]) {
+        const outs = seqs.map(() => new Float32Array(C * H * D).fill(Number.NaN));
+        const stats = k.attendStep({ layer, numHeads: H, sequences: seqs.map((s, i) => ({ ...s, out: outs[i] })) });
+        expect(stats).toHaveLength(count);
+        seqs.forEach((s, i) => {
+          const alone = new Float32Array(C * H * D);
+          const aloneStats = k.attend({ ...s, layer, numHeads: H, out: alone });
+          expect(sameBits(outs[i], alone), `sequence ${i} output`).toBe(true);
+          for (const key of ["accumulated", "windowed"] as const) {
+            expect(stats[i][key] === undefined).toBe(aloneStats[key] === undefined);
+            aloneStats[key]?.forEach((a, h) => expect(sameBits(stats[i][key]![h], a), `sequence ${i} ${key}[${h}]`).toBe(true));
+          }
+          const expected = new Float32Array(C * H * D);
+          const expectedStats = attendReference({ ...s, layer, numHeads: H, out: expected });
+          expect(relativeError(outs[i], expected)).toBeLessThanOrEqual(TOL);
+          expectStatsClose(stats[i], expectedStats);
+        });
+      }
+    });
+  }
+
+  it("gives the same bits on one thread and on several (the work split changes, the results do not)", () => {
+    const seqs = step(3, 1, 1);
+    const threads = k.threads();
+    try {
+      const runs = [1, 2, 3].map((n) => {
+        k.setThreads(n);
+        const out = new Float32Array(H * D);
+        const [stats] = k.attendStep({ layer: 0, numHeads: H, sequences: [{ ...seqs[0], out, stats: { accumulated: true } }] });
+        return { out, stats };
+      });
+      for (const run of runs.slice(1)) {
+        expect(sameBits(run.out, runs[0].out)).toBe(true);
+        for (let h = 0; h < H; h++) expect(sameBits(run.stats.accumulated![h], runs[0].stats.accumulated![h])).toBe(true);
+      }
+    } finally {
+      k.setThreads(threads);
+    }
+  });
+
+  it("takes KV heads as arrays too, and names the sequence in its errors", () => {
+    const [s] = step(4, 1, 1);
+    const heads = s.cache.heads.slice(0, HKV);
+    const out = new Float32Array(H * D);
+    k.attendStep({ numHeads: H, headDim: D, sequences: [{ heads, queries: s.queries, queryPositions: s.queryPositions, out }] });
+    const alone = new Float32Array(H * D);
+    k.attendHeads({ heads, headDim: D, numHeads: H, queries: s.queries, queryPositions: s.queryPositions, out: alone });
+    expect(sameBits(out, alone)).toBe(true);
+    const bad = { cache: s.cache, queries: new Float32Array(100), queryPositions: s.queryPositions, out };
+    expect(() => k.attendStep({ layer: 0, numHeads: H, sequences: [{ ...s, out }, bad] })).toThrow(
+      /attendStep: sequences\[1\]\.queries has 100 values, expected C×numHeads×headDim = 1×9×64 = 576/,
+    );
+    expect(() => k.attendStep({ layer: 2, numHeads: H, sequences: [{ ...s, out }] })).toThrow(/layer 2 outside sequences\[0\]\.cache's 2 layers/);
+    expect(() => k.attendStep({ numHeads: H, sequences: [{ queries: s.queries, queryPositions: [0], out }] })).toThrow(/sequences\[0\] gives neither cache nor heads/);
+    expect(k.attendStep({ numHeads: H, sequences: [] })).toEqual([]);
+  });
+});

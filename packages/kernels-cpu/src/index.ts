@@ -9,12 +9,17 @@
  *   attend            core's attendReference semantics over one layer of a KvCache (ragged heads, compensation slot,
  *                     H2O/SnapKV/RazorAttention statistics): a drop-in for the reference in the forward pass
  *   attendHeads       the same over KV heads given as arrays (a core HeadCache is one), without copying
+ *   attendStep        one layer of a decode step over every sequence (cell) of a batch in one call: work items
+ *                     (sequence, KV head, part of its query-head group) shared by the threads
  *   attendPrefill     causal attention straight from the projection output [T × Hkv × d], optionally chunked
  *                     (all three take a sliding window, which lowers each query's first visible key, and Gemma 2's
  *                     logit soft cap)
  *   rmsNorm, swiglu   the forward pass's per-element operations, computed in double as model-zoo's TypeScript
  *                     reference computes them (same floats), off V8's number arithmetic
- *   gemvQuantized     GEMV reading ggml Q8_0 / Q4_1 blocks directly
+ *   quantMatmul       out[M×N] = x[M×K] · Wᵀ with W held as a GGUF tensor's raw blocks (F32, F16, BF16, Q8_0, Q4_0,
+ *                     Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K–Q6_K, IQ4_XS): 8-bit activations and integer dot products for
+ *                     a decode step, dequantized panels and the SGEMM for a prefill
+ *   dequantizeRows    the same blocks decoded to f32
  *
  * `loadKernels()` returns null when the addon is missing or fails to load (the reason is in
  * `kernelsUnavailableReason()`), so callers fall back to the plain-TypeScript reference and can say why.
@@ -22,10 +27,54 @@
  * rmsNorm, swiglu).
  */
 import { createRequire } from "node:module";
-import type { AttentionArgs, AttentionStatsRequest, LayerAttentionStats } from "@razorkv/core";
+import type { AttentionArgs, AttentionStatsRequest, KvCache, LayerAttentionStats } from "@razorkv/core";
 
 export type GemmBackend = "openblas" | "avx2" | "scalar";
-export type QuantFormat = "q8_0" | "q4_1";
+
+/** GGUF weight types `quantMatmul` reads, by ggml name, with their ggml ids (GGUF stores the id). */
+export const GGML_WEIGHT_TYPES = {
+  F32: { id: 0, blockSize: 1, blockBytes: 4 },
+  F16: { id: 1, blockSize: 1, blockBytes: 2 },
+  Q4_0: { id: 2, blockSize: 32, blockBytes: 18 },
+  Q4_1: { id: 3, blockSize: 32, blockBytes: 20 },
+  Q5_0: { id: 6, blockSize: 32, blockBytes: 22 },
+  Q5_1: { id: 7, blockSize: 32, blockBytes: 24 },
+  Q8_0: { id: 8, blockSize: 32, blockBytes: 34 },
+  Q2_K: { id: 10, blockSize: 256, blockBytes: 84 },
+  Q3_K: { id: 11, blockSize: 256, blockBytes: 110 },
+  Q4_K: { id: 12, blockSize: 256, blockBytes: 144 },
+  Q5_K: { id: 13, blockSize: 256, blockBytes: 176 },
+  Q6_K: { id: 14, blockSize: 256, blockBytes: 210 },
+  IQ4_NL: { id: 20, blockSize: 32, blockBytes: 18 },
+  IQ4_XS: { id: 23, blockSize: 256, blockBytes: 136 },
+  BF16: { id: 30, blockSize: 1, blockBytes: 2 },
+} as const;
+export type GgmlWeightType = keyof typeof GGML_WEIGHT_TYPES;
+
+/** The type named by a ggml name or id, or undefined when `quantMatmul` has no kernel for it. */
+export function ggmlWeightType(type: GgmlWeightType | number): GgmlWeightType | undefined {
+  if (typeof type === "number") return (Object.keys(GGML_WEIGHT_TYPES) as GgmlWeightType[]).find((name) => GGML_WEIGHT_TYPES[name].id === type);
+  return Object.hasOwn(GGML_WEIGHT_TYPES, type) ? type : undefined;
+}
+
+/** Bytes of one row of K elements of `type` (K a multiple of its block size). */
+export function ggmlRowBytes(type: GgmlWeightType, K: number): number {
+  const { blockSize, blockBytes } = GGML_WEIGHT_TYPES[type];
+  return (K / blockSize) * blockBytes;
+}
+
+/** How `quantMatmul` computes: see its docstring. */
+export type QuantPath = "auto" | "dot" | "dequant";
+
+export interface QuantMatmulOptions {
+  /** "auto" (default): "dot" up to 48 rows of x, "dequant" above. */
+  readonly path?: QuantPath;
+  /**
+   * "scalar": the plain per-type kernels and the scalar SGEMM; "avx2": the AVX2 kernels and the own SGEMM;
+   * "openblas": the AVX2 kernels and OpenBLAS's SGEMM. Default: the kernels' default backend.
+   */
+  readonly backend?: GemmBackend;
+}
 
 export interface MatmulOptions {
   /** Which GEMM runs; default: the kernels' default backend (`gemmBackend()`). */
@@ -59,6 +108,34 @@ export interface HeadsAttentionArgs {
   /** Attention logit soft-capping (Gemma 2): x → cap · tanh(x / cap). Absent: none. */
   readonly softcap?: number;
   readonly stats?: AttentionStatsRequest;
+}
+
+/** One sequence of a decode step: its cache (a core KvCache, read at the step's layer) or its KV heads as arrays. */
+export interface StepSequence {
+  /** The sequence's cache; `heads` instead gives the layer's KV heads directly. */
+  readonly cache?: KvCache;
+  readonly heads?: readonly KvHeadArrays[];
+  /** [C × numHeads × headDim], rotated (C = 1 for a decode step). */
+  readonly queries: Float32Array;
+  /** [C] positions of the queries. */
+  readonly queryPositions: ArrayLike<number>;
+  /** [C × numHeads × headDim]; must not overlap `queries`. */
+  readonly out: Float32Array;
+  readonly stats?: AttentionStatsRequest;
+}
+
+export interface StepAttentionArgs {
+  /** Every sequence of the step; each is attended over its own cache. */
+  readonly sequences: readonly StepSequence[];
+  /** The layer read from each sequence's `cache` (needed when any sequence gives a cache). */
+  readonly layer?: number;
+  readonly numHeads: number;
+  /** Needed when the sequences give `heads`; else the caches' head size. */
+  readonly headDim?: number;
+  readonly scale?: number;
+  /** Sliding window; default: the caches' window(layer) (all must agree), none for `heads`. */
+  readonly window?: number | null;
+  readonly softcap?: number;
 }
 
 export interface PrefillAttentionArgs {
@@ -102,14 +179,35 @@ export interface CpuKernels {
   attend(args: AttentionArgs): LayerAttentionStats;
   /** Attention over KV heads given as arrays (zero-copy); statistics per query head, indexed by slot. */
   attendHeads(args: HeadsAttentionArgs): LayerAttentionStats;
+  /**
+   * One layer of a decode step over several sequences in one native call: each sequence's result (output and
+   * statistics) has the same bits as `attendHeads` on it alone (tested), but the work items — (sequence, KV head,
+   * part of the GQA group) — are shared by the threads, so both are busy even for one sequence with 3 KV heads,
+   * and the per-call cost is paid once per layer instead of once per sequence and layer. Returns each sequence's
+   * statistics, in order.
+   */
+  attendStep(args: StepAttentionArgs): LayerAttentionStats[];
   /** Causal attention over the projection-layout keys and values; statistics indexed by position. */
   attendPrefill(args: PrefillAttentionArgs): LayerAttentionStats;
   /** out[r, i] = x[r, i] · weight[i] / √(mean_i x[r, i]² + eps) for each of the `rows` rows; out may be x. */
   rmsNorm(x: Float32Array, weight: Float32Array, out: Float32Array, rows: number, eps: number): void;
   /** gate ← silu(gate) ⊙ up, in place (SwiGLU). */
   swiglu(gate: Float32Array, up: Float32Array): void;
-  /** out[N] = W·x, W [N × K] stored as ggml blocks (`format`), K a multiple of 32. */
-  gemvQuantized(format: QuantFormat, blocks: Uint8Array, x: Float32Array, out: Float32Array, N: number, K: number): void;
+  /**
+   * out[M×N] = x[M×K] · Wᵀ, W [N × K] given as the raw bytes of a GGUF tensor of `type` (ggml name or id; rows of
+   * K / blockSize blocks, the layouts of model-zoo's formats/dequant.ts), K a multiple of the block size.
+   * path "dot" (auto for M ≤ 48: GEMV and a batched decode step): each row of x is quantized once to 8-bit blocks
+   * (32 elements with a float scale for the 32-element types, ggml's Q8_K for the 256-element ones) and every output
+   * is per-block integer dot products times the blocks' scales, as llama.cpp's ggml_vec_dot_* compute them; F32,
+   * F16 and BF16 dot in f32 against x as it is. Error: each x element moves by at most amax/254 of its block
+   * (amax = the block's largest |x|), so |out − x·Wᵀ| ≤ Σ_blocks amax/254 · Σ|w| plus f32 rounding. An output
+   * depends only on its row of x and its row of W (a sequence gets the same bits in a batch as alone).
+   * path "dequant" (auto for M > 48: prefill): panels of W rows decoded to f32, then the f32 SGEMM (`backend`).
+   * Throws RangeError naming the argument on a wrong type, size or K.
+   */
+  quantMatmul(type: GgmlWeightType | number, blocks: Uint8Array, x: Float32Array, out: Float32Array, M: number, N: number, K: number, options?: QuantMatmulOptions): void;
+  /** out[rows × K] = the first `rows` rows of W (blocks of `type`) decoded to f32, the floats gguf-py's dequantize gives. */
+  dequantizeRows(type: GgmlWeightType | number, blocks: Uint8Array, out: Float32Array, rows: number, K: number): void;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -145,18 +243,22 @@ interface NativeAddon {
     queries: Float32Array, queryPositions: Int32Array, out: Float32Array, numHeads: number, headDim: number, scale: number,
     heads: NativeHead[], stats?: NativeStats, window?: number, softcap?: number,
   ): void;
+  attendStep(
+    sequences: { queries: Float32Array; queryPositions: Int32Array; out: Float32Array; heads: NativeHead[]; stats?: NativeStats }[],
+    numHeads: number, headDim: number, scale: number, window?: number, softcap?: number,
+  ): void;
   attendPrefill(
     queries: Float32Array, keys: Float32Array, values: Float32Array, out: Float32Array, numQueries: number, kvLength: number,
     numHeads: number, numKvHeads: number, headDim: number, scale: number, stats?: NativeStats, window?: number, softcap?: number,
   ): void;
-  gemvQuantized(format: QuantFormat, blocks: Uint8Array, x: Float32Array, out: Float32Array, N: number, K: number): void;
+  quantMatmul(type: number, blocks: Uint8Array, x: Float32Array, out: Float32Array, M: number, N: number, K: number, path?: QuantPath, backend?: GemmBackend): void;
+  dequantizeRows(type: number, blocks: Uint8Array, out: Float32Array, rows: number, K: number): void;
   rmsNorm(x: Float32Array, weight: Float32Array, out: Float32Array, rows: number, n: number, eps: number): void;
   swiglu(gate: Float32Array, up: Float32Array): void;
 }
 
 /** Where the build puts the addon, relative to this file (src/ in tests, dist/ when built). */
 const ADDON_PATH = "../build/Release/razorkv_cpu.node";
-const Q_BLOCK_BYTES: Record<QuantFormat, number> = { q8_0: 34, q4_1: 20 };
 
 let addon: NativeAddon | null | undefined;
 let unavailableReason: string | null = null;
@@ -311,25 +413,25 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
     native.matmulTransposed(x, w, out, M, N, K, backend);
   }
 
-  function attendHeads(args: HeadsAttentionArgs): LayerAttentionStats {
-    const fn = "attendHeads";
-    const { heads, headDim: d, numHeads, queries, out } = args;
-    checkCount(fn, "headDim", d, 1);
-    checkCount(fn, "numHeads", numHeads, 1);
+  /** Checks one sequence's heads, queries and statistics request; returns what the addon takes. */
+  function nativeSequence(
+    fn: string, prefix: string, heads: readonly KvHeadArrays[], d: number, numHeads: number,
+    queries: Float32Array, queryPositions: ArrayLike<number>, out: Float32Array, statsRequest: AttentionStatsRequest | undefined,
+  ) {
     if (heads.length === 0 || numHeads % heads.length !== 0) {
-      throw new RangeError(`${fn}: numHeads ${numHeads} is not a multiple of the number of KV heads (${heads.length})`);
+      throw new RangeError(`${fn}: numHeads ${numHeads} is not a multiple of the number of KV heads (${heads.length})${prefix ? ` of ${prefix.slice(0, -1)}` : ""}`);
     }
     const group = numHeads / heads.length;
-    const positions = toInt32(fn, args.queryPositions);
+    const positions = toInt32(fn, queryPositions);
     const C = positions.length;
-    checkArray(fn, "queries", queries, "Float32Array");
-    checkArray(fn, "out", out, "Float32Array");
-    checkLength(fn, "queries", queries, C * numHeads * d, `C×numHeads×headDim = ${C}×${numHeads}×${d}`, true);
-    checkLength(fn, "out", out, C * numHeads * d, `C×numHeads×headDim = ${C}×${numHeads}×${d}`, true);
-    if (overlaps(out, queries)) throw new RangeError(`${fn}: out must not overlap queries`);
-    checkStats(fn, args.stats);
+    checkArray(fn, `${prefix}queries`, queries, "Float32Array");
+    checkArray(fn, `${prefix}out`, out, "Float32Array");
+    checkLength(fn, `${prefix}queries`, queries, C * numHeads * d, `C×numHeads×headDim = ${C}×${numHeads}×${d}`, true);
+    checkLength(fn, `${prefix}out`, out, C * numHeads * d, `C×numHeads×headDim = ${C}×${numHeads}×${d}`, true);
+    if (overlaps(out, queries)) throw new RangeError(`${fn}: ${prefix}out must not overlap ${prefix}queries`);
+    checkStats(fn, statsRequest);
     const nativeHeads: NativeHead[] = heads.map((head, kv) => {
-      const name = `heads[${kv}]`;
+      const name = `${prefix}heads[${kv}]`;
       checkCount(fn, `${name}.length`, head.length);
       checkArray(fn, `${name}.keys`, head.keys, "Float32Array");
       checkArray(fn, `${name}.values`, head.values, "Float32Array");
@@ -349,17 +451,61 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
         compKey: comp.key, compValue: comp.value, compCount: comp.count,
       };
     });
-    if (args.stats?.repeatedSequence) {
+    if (statsRequest?.repeatedSequence) {
       for (const [kv, head] of heads.entries()) {
         if (head.compensation || (head.length > 0 && head.positions[head.length - 1] !== head.length - 1)) {
-          throw new RangeError(`${fn}: repeatedSequence statistics need an uncompressed cache (slot = position); heads[${kv}] is compressed`);
+          throw new RangeError(`${fn}: repeatedSequence statistics need an uncompressed cache (slot = position); ${prefix}heads[${kv}] is compressed`);
         }
       }
     }
+    const stats = allocateStats(statsRequest, numHeads, (h) => heads[Math.floor(h / group)].length);
+    return { queries, queryPositions: positions, out, heads: nativeHeads, stats };
+  }
+
+  function attendHeads(args: HeadsAttentionArgs): LayerAttentionStats {
+    const fn = "attendHeads";
+    const { heads, headDim: d, numHeads } = args;
+    checkCount(fn, "headDim", d, 1);
+    checkCount(fn, "numHeads", numHeads, 1);
+    const seq = nativeSequence(fn, "", heads, d, numHeads, args.queries, args.queryPositions, args.out, args.stats);
     const [window, softcap] = windowAndCap(fn, args.window, args.softcap);
-    const stats = allocateStats(args.stats, numHeads, (h) => heads[Math.floor(h / group)].length);
-    native.attendCache(queries, positions, out, numHeads, d, args.scale ?? 1 / Math.sqrt(d), nativeHeads, stats, window, softcap);
-    return statsResult(stats);
+    native.attendCache(seq.queries, seq.queryPositions, seq.out, numHeads, d, args.scale ?? 1 / Math.sqrt(d), seq.heads, seq.stats, window, softcap);
+    return statsResult(seq.stats);
+  }
+
+  function attendStep(args: StepAttentionArgs): LayerAttentionStats[] {
+    const fn = "attendStep";
+    const { sequences, numHeads, layer } = args;
+    checkCount(fn, "numHeads", numHeads, 1);
+    if (!Array.isArray(sequences)) throw new TypeError(`${fn}: sequences must be an array`);
+    let d = args.headDim;
+    let cacheWindow: number | null | undefined;
+    const headsOf = sequences.map((seq, i) => {
+      if (seq.cache && seq.heads) throw new RangeError(`${fn}: sequences[${i}] gives both cache and heads; give one`);
+      if (seq.heads) return seq.heads;
+      const cache = seq.cache;
+      if (!cache) throw new RangeError(`${fn}: sequences[${i}] gives neither cache nor heads`);
+      if (layer === undefined || !Number.isInteger(layer) || layer < 0 || layer >= cache.numLayers) {
+        throw new RangeError(`${fn}: layer ${layer} outside sequences[${i}].cache's ${cache.numLayers} layers`);
+      }
+      if (d !== undefined && d !== cache.headDim) throw new RangeError(`${fn}: sequences[${i}].cache has headDim ${cache.headDim}, expected ${d}`);
+      d = cache.headDim;
+      const w = cache.window(layer);
+      if (cacheWindow !== undefined && w !== cacheWindow) throw new RangeError(`${fn}: sequences[${i}].cache has window ${w} at layer ${layer}, the others ${cacheWindow}`);
+      cacheWindow = w;
+      return cache.heads.slice(layer * cache.numKvHeads, (layer + 1) * cache.numKvHeads);
+    });
+    if (d === undefined) {
+      if (sequences.length === 0) return [];
+      throw new RangeError(`${fn}: headDim is needed when the sequences give heads`);
+    }
+    checkCount(fn, "headDim", d, 1);
+    const headDim = d;
+    const nativeSeqs = sequences.map((seq, i) =>
+      nativeSequence(fn, `sequences[${i}].`, headsOf[i], headDim, numHeads, seq.queries, seq.queryPositions, seq.out, seq.stats));
+    const [window, softcap] = windowAndCap(fn, args.window !== undefined ? args.window : cacheWindow, args.softcap);
+    native.attendStep(nativeSeqs, numHeads, headDim, args.scale ?? 1 / Math.sqrt(headDim), window, softcap);
+    return nativeSeqs.map((seq) => statsResult(seq.stats));
   }
 
   function attend(args: AttentionArgs): LayerAttentionStats {
@@ -420,20 +566,49 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
     native.swiglu(gate, up);
   }
 
-  function gemvQuantized(format: QuantFormat, blocks: Uint8Array, x: Float32Array, out: Float32Array, N: number, K: number): void {
-    const fn = "gemvQuantized";
-    if (!(format in Q_BLOCK_BYTES)) throw new RangeError(`${fn}: format must be q8_0 or q4_1, got ${String(format)}`);
-    checkCount(fn, "N", N);
+  /** The checked type and the byte count of W [rows × K] in it. */
+  function weightArgs(fn: string, typeArg: GgmlWeightType | number, blocks: Uint8Array, rows: number, K: number): GgmlWeightType {
+    const type = ggmlWeightType(typeArg);
+    if (type === undefined) {
+      throw new RangeError(`${fn}: type must be one of ${Object.keys(GGML_WEIGHT_TYPES).join(", ")} (or its ggml id), got ${String(typeArg)}`);
+    }
     checkCount(fn, "K", K);
-    if (K % 32 !== 0) throw new RangeError(`${fn}: K must be a multiple of the block size 32, got ${K}`);
+    const { blockSize, blockBytes } = GGML_WEIGHT_TYPES[type];
+    if (K % blockSize !== 0) throw new RangeError(`${fn}: K must be a multiple of ${type}'s block of ${blockSize} elements, got ${K}`);
     checkArray(fn, "blocks", blocks, "Uint8Array");
+    const shape = `rows×(K/${blockSize})×${blockBytes} bytes = ${rows}×${K / blockSize}×${blockBytes}`;
+    checkLength(fn, "blocks", blocks, rows * ggmlRowBytes(type, K), shape, false);
+    return type;
+  }
+
+  function quantMatmul(
+    typeArg: GgmlWeightType | number, blocks: Uint8Array, x: Float32Array, out: Float32Array, M: number, N: number, K: number, options?: QuantMatmulOptions,
+  ): void {
+    const fn = "quantMatmul";
+    checkCount(fn, "M", M);
+    checkCount(fn, "N", N);
+    const type = weightArgs(fn, typeArg, blocks, N, K);
     checkArray(fn, "x", x, "Float32Array");
     checkArray(fn, "out", out, "Float32Array");
-    const bytes = N * (K / 32) * Q_BLOCK_BYTES[format];
-    checkLength(fn, "blocks", blocks, bytes, `N×(K/32)×${Q_BLOCK_BYTES[format]} bytes = ${N}×${K / 32}×${Q_BLOCK_BYTES[format]}`, false);
-    checkLength(fn, "x", x, K, "K", false);
-    checkLength(fn, "out", out, N, "N", false);
-    native.gemvQuantized(format, blocks, x, out, N, K);
+    checkLength(fn, "x", x, M * K, `M×K = ${M}×${K}`, false);
+    checkLength(fn, "out", out, M * N, `M×N = ${M}×${N}`, false);
+    if (overlaps(out, x)) throw new RangeError(`${fn}: out must not overlap x`);
+    const path = options?.path ?? "auto";
+    if (path !== "auto" && path !== "dot" && path !== "dequant") throw new RangeError(`${fn}: path must be auto, dot or dequant, got ${String(path)}`);
+    const backend = options?.backend ?? defaultBackend;
+    if (!available.includes(backend)) {
+      throw new RangeError(`${fn}: backend "${backend}" is not compiled into this build (available: ${available.join(", ")})`);
+    }
+    native.quantMatmul(GGML_WEIGHT_TYPES[type].id, blocks, x, out, M, N, K, path, backend);
+  }
+
+  function dequantizeRows(typeArg: GgmlWeightType | number, blocks: Uint8Array, out: Float32Array, rows: number, K: number): void {
+    const fn = "dequantizeRows";
+    checkCount(fn, "rows", rows);
+    const type = weightArgs(fn, typeArg, blocks, rows, K);
+    checkArray(fn, "out", out, "Float32Array");
+    checkLength(fn, "out", out, rows * K, `rows×K = ${rows}×${K}`, false);
+    native.dequantizeRows(GGML_WEIGHT_TYPES[type].id, blocks, out, rows, K);
   }
 
   return {
@@ -449,9 +624,11 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
     matmulTransposed,
     attend,
     attendHeads,
+    attendStep,
     attendPrefill,
     rmsNorm,
     swiglu,
-    gemvQuantized,
+    quantMatmul,
+    dequantizeRows,
   };
 }

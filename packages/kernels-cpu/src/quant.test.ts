@@ -1,88 +1,185 @@
+/**
+ * quantMatmul and dequantizeRows over every GGUF weight type, against an independent reference: the blocks decoded
+ * in TypeScript (test-ggml.ts, itself checked bit for bit against gguf-py's dequantize), then x · Wᵀ in float64.
+ *
+ * Tolerance (test-ggml.ts referenceWithBound): the dot path quantizes each row of x to 8 bits per block with
+ * d = amax/127, so each element of x moves by at most amax/254 of its block and an output by at most
+ * Σ_blocks amax/254 · Σ|w|; plus 2^-14 · Σ|w·x| for float32 rounding. Every output must lie within its own bound.
+ * The bound is sharp enough to catch layout mistakes: a block whose scale is doubled, or a reference that reads
+ * the nibbles or sub-blocks in the wrong order, fails it (the "catches" tests).
+ */
 import { mulberry32 } from "@razorkv/core";
+import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { CpuKernels, QuantFormat } from "./index.js";
-import { kernels, kernelsDisabled, relativeError } from "./test-helpers.js";
+import { GGML_WEIGHT_TYPES, ggmlRowBytes, type CpuKernels, type GemmBackend, type GgmlWeightType, type QuantPath } from "./index.js";
+import { kernels, kernelsDisabled, sameBits } from "./test-helpers.js";
+import { HALF_FIELDS, activationBlock, dequantizeReference, randomBlocks, referenceWithBound, worstBoundRatio } from "./test-ggml.js";
 
-/** IEEE binary16 bits → number (subnormals included). */
-function f16(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const mantissa = bits & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 31) return mantissa ? Number.NaN : sign * Infinity;
-  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+const TYPES = Object.keys(GGML_WEIGHT_TYPES) as GgmlWeightType[];
+
+/** K values per type: multiples of the block size, odd numbers of blocks where there are several. */
+function kValues(type: GgmlWeightType): number[] {
+  const { blockSize } = GGML_WEIGHT_TYPES[type];
+  if (blockSize === 1) return [37, 301];
+  if (blockSize === 32) return [32, 160, 608];
+  return [256, 1280];
 }
 
-/** Random f16 bits with a magnitude in [2^(lo−15), 2^(hi−15)) and a random sign when `signed`. */
-function randomF16(rand: () => number, lo: number, hi: number, signed: boolean): number {
-  const exponent = lo + Math.floor(rand() * (hi - lo));
-  return (signed && rand() < 0.5 ? 0x8000 : 0) | (exponent << 10) | Math.floor(rand() * 1024);
+function randomX(rand: () => number, length: number): Float32Array {
+  // a few large entries per row, as real activations have: they set their blocks' scales
+  return Float32Array.from({ length }, () => (rand() < 0.02 ? 8 : 1) * (rand() * 2 - 1));
 }
 
-/** Random blocks of `format` for W [N × K], and W dequantized (the ggml definitions in native/quant.h). */
-function randomQuantized(format: QuantFormat, N: number, K: number, seed: number) {
-  const rand = mulberry32(seed);
-  const blockBytes = format === "q8_0" ? 34 : 20;
-  const nb = K / 32;
-  const bytes = new Uint8Array(N * nb * blockBytes);
-  const view = new DataView(bytes.buffer);
-  const dense = new Float64Array(N * K);
-  for (let n = 0; n < N; n++) {
-    for (let b = 0; b < nb; b++) {
-      const at = (n * nb + b) * blockBytes;
-      // one block in 50 gets a subnormal scale, to exercise the f16 decoder's edge
-      const dBits = rand() < 0.02 ? Math.floor(rand() * 1024) : randomF16(rand, 5, 14, false);
-      view.setUint16(at, dBits, true);
-      const d = f16(dBits);
-      const base = n * K + b * 32;
-      if (format === "q8_0") {
-        for (let j = 0; j < 32; j++) {
-          const q = Math.floor(rand() * 256) - 128;
-          view.setInt8(at + 2 + j, q);
-          dense[base + j] = q * d;
-        }
-      } else {
-        const mBits = randomF16(rand, 8, 16, true);
-        view.setUint16(at + 2, mBits, true);
-        const m = f16(mBits);
-        for (let j = 0; j < 16; j++) {
-          const lo = Math.floor(rand() * 16);
-          const hi = Math.floor(rand() * 16);
-          bytes[at + 4 + j] = lo | (hi << 4);
-          dense[base + j] = lo * d + m;
-          dense[base + j + 16] = hi * d + m;
-        }
-      }
-    }
-  }
-  return { bytes, dense };
+interface Case {
+  type: GgmlWeightType;
+  N: number;
+  K: number;
+  blocks: Uint8Array;
+  w: Float32Array;
+}
+function makeCase(type: GgmlWeightType, N: number, K: number, seed: number): Case {
+  const blocks = randomBlocks(type, N, K, mulberry32(seed));
+  return { type, N, K, blocks, w: dequantizeReference(type, blocks, N, K) };
 }
 
-describe.skipIf(kernelsDisabled)("gemvQuantized", () => {
-  let k: CpuKernels;
-  beforeAll(() => {
-    k = kernels();
+/** The kernel's worst |out − x·Wᵀ| / bound over all outputs. */
+function run(k: CpuKernels, c: Case, x: Float32Array, M: number, opts: { path?: QuantPath; backend?: GemmBackend } = {}) {
+  const out = new Float32Array(M * c.N).fill(Number.NaN); // every entry must be written
+  k.quantMatmul(c.type, c.blocks, x, out, M, c.N, c.K, opts);
+  return out;
+}
+
+describe.skipIf(kernelsDisabled)("dequantizeRows and the TypeScript reference decoders", () => {
+  // gguf-py's dequantize of random and edge-case blocks of every type (model-zoo's fixture, tools/gguf-quants)
+  const fixture = JSON.parse(readFileSync(new URL("../../model-zoo/test/fixtures/gguf-quants.json", import.meta.url), "utf8")) as {
+    types: { type: string; id: number; nElements: number; bytes: string; float32: string }[];
+  };
+  const decode = (b64: string) => new Uint8Array(Buffer.from(b64, "base64"));
+
+  it("the fixture has every type quantMatmul reads", () => {
+    expect(fixture.types.map((t) => t.type).sort()).toEqual([...TYPES].sort());
   });
 
-  for (const format of ["q8_0", "q4_1"] as QuantFormat[]) {
-    for (const [N, K] of [[1, 32], [33, 64], [257, 576], [1536, 576]]) {
-      it(`${format}: N=${N} K=${K} matches the dequantized weights`, () => {
-        const { bytes, dense } = randomQuantized(format, N, K, N * 7 + K);
-        const rand = mulberry32(K);
-        const x = Float32Array.from({ length: K }, () => rand() * 2 - 1);
-        const expected = new Float64Array(N);
-        for (let n = 0; n < N; n++) for (let i = 0; i < K; i++) expected[n] += dense[n * K + i] * x[i];
-        const out = new Float32Array(N).fill(Number.NaN);
-        k.gemvQuantized(format, bytes, x, out, N, K);
-        expect(relativeError(out, expected)).toBeLessThanOrEqual(1e-4);
+  for (const entry of fixture.types) {
+    const type = entry.type as GgmlWeightType;
+    it(`${type}: native and TypeScript decoders give gguf-py's floats bit for bit`, () => {
+      const bytes = decode(entry.bytes);
+      const expected = new Float32Array(decode(entry.float32).buffer.slice(0));
+      const K = entry.nElements; // one row
+      const native = new Float32Array(K);
+      kernels().dequantizeRows(entry.id, bytes, native, 1, K);
+      expect(sameBits(dequantizeReference(type, bytes, 1, K), expected)).toBe(true);
+      expect(sameBits(native, expected)).toBe(true);
+    });
+  }
+});
+
+describe.skipIf(kernelsDisabled)("quantMatmul", () => {
+  let k: CpuKernels;
+  let backends: GemmBackend[];
+  beforeAll(() => {
+    k = kernels();
+    // the default (AVX2 dot kernels when compiled) and the scalar kernels, whichever build this is
+    backends = [...new Set([k.gemmBackend(), "scalar" as GemmBackend])];
+  });
+
+  for (const type of TYPES) {
+    for (const K of kValues(type)) {
+      it(`${type} K=${K}: M = 1, 3, 17, 70 × N = 37, 129 within the 8-bit activation bound, every kernel and path`, () => {
+        const c129 = makeCase(type, 129, K, K * 31 + GGML_WEIGHT_TYPES[type].id);
+        const rand = mulberry32(K + 7);
+        for (const N of [37, 129]) {
+          // the first N rows of the 129-row matrix: an odd N that splits unevenly between threads and chunks
+          const c: Case = { ...c129, N, blocks: c129.blocks.subarray(0, N * ggmlRowBytes(type, K)), w: c129.w.subarray(0, N * K) };
+          for (const M of [1, 3, 17, 70]) {
+            const x = randomX(rand, M * K);
+            const { expected, bound } = referenceWithBound(type, c.w, x, M, N, K);
+            for (const backend of backends) {
+              const paths: QuantPath[] = M === 70 ? ["auto", "dot"] : ["auto"];
+              if (M === 3) paths.push("dequant");
+              for (const path of paths) {
+                const ratio = worstBoundRatio(run(k, c, x, M, { path, backend }), expected, bound);
+                expect(ratio, `${type} M=${M} N=${N} K=${K} ${backend} ${path}`).toBeLessThanOrEqual(1);
+              }
+            }
+          }
+        }
       });
     }
   }
 
+  for (const type of TYPES) {
+    it(`${type}: the bound catches a doubled block scale and a wrong element order`, () => {
+      const K = kValues(type)[0];
+      const c = makeCase(type, 37, K, 99 + GGML_WEIGHT_TYPES[type].id);
+      const M = 3;
+      const x = randomX(mulberry32(5), M * K);
+      const { expected, bound } = referenceWithBound(type, c.w, x, M, c.N, K);
+      expect(worstBoundRatio(run(k, c, x, M), expected, bound)).toBeLessThanOrEqual(1);
+
+      // 1. row 0's first block with its scale doubled (the f16 exponent + 1; plain types: the first weight doubled)
+      const corrupt = c.blocks.slice();
+      const view = new DataView(corrupt.buffer);
+      const halfAt = HALF_FIELDS[type]?.[0];
+      if (halfAt !== undefined) view.setUint16(halfAt, view.getUint16(halfAt, true) + 0x400, true);
+      else if (type === "F32") view.setFloat32(0, 2 * view.getFloat32(0, true) + 1, true);
+      else view.setUint16(0, view.getUint16(0, true) + (type === "F16" ? 0x400 : 0x80), true);
+      const corrupted = run(k, { ...c, blocks: corrupt }, x, M);
+      expect(worstBoundRatio(corrupted, expected, bound)).toBeGreaterThan(1);
+
+      // 2. a reference that reads elements in the wrong order: the nibble halves of each 32 swapped (i ↔ i ^ 16),
+      //    and for the 256-element types also the sub-block pairs (i ↔ i ^ 32)
+      if (activationBlock(type) === 0) return;
+      const swaps = GGML_WEIGHT_TYPES[type].blockSize === 256 ? [16, 32] : [16];
+      for (const bit of swaps) {
+        const permuted = new Float32Array(c.w.length);
+        for (let i = 0; i < permuted.length; i++) permuted[i] = c.w[i ^ bit];
+        const wrong = referenceWithBound(type, permuted, x, M, c.N, K);
+        expect(worstBoundRatio(run(k, c, x, M), wrong.expected, wrong.bound), `order i ^ ${bit}`).toBeGreaterThan(1);
+      }
+    });
+  }
+
+  it("gives a row of x the same bits alone, in a batch, and on any thread count (dot path)", () => {
+    const threads = k.threads();
+    try {
+      for (const type of ["Q4_1", "Q4_K", "Q6_K", "F16"] as GgmlWeightType[]) {
+        const K = kValues(type)[1];
+        const c = makeCase(type, 300, K, 3);
+        const x = randomX(mulberry32(4), 17 * K);
+        const batch = run(k, c, x, 17);
+        for (const m of [0, 9, 16]) {
+          expect(sameBits(run(k, c, x.subarray(m * K, (m + 1) * K), 1), batch.subarray(m * c.N, (m + 1) * c.N)), `${type} row ${m}`).toBe(true);
+        }
+        k.setThreads(1);
+        expect(sameBits(run(k, c, x, 17), batch), `${type} on one thread`).toBe(true);
+        k.setThreads(threads);
+      }
+    } finally {
+      k.setThreads(threads);
+    }
+  });
+
+  it("takes the type by ggml id as well as by name", () => {
+    const c = makeCase("Q5_K", 5, 256, 8);
+    const x = randomX(mulberry32(9), 256);
+    const byId = new Float32Array(5);
+    k.quantMatmul(13, c.blocks, x, byId, 1, 5, 256);
+    expect(sameBits(byId, run(k, c, x, 1))).toBe(true);
+  });
+
   it("names the argument and the expected size", () => {
     const x = new Float32Array(64);
-    expect(() => k.gemvQuantized("q8_0", new Uint8Array(100), x, new Float32Array(2), 2, 64)).toThrow(/blocks has 100 values, expected at least N×\(K\/32\)×34 bytes = 2×2×34 = 136/);
-    expect(() => k.gemvQuantized("q4_1", new Uint8Array(80), x, new Float32Array(2), 2, 60)).toThrow(/K must be a multiple of the block size 32, got 60/);
-    expect(() => k.gemvQuantized("q4_0" as QuantFormat, new Uint8Array(80), x, new Float32Array(2), 2, 64)).toThrow(/format must be q8_0 or q4_1/);
+    expect(() => k.quantMatmul("Q8_0", new Uint8Array(100), x, new Float32Array(2), 1, 2, 64)).toThrow(
+      /quantMatmul: blocks has 100 values, expected at least rows×\(K\/32\)×34 bytes = 2×2×34 = 136/,
+    );
+    expect(() => k.quantMatmul("Q4_K", new Uint8Array(1000), x, new Float32Array(2), 1, 2, 64)).toThrow(
+      /quantMatmul: K must be a multiple of Q4_K's block of 256 elements, got 64/,
+    );
+    expect(() => k.quantMatmul("Q1_0" as GgmlWeightType, new Uint8Array(80), x, new Float32Array(2), 1, 2, 64)).toThrow(/quantMatmul: type must be one of F32, .*IQ4_XS.*, got Q1_0/);
+    expect(() => k.quantMatmul(16, new Uint8Array(80), x, new Float32Array(2), 1, 2, 64)).toThrow(/type must be one of .* got 16/);
+    expect(() => k.quantMatmul("Q8_0", new Uint8Array(136), x, new Float32Array(1), 1, 2, 64)).toThrow(/out has 1 values, expected at least M×N = 1×2 = 2/);
+    expect(() => k.quantMatmul("Q8_0", new Uint8Array(136), x, new Float32Array(2), 1, 2, 64, { path: "fast" as QuantPath })).toThrow(/path must be auto, dot or dequant, got fast/);
+    expect(() => k.dequantizeRows("Q6_K", new Uint8Array(200), new Float32Array(256), 1, 256)).toThrow(/dequantizeRows: blocks has 200 values, expected at least rows×\(K\/256\)×210 bytes = 1×1×210 = 210/);
   });
 });

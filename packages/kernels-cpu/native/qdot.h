@@ -1,0 +1,40 @@
+// One weight row in its GGUF type (ggml_types.h) against one activation row: the per-type kernels.
+//
+// Quantized types follow llama.cpp's design: the activation row is quantized once to 8-bit blocks (BlockQ8x32 for
+// the 32-element types, BlockQ8_K for the 256-element ones) and each block's dot product is an integer sum (AVX2:
+// maddubs/madd), scaled by the two blocks' float scales. Float types (F32, F16, BF16) dot against the f32 row
+// as it is. Every type has a plain scalar kernel and, when compiled with AVX2, a SIMD one; both are compiled into
+// an AVX2 build, so the tests check both.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ggml_types.h"
+
+namespace razorkv {
+
+/** What a weight type's dot product takes as its activation row. */
+enum class ActivationFormat { F32, Q8x32, Q8_K };
+ActivationFormat activationFormat(GgmlType type);
+
+/** Bytes of one activation row of K elements in `format`. */
+size_t activationRowBytes(ActivationFormat format, int K);
+
+/** Quantizes x[K] into `format` (K a multiple of its block size); F32 copies. `simd` picks the AVX2 loop. */
+void quantizeActivationRow(ActivationFormat format, const float* x, void* out, int K, bool simd);
+
+/**
+ * Σ_k W[row, k] · x[k] for one weight row (`row`: K / blockSize blocks of `type`) and one activation row
+ * (`activation`: x in activationFormat(type)). `simd` picks the AVX2 kernel (ignored when not compiled in).
+ */
+using RowDotFn = float (*)(const uint8_t* row, const void* activation, int K);
+RowDotFn rowDotKernel(GgmlType type, bool simd);
+
+/** Dequantizes one row of K elements of `type` into f32 (the decoders of dequant.ts, same floats). */
+void dequantizeRow(GgmlType type, const uint8_t* row, float* out, int K);
+
+/** True when this build has the AVX2 kernels. */
+bool quantSimdCompiled();
+
+}  // namespace razorkv

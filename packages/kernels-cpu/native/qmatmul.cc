@@ -1,0 +1,154 @@
+// out = x · Wᵀ over GGUF weight blocks (layout and the two paths in qmatmul.h).
+#include "qmatmul.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "qdot.h"
+#include "threadpool.h"
+
+namespace razorkv {
+namespace {
+
+// Auto takes the Dot path up to this many rows of x and the Dequant path above. Dot reads each weight row once
+// per call and unpacks it once per row of x; Dequant decodes it once and leaves the M rows to the SGEMM, whose
+// register tiling (or OpenBLAS's) outruns per-pair integer dots once M is large. bench/quant.mjs paths, 2 threads
+// (BENCHMARKS.md, "Quantized weights"): Dequant overtakes Dot between M = 16 and 32 on SmolLM2's Q4_1 FFN
+// (1536 × 576) and near M = 48 on a Llama-1B-shaped Q4_K FFN (8192 × 2048), and is 2–2.6× faster at M = 512.
+// 48 also keeps every row of a sweep's decode step (up to 25 cells) on Dot, where a row's bits do not depend on
+// the batch.
+constexpr int kQuantDotMaxRows = 48;
+// Below this many multiply-adds a call runs on one thread. A 135M model's K/V projection (192 × 576, one row) is
+// 110 592: above, so both threads take it.
+constexpr double kParallelMinWork = 1 << 15;
+// A dequantized panel of weight rows is about this many bytes (nc·K floats), within [kPanelMinRows,
+// kPanelMaxRows] rows: large enough that the SGEMM's repacking of x (M·K per panel) stays a few percent of the
+// panel's 2·M·nc·K FLOPs.
+constexpr size_t kPanelBytes = 1 << 20;
+constexpr int kPanelMinRows = 64;
+constexpr int kPanelMaxRows = 256;
+// The rows of quantized x a Dot chunk sweeps per weight row are cut into tiles of about this many bytes (in L2).
+constexpr size_t kActivationTileBytes = 256 << 10;
+
+/** A 64-byte-aligned scratch buffer, grown on demand and kept for the owner's life. */
+struct Scratch {
+  void* data = nullptr;
+  size_t capacity = 0;
+  ~Scratch() { std::free(data); }
+  void* get(size_t bytes) {
+    if (bytes > capacity) {
+      std::free(data);
+      capacity = (bytes + 63) / 64 * 64;
+      data = std::aligned_alloc(64, capacity);
+      if (!data) {
+        capacity = 0;
+        throw std::bad_alloc();
+      }
+    }
+    return data;
+  }
+};
+thread_local Scratch t_activations, t_panel;
+
+int threadsFor(double work) { return work < kParallelMinWork ? 1 : kernelThreads(); }
+
+/** [0, total) in chunks of `size` (a multiple of `unit`, within [minSize, maxSize]), about four per thread. */
+struct Chunks {
+  int size;
+  int count;
+  Chunks(int total, int unit, int threads, int minSize, int maxSize) {
+    int target = (total + 4 * threads - 1) / (4 * threads);
+    target = std::max(minSize, std::min(maxSize, target));
+    size = std::max(unit, (target + unit - 1) / unit * unit);
+    count = (total + size - 1) / size;
+  }
+};
+
+void matmulDot(GgmlType type, const uint8_t* w, size_t rowBytes, const float* x, float* out, int M, int N, int K, bool simd) {
+  const ActivationFormat format = activationFormat(type);
+  const size_t actBytes = activationRowBytes(format, K);
+  uint8_t* act = static_cast<uint8_t*>(t_activations.get(actBytes * M));
+  const int threads = threadsFor(static_cast<double>(M) * N * K);
+  if (format == ActivationFormat::F32) {
+    std::memcpy(act, x, actBytes * M);
+  } else {
+    Chunks rows(M, 1, threads, 8, 64);
+    parallelFor(rows.count, M * K >= (1 << 16) ? threads : 1, [&](int c, int) {
+      for (int m = c * rows.size; m < std::min(M, (c + 1) * rows.size); m++) {
+        quantizeActivationRow(format, x + static_cast<size_t>(m) * K, act + m * actBytes, K, simd);
+      }
+    });
+  }
+  const RowDotFn dot = rowDotKernel(type, simd);
+  const int tile = static_cast<int>(std::max<size_t>(1, kActivationTileBytes / actBytes));
+  Chunks chunks(N, 1, threads, 8, 256);
+  parallelFor(chunks.count, threads, [&](int c, int) {
+    const int n0 = c * chunks.size, n1 = std::min(N, n0 + chunks.size);
+    for (int m0 = 0; m0 < M; m0 += tile) {
+      const int m1 = std::min(M, m0 + tile);
+      for (int n = n0; n < n1; n++) {
+        const uint8_t* row = w + n * rowBytes;
+        for (int m = m0; m < m1; m++) out[static_cast<size_t>(m) * N + n] = dot(row, act + m * actBytes, K);
+      }
+    }
+  });
+}
+
+void matmulDequant(GgmlType type, const uint8_t* w, size_t rowBytes, const float* x, float* out, int M, int N, int K, GemmBackend backend) {
+  const int threads = threadsFor(static_cast<double>(M) * N * K);
+  const int panelRows = std::max(kPanelMinRows, std::min<int>(kPanelMaxRows, static_cast<int>(kPanelBytes / (sizeof(float) * K))));
+  Chunks chunks(N, 16, threads, 16, panelRows);
+  parallelFor(chunks.count, threads, [&](int c, int) {
+    const int n0 = c * chunks.size, n = std::min(N - n0, chunks.size);
+    float* panel = static_cast<float*>(t_panel.get(sizeof(float) * static_cast<size_t>(n) * K));
+    for (int r = 0; r < n; r++) dequantizeRow(type, w + (n0 + r) * rowBytes, panel + static_cast<size_t>(r) * K, K);
+    matmulTransposedPanel(x, panel, out + n0, M, n, K, N, backend);
+  });
+}
+
+}  // namespace
+
+size_t ggmlRowBytes(GgmlType type, int K) {
+  const GgmlTypeInfo info = ggmlTypeInfo(type);
+  return static_cast<size_t>(K / info.blockSize) * info.blockBytes;
+}
+
+void quantMatmul(GgmlType type, const uint8_t* w, const float* x, float* out, int M, int N, int K, QuantPath path, GemmBackend backend) {
+  if (!gemmBackendAvailable(backend)) throw std::invalid_argument(std::string("GEMM backend ") + gemmBackendName(backend) + " is not compiled into this build");
+  const GgmlTypeInfo info = ggmlTypeInfo(type);
+  if (info.blockSize == 0) throw std::invalid_argument("quantMatmul: unsupported ggml type " + std::to_string(static_cast<int>(type)));
+  if (K % info.blockSize != 0) {
+    throw std::invalid_argument(std::string("quantMatmul: K = ") + std::to_string(K) + " is not a multiple of " + info.name + "'s block of " + std::to_string(info.blockSize));
+  }
+  if (M <= 0 || N <= 0) return;
+  if (K == 0) {
+    std::fill(out, out + static_cast<size_t>(M) * N, 0.0f);
+    return;
+  }
+  if (path == QuantPath::Auto) path = M <= kQuantDotMaxRows ? QuantPath::Dot : QuantPath::Dequant;
+  const size_t rowBytes = ggmlRowBytes(type, K);
+  if (path == QuantPath::Dot) {
+    matmulDot(type, w, rowBytes, x, out, M, N, K, backend != GemmBackend::Scalar && quantSimdCompiled());
+  } else if (type == GgmlType::F32 && reinterpret_cast<uintptr_t>(w) % alignof(float) == 0) {
+    matmulTransposed(x, reinterpret_cast<const float*>(w), out, M, N, K, backend);  // nothing to decode
+  } else {
+    matmulDequant(type, w, rowBytes, x, out, M, N, K, backend);
+  }
+}
+
+void dequantizeRows(GgmlType type, const uint8_t* w, float* out, int rows, int K) {
+  const size_t rowBytes = ggmlRowBytes(type, K);
+  const int threads = threadsFor(static_cast<double>(rows) * K);
+  Chunks chunks(rows, 1, threads, 16, 1024);
+  parallelFor(chunks.count, threads, [&](int c, int) {
+    for (int r = c * chunks.size; r < std::min(rows, (c + 1) * chunks.size); r++) {
+      dequantizeRow(type, w + r * rowBytes, out + static_cast<size_t>(r) * K, K);
+    }
+  });
+}
+
+}  // namespace razorkv

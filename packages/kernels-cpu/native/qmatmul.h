@@ -1,0 +1,40 @@
+// out[M × N] = x[M × K] · Wᵀ with W [N × K] held as the raw blocks of one GGUF type (ggml_types.h).
+//
+// Layout: W row n is K / blockSize consecutive blocks at w + n · rowBytes (rowBytes = K / blockSize · blockBytes);
+// x and out are row-major f32 (x [M × K], out [M × N]): the matmulTransposed layout of gemm.h, weights in the
+// file's own bytes.
+//
+// Two ways to compute (QuantPath):
+//   Dot       quantize each row of x once to 8-bit blocks (qdot.h), then one integer dot product per (row, weight
+//             row) with the per-type kernel; threads split N. GEMV (M = 1) and a batched decode step (small M).
+//             Each out[m, n] depends only on x row m and W row n: a sequence gets the same bits in a batch as alone.
+//   Dequant   decode a panel of weight rows to f32 (about 1 MiB, in cache), then the f32 SGEMM of gemm.h (OpenBLAS or
+//             the own kernel) on x and the panel; threads split N into panels. Prefill: the decode is paid once per
+//             M rows of x.
+// Auto takes Dot up to kQuantDotMaxRows rows and Dequant above (figures at the constant in qmatmul.cc).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gemm.h"
+#include "ggml_types.h"
+
+namespace razorkv {
+
+enum class QuantPath { Auto, Dot, Dequant };
+
+/** Bytes of one weight row of K elements of `type` (K a multiple of its block size). */
+size_t ggmlRowBytes(GgmlType type, int K);
+
+/**
+ * out = x · Wᵀ (see above). `backend` picks the kernels: Scalar runs the scalar dot kernels and the scalar SGEMM,
+ * Avx2 the AVX2 ones and the own SGEMM, OpenBlas the AVX2 dot kernels and OpenBLAS's SGEMM.
+ * K must be a multiple of the type's block size (checked by the caller).
+ */
+void quantMatmul(GgmlType type, const uint8_t* w, const float* x, float* out, int M, int N, int K, QuantPath path, GemmBackend backend);
+
+/** Decodes rows [0, rows) of W (K elements each) to f32 out [rows × K], on the kernel threads. */
+void dequantizeRows(GgmlType type, const uint8_t* w, float* out, int rows, int K);
+
+}  // namespace razorkv
