@@ -1,26 +1,45 @@
 /**
- * `razorkv generate --model <ref> --prompt <text> [--chat] [--max-new-tokens n]`: the greedy completion of a prompt
- * with the full cache. Prints one JSON line on stdout: {"model", "promptTokens", "newTokens", "text"} (text without
- * special tokens); nothing on stderr unless something fails.
+ * `razorkv generate --model <ref> --prompt <text> [--chat] [--max-new-tokens n] [--ids]`: the greedy completion of a
+ * prompt with the full cache. Prints one JSON line on stdout: {"model", "promptTokens", "newTokens", "text"} (text
+ * without special tokens), with "promptIds" and "newIds" too under --ids; nothing on stderr unless something fails.
+ *
+ * The prompt's ids are built as the sweeps build theirs (tasks/prompt.ts): with --chat the prompt is one user turn
+ * of the model's chat template, rendered as transformers' apply_chat_template renders it, the template's text
+ * parsed and the user's kept as text; without, the prompt is read verbatim, control-token strings parsed, as HF's
+ * `tokenizer(prompt)` reads it. Either way BOS comes first exactly when the tokenizer adds it, and only once.
  */
 import { Command, Option } from "commander";
 import { RazorkvError } from "@razorkv/core";
 import { generateGreedy, loadLanguageModel } from "@razorkv/model-zoo";
+import { encodeSegment, rawPromptSegment, splitPrompt } from "../tasks/prompt.js";
 import { MODEL_HELP, modelRef, nonEmpty, positiveInteger } from "./parse.js";
+
+interface GenerateOptions {
+  model: string;
+  prompt: string;
+  chat: boolean;
+  maxNewTokens: number;
+  ids: boolean;
+}
 
 export function generateCommand(): Command {
   return new Command("generate")
     .description("print the greedy completion of a prompt with the full cache, as one JSON line")
     .addOption(new Option("--model <ref>", MODEL_HELP).argParser(modelRef("--model")).makeOptionMandatory())
     .addOption(new Option("--prompt <text>", "the prompt (required, not empty)").argParser(nonEmpty("--prompt", "a non-empty prompt")).makeOptionMandatory())
-    .option("--chat", "wrap the prompt as one user turn with the model's chat template", false)
+    .option("--chat", "wrap the prompt as one user turn with the model's chat template (control-token strings in it stay text)", false)
     .addOption(new Option("--max-new-tokens <n>", "tokens to generate at most (stops earlier at end of turn)").argParser(positiveInteger("--max-new-tokens")).default(64))
-    .action(async (opts: { model: string; prompt: string; chat: boolean; maxNewTokens: number }) => {
+    .option("--ids", "also print the prompt's token ids (promptIds) and the generated ones (newIds)", false)
+    .action(async (opts: GenerateOptions) => {
       const lm = await loadLanguageModel(opts.model);
-      const text = opts.chat
-        ? lm.tokenizer.applyChatTemplate([{ role: "user", content: opts.prompt }], { addGenerationPrompt: true })
-        : opts.prompt;
-      const ids = lm.tokenizer.encode(text);
+      const tokenizer = lm.tokenizer;
+      let ids: number[];
+      if (opts.chat) {
+        const { context, query } = splitPrompt(tokenizer, true, { head: opts.prompt, tail: "", answerPrefix: "" }, "--prompt");
+        ids = encodeSegment(tokenizer, [...context, ...query]);
+      } else {
+        ids = encodeSegment(tokenizer, rawPromptSegment(tokenizer, opts.prompt));
+      }
       if (ids.length === 0) throw new RazorkvError(`--prompt "${opts.prompt}" encodes to no tokens; give a prompt with some text`);
       const context = lm.model.config.maxContext;
       if (ids.length + opts.maxNewTokens > context) {
@@ -30,9 +49,15 @@ export function generateCommand(): Command {
       }
       const out = generateGreedy(lm.model, ids, {
         maxNewTokens: opts.maxNewTokens,
-        isEnd: (id) => lm.tokenizer.isEndOfGeneration(id),
+        isEnd: (id) => tokenizer.isEndOfGeneration(id),
       });
-      const result = { model: opts.model, promptTokens: ids.length, newTokens: out.length, text: lm.tokenizer.decode(out, { skipSpecialTokens: true }) };
+      const result = {
+        model: opts.model,
+        promptTokens: ids.length,
+        newTokens: out.length,
+        text: tokenizer.decode(out, { skipSpecialTokens: true }),
+        ...(opts.ids ? { promptIds: ids, newIds: out } : {}),
+      };
       process.stdout.write(JSON.stringify(result) + "\n");
     });
 }

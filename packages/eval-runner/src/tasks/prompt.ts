@@ -126,6 +126,15 @@ function withBos(tokenizer: TaskTokenizer, context: SegmentPiece[]): SegmentPiec
   return [{ ids: bos }, ...context];
 }
 
+/**
+ * A prompt given verbatim (`razorkv generate` without `--chat`), as HF's `tokenizer(prompt)` and llama.cpp's
+ * completion tools read it: control-token strings in it are parsed (whoever writes a raw prompt writes its
+ * template too), and BOS is put first when the tokenizer adds it and the text does not start with it.
+ */
+export function rawPromptSegment(tokenizer: TaskTokenizer, prompt: string): SegmentPiece[] {
+  return withBos(tokenizer, [{ template: prompt }]);
+}
+
 export interface EncodeSegmentOptions {
   /**
    * The segment goes on from earlier tokens of the same sequence (a query after its context, a continuation
