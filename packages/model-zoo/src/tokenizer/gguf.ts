@@ -336,10 +336,12 @@ function sentencePieceMerges(
 export function tokenizerFromGguf(metadata: GgufMetadata, opts: GgufTokenizerOptions = {}): Tokenizer {
   const json = ggufToTokenizerJson(metadata, opts);
   const md = new Metadata(metadata as Record<string, unknown>, opts.source ?? "GGUF metadata");
-  const inVocab = new Set(Object.values(json.model.vocab));
+  const tokens = md.array<string>("tokenizer.ggml.tokens", "string");
+  const inVocab = new Uint8Array(tokens.length);
+  for (const id of Object.values(json.model.vocab)) inVocab[id] = 1;
   const shadowedIds: [number, string][] = [];
-  md.array<string>("tokenizer.ggml.tokens", "string").forEach((token, id) => {
-    if (!inVocab.has(id)) shadowedIds.push([id, token]);
+  tokens.forEach((token, id) => {
+    if (inVocab[id] === 0) shadowedIds.push([id, token]);
   });
   const endOfGenerationIds: number[] = [];
   for (const key of ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"]) {

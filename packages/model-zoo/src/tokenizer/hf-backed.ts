@@ -1,6 +1,14 @@
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { ChatTemplate } from "./chat-template.js";
-import type { ChatMessage, ChatTemplateOptions, DecodeOptions, EncodeOptions, Tokenizer } from "./types.js";
+import type {
+  ChatMessage,
+  ChatTemplateOptions,
+  DecodeOptions,
+  EncodeOptions,
+  EncodePartsOptions,
+  TextPart,
+  Tokenizer,
+} from "./types.js";
 
 /** An entry of tokenizer.json's `added_tokens`. */
 export interface AddedTokenJson {
@@ -97,6 +105,101 @@ export function adaptForJsTokenizers(json: TokenizerJson): TokenizerJson {
   };
 }
 
+/**
+ * Where a tokenizer puts a space before a text: nowhere; before every section between added tokens (a `Prepend`
+ * normalizer, as HF's Llama 2 and Mistral files have; Metaspace `prepend_scheme: "always"`; ByteLevel
+ * `add_prefix_space`); or before the section at the start of the input only (Metaspace `prepend_scheme: "first"`).
+ * The Rust and JavaScript `tokenizers` both normalize and pre-tokenize each section between added tokens alone.
+ */
+type PrefixScheme = "none" | "every-section" | "first-section";
+
+type Component = { type?: string; [key: string]: unknown } | null;
+
+/** The components of a tokenizer.json section, a `Sequence` flattened (`listKey`: normalizers / pretokenizers). */
+function components(section: unknown, listKey: string): Component[] {
+  if (section === null || typeof section !== "object") return [];
+  const c = section as Component & object;
+  if (c.type === "Sequence" && Array.isArray(c[listKey])) return (c[listKey] as unknown[]).flatMap((x) => components(x, listKey));
+  return [c];
+}
+
+function prefixScheme(json: TokenizerJson): PrefixScheme {
+  let scheme: PrefixScheme = "none";
+  if (components(json.normalizer, "normalizers").some((c) => c?.type === "Prepend")) scheme = "every-section";
+  for (const c of components(json.pre_tokenizer, "pretokenizers")) {
+    if (c?.type === "ByteLevel" && c.add_prefix_space === true) scheme = "every-section";
+    if (c?.type === "Metaspace") {
+      // @huggingface/tokenizers reads prepend_scheme only, "always" when absent
+      const metaspace = (c.prepend_scheme as string | undefined) ?? "always";
+      if (metaspace === "always") scheme = "every-section";
+      else if (metaspace === "first" && scheme === "none") scheme = "first-section";
+    }
+  }
+  return scheme;
+}
+
+/** `json` with every prefix-space component switched off (see PrefixScheme); the caller's object is not modified. */
+function withoutPrefixSpace(json: TokenizerJson): TokenizerJson {
+  const normalizer = (section: unknown): unknown => {
+    if (section === null || typeof section !== "object") return section;
+    const c = section as { type?: string; normalizers?: unknown[] };
+    if (c.type === "Prepend") return null;
+    if (c.type === "Sequence" && Array.isArray(c.normalizers)) {
+      return { ...c, normalizers: c.normalizers.map(normalizer).filter((x) => x !== null) };
+    }
+    return section;
+  };
+  const preTokenizer = (section: unknown): unknown => {
+    if (section === null || typeof section !== "object") return section;
+    const c = section as { type?: string; pretokenizers?: unknown[] };
+    if (c.type === "Metaspace") return { ...c, prepend_scheme: "never", add_prefix_space: false };
+    if (c.type === "ByteLevel") return { ...c, add_prefix_space: false };
+    if (c.type === "Sequence" && Array.isArray(c.pretokenizers)) return { ...c, pretokenizers: c.pretokenizers.map(preTokenizer) };
+    return section;
+  };
+  return { ...json, normalizer: normalizer(json.normalizer), pre_tokenizer: preTokenizer(json.pre_tokenizer) };
+}
+
+interface TrieNode {
+  readonly next: Map<string, TrieNode>;
+  token?: AddedTokenJson;
+}
+
+/**
+ * Added tokens found in a text as @huggingface/tokenizers' DictionarySplitter finds them: scanning left to right,
+ * the longest token that starts at the first position where any does (matched in UTF-16 code units).
+ */
+class AddedTokenMatcher {
+  private readonly root: TrieNode = { next: new Map() };
+
+  constructor(tokens: readonly AddedTokenJson[]) {
+    for (const t of tokens) {
+      if (t.content.length === 0) continue;
+      let node = this.root;
+      for (const unit of t.content.split("")) {
+        let child = node.next.get(unit);
+        if (child === undefined) node.next.set(unit, (child = { next: new Map() }));
+        node = child;
+      }
+      node.token = t;
+    }
+  }
+
+  /** The first match at or after `from`, or null. */
+  find(text: string, from = 0): { start: number; token: AddedTokenJson } | null {
+    for (let i = from; i < text.length; i++) {
+      let node = this.root.next.get(text[i]);
+      let match: AddedTokenJson | undefined;
+      for (let j = i + 1; node !== undefined; j++) {
+        if (node.token !== undefined) match = node.token;
+        node = j < text.length ? node.next.get(text[j]) : undefined;
+      }
+      if (match !== undefined) return { start: i, token: match };
+    }
+    return null;
+  }
+}
+
 /** `Tokenizer` over @huggingface/tokenizers; both public constructors end here. */
 export class HfBackedTokenizer implements Tokenizer {
   readonly vocabSize: number;
@@ -107,16 +210,29 @@ export class HfBackedTokenizer implements Tokenizer {
   private readonly core: HfTokenizer;
   /** `core` without the special added tokens: encodes with parseSpecialTokens false (built on first use). */
   private textCore: HfTokenizer | null = null;
-  /** The adapted tokenizer.json without special added tokens; null when it has none (then `core` serves). */
-  private readonly textJson: TokenizerJson | null;
+  /** Whether the tokenizer has special added tokens, which `core` parses and `textCore` must not. */
+  private readonly hasSpecialTokens: boolean;
   private readonly endOfGeneration: ReadonlySet<number>;
   private readonly cleanUp: boolean;
   private readonly origin: string;
   private readonly specialTokenText: Readonly<Record<string, string>>;
   private chatTemplate: ChatTemplate | null = null;
+  /** The adapted tokenizer.json `core` runs. */
+  private readonly json: TokenizerJson;
+  private readonly prefixScheme: PrefixScheme;
+  /** Special added tokens (control tokens), as `core` finds them in a text; null when there are none. */
+  private readonly specialMatcher: AddedTokenMatcher | null;
+  /** Non-special added tokens (built on first use). */
+  private plainMatcher: AddedTokenMatcher | null = null;
+  /** `core` and `textCore` without their prefix space, for continuations (built on first use). */
+  private readonly bareCores = new Map<"core" | "text", HfTokenizer>();
 
   constructor(spec: TokenizerSpec) {
     const json = adaptForJsTokenizers(spec.json);
+    this.json = json;
+    this.prefixScheme = prefixScheme(json);
+    const specials = json.added_tokens.filter((t) => t.special);
+    this.specialMatcher = specials.length === 0 ? null : new AddedTokenMatcher(specials);
     this.origin = spec.origin;
     this.cleanUp = spec.cleanUpTokenizationSpaces;
     try {
@@ -129,14 +245,8 @@ export class HfBackedTokenizer implements Tokenizer {
     // still splits out the others; the library has no such switch, so a second instance is built without them.
     // The special tokens stay in the model's vocabulary, where the post-processor (BOS) still finds their ids:
     // Llama 3's <|begin_of_text|> is in added_tokens only. No BPE merge produces them, so they never match text.
-    const plainAdded = json.added_tokens.filter((t) => !t.special);
-    if (plainAdded.length === json.added_tokens.length) {
-      this.textJson = null;
-    } else {
-      const vocab = { ...json.model.vocab };
-      for (const t of json.added_tokens) if (t.special && !Object.hasOwn(vocab, t.content)) vocab[t.content] = t.id;
-      this.textJson = { ...json, added_tokens: plainAdded, model: { ...json.model, vocab } };
-    }
+    // (Built on first use, with a copy of the vocabulary: most texts hold no control-token string, see coreFor.)
+    this.hasSpecialTokens = specials.length > 0;
 
     // The library's id → token table is built from the vocab object; give repeated strings their other ids.
     const shadowed = [...(spec.shadowedIds ?? [])];
@@ -171,14 +281,98 @@ export class HfBackedTokenizer implements Tokenizer {
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    const core = opts.parseSpecialTokens ?? true ? this.core : this.unparsedCore();
+    const parse = opts.parseSpecialTokens ?? true;
+    if (opts.continuation === true) {
+      if (opts.addSpecialTokens === true) {
+        throw new Error(`${this.origin}: encode: a continuation gets no special tokens added; drop addSpecialTokens or continuation`);
+      }
+      return this.encodeParts([{ text, parseSpecialTokens: parse }], { continuation: true });
+    }
+    const core = parse ? this.core : this.coreFor(text);
     return core.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
   }
 
+  /**
+   * One pass over the joined text: the control tokens of parsing parts are found here (as `core` would find them),
+   * and each stretch of text between them, across part boundaries, is encoded whole with control-token strings kept
+   * as characters. lstrip/rstrip of a control token trim the whitespace beside it, as the library does.
+   */
+  encodeParts(parts: readonly TextPart[], opts: EncodePartsOptions = {}): number[] {
+    const sections: string[] = [""];
+    const tokens: AddedTokenJson[] = []; // tokens[i] sits between sections[i] and sections[i + 1]
+    for (const part of parts) {
+      let at = 0;
+      if (part.parseSpecialTokens && this.specialMatcher !== null) {
+        for (let m = this.specialMatcher.find(part.text); m !== null; m = this.specialMatcher.find(part.text, at)) {
+          sections[sections.length - 1] += part.text.slice(at, m.start);
+          tokens.push(m.token);
+          sections.push("");
+          at = m.start + m.token.content.length;
+        }
+      }
+      sections[sections.length - 1] += part.text.slice(at);
+    }
+    tokens.forEach((t, i) => {
+      if (t.lstrip) sections[i] = sections[i].trimEnd();
+      if (t.rstrip) sections[i + 1] = sections[i + 1].trimStart();
+    });
+    const ids: number[] = [];
+    sections.forEach((section, i) => {
+      if (i > 0) ids.push(tokens[i - 1].id);
+      if (section.length === 0) return;
+      // after a control token the section starts afresh under "every-section" and continues under "first-section"
+      const continuation = i === 0 ? (opts.continuation ?? false) : this.prefixScheme === "first-section";
+      ids.push(...this.encodeSection(section, continuation));
+    });
+    return ids;
+  }
+
+  /** Text that holds no control token to parse; `continuation`: it goes on from earlier text of the sequence. */
+  private encodeSection(text: string, continuation: boolean): number[] {
+    const core = this.coreFor(text);
+    const plain = { add_special_tokens: false };
+    if (!continuation || this.prefixScheme === "none") return core.encode(text, plain).ids;
+    const bare = this.bareCore(core === this.core ? "core" : "text");
+    if (this.prefixScheme === "first-section") return bare.encode(text, plain).ids;
+    // Every section gets the prefix, so only the text up to the first added token the core splits at goes without.
+    this.plainMatcher ??= new AddedTokenMatcher(this.json.added_tokens.filter((t) => !t.special));
+    const m = this.plainMatcher.find(text);
+    if (m === null) return bare.encode(text, plain).ids;
+    const head = m.token.lstrip ? text.slice(0, m.start).trimEnd() : text.slice(0, m.start);
+    return [...(head.length > 0 ? bare.encode(head, plain).ids : []), ...core.encode(text.slice(m.start), plain).ids];
+  }
+
+  /**
+   * The instance that encodes `text` with control-token strings kept as characters: `core` itself when the text
+   * holds none (the two differ only there), which spares building the second instance for most texts.
+   */
+  private coreFor(text: string): HfTokenizer {
+    return this.specialMatcher !== null && this.specialMatcher.find(text) !== null ? this.unparsedCore() : this.core;
+  }
+
+  private bareCore(which: "core" | "text"): HfTokenizer {
+    let bare = this.bareCores.get(which);
+    if (bare === undefined) {
+      const json = which === "core" ? this.json : this.textJson();
+      bare = new HfTokenizer(withoutPrefixSpace(json), { clean_up_tokenization_spaces: this.cleanUp });
+      this.bareCores.set(which, bare);
+    }
+    return bare;
+  }
+
   private unparsedCore(): HfTokenizer {
-    if (this.textJson === null) return this.core;
-    this.textCore ??= new HfTokenizer(this.textJson, { clean_up_tokenization_spaces: this.cleanUp });
+    if (!this.hasSpecialTokens) return this.core;
+    this.textCore ??= new HfTokenizer(this.textJson(), { clean_up_tokenization_spaces: this.cleanUp });
     return this.textCore;
+  }
+
+  /** The adapted tokenizer.json without the special added tokens, which stay in the vocabulary (see above). */
+  private textJson(): TokenizerJson {
+    const json = this.json;
+    if (!this.hasSpecialTokens) return json;
+    const vocab = { ...json.model.vocab };
+    for (const t of json.added_tokens) if (t.special && !Object.hasOwn(vocab, t.content)) vocab[t.content] = t.id;
+    return { ...json, added_tokens: json.added_tokens.filter((t) => !t.special), model: { ...json.model, vocab } };
   }
 
   decode(ids: number[], opts: DecodeOptions = {}): string {
