@@ -1,5 +1,13 @@
 /** Tokenizers and chat templates: byte-level and SentencePiece BPE from GGUF metadata or tokenizer.json, via @huggingface/tokenizers. */
-export type { ChatMessage, ChatTemplateOptions, DecodeOptions, EncodeOptions, Tokenizer } from "./types.js";
+export type {
+  ChatMessage,
+  ChatTemplateOptions,
+  DecodeOptions,
+  EncodeOptions,
+  EncodePartsOptions,
+  TextPart,
+  Tokenizer,
+} from "./types.js";
 export { tokenizerFromGguf, ggufToTokenizerJson, type GgufMetadata, type GgufTokenizerOptions } from "./gguf.js";
 export {
   tokenizerFromJson,

@@ -19,6 +19,32 @@ export interface EncodeOptions {
    * out either way, as in Python.
    */
   parseSpecialTokens?: boolean;
+  /**
+   * `text` continues text already encoded in the same sequence, so no prefix space is put before it: SentencePiece
+   * tokenizers that prepend "▁" to a text (Llama 2, Mistral v0.1–0.3 and Phi-3 files: a `Prepend` normalizer or a
+   * `Metaspace` pre-tokenizer; GGUF `tokenizer.ggml.add_space_prefix`) would otherwise add one more token than the
+   * same text gets inside the joined string. Hugging Face's equivalent is Metaspace `prepend_scheme: "first"` for
+   * every section but the first (transformers' `add_prefix_space=False`); llama.cpp adds the prefix only before the
+   * first fragment. Text after a control token inside `text` still gets what the tokenizer gives it there. Implies
+   * `addSpecialTokens: false` unless that is given. Default false; no effect on byte-level BPE without
+   * `add_prefix_space` (SmolLM2, Llama 3, Qwen) or on Gemma, which prepends nothing.
+   */
+  continuation?: boolean;
+}
+
+/** One part of a text encoded in one pass with its neighbours (`Tokenizer.encodeParts`). */
+export interface TextPart {
+  readonly text: string;
+  /**
+   * Recognize control-token strings inside this part (a rendered chat template), or keep them as characters
+   * (documents, questions: see `EncodeOptions.parseSpecialTokens`).
+   */
+  readonly parseSpecialTokens: boolean;
+}
+
+export interface EncodePartsOptions {
+  /** The parts continue text already encoded in the same sequence (see `EncodeOptions.continuation`). Default false. */
+  continuation?: boolean;
 }
 
 export interface DecodeOptions {
@@ -45,6 +71,15 @@ export interface ChatTemplateOptions {
 export interface Tokenizer {
   /** Token ids of `text`; control-token strings in it are parsed unless `parseSpecialTokens` is false. */
   encode(text: string, opts?: EncodeOptions): number[];
+  /**
+   * Token ids of the parts' texts joined, as one `encode` of the joined string (no special tokens added) gives them,
+   * except that control-token strings are recognized only inside parts that say so. Tokens merge across part
+   * boundaries exactly as they do in the joined string ("[INST] " + "Read" is "▁Read", not "▁" + "▁Read"), so a
+   * prompt assembled from template and document parts gets the ids Python `tokenizers` gives the whole rendered
+   * prompt (transformers' `apply_chat_template(tokenize=True)`) whenever its documents hold no control-token strings.
+   * Optional so that test doubles need not implement it; every tokenizer this package builds has it.
+   */
+  encodeParts?(parts: readonly TextPart[], opts?: EncodePartsOptions): number[];
   /** Inverse of `encode` for every valid id sequence; throws on an id outside [0, vocabSize). */
   decode(ids: number[], opts?: DecodeOptions): string;
   /** Number of token ids (largest id + 1): the embedding matrix's row count. */
