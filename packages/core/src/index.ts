@@ -33,6 +33,10 @@ export {
   decodeTarget, decodeTargets, entriesToKeep, entriesToKeepOf, evictSlot, keepRecentAndTop, requireFullCache, selectPerHead, topKSlots, windowSplit,
 } from "./selection.js";
 export type { SelectOptions, WindowSplit } from "./selection.js";
+export {
+  compressedHeadEntries, compressProtectedHeads, headSplit, protectedHeadsKvBudget, protectedHeadsPolicy, protectedHeadsWindow, sinksAndWindow,
+} from "./protected-heads.js";
+export type { CompressedHeadOptions, HeadSplit, ProtectedHeadSet, ProtectedHeadsNames, ProtectedHeadsPolicySpec } from "./protected-heads.js";
 export { randomDecodeStep, randomPrefill } from "./testing/prefill.js";
 export type { RandomPrefill, RandomPrefillOptions, RandomShape } from "./testing/prefill.js";
 export { checkPolicyConformance } from "./testing/conformance.js";

@@ -15,10 +15,13 @@
  * sequence is left as it is, protected or not, and counts at its W entries; the equation becomes
  * held + P_f·N + C_f·(N0 + window + 1) = kvBudget·full, over the heads that hold all N tokens (P_f protected, C_f
  * compressed) and full = Σ min(N, W) (core's `windowSplit`).
+ *
+ * The layout and its budget arithmetic are core's (protected-heads.ts), shared with every head-level method; this
+ * package supplies the calibration and the selection.
  */
 import {
-  definePolicy, describeBudget, param, RazorkvError, requireFullCache, selectPerHead, toKvBudget, windowSplit, type Budget,
-  type CacheLayout, type CompressionPolicy, type ParamsOf, type PolicyContext, type PreparationStep,
+  definePolicy, param, protectedHeadsPolicy, protectedHeadsWindow, RazorkvError, sinksAndWindow, type Budget, type CompressionPolicy,
+  type HeadSplit, type ParamsOf, type PolicyContext, type PreparationStep,
 } from "@razorkv/core";
 import { calibrate, resolveCalibration, type CalibrationParams } from "./calibration.js";
 import { headSelectionOf, parseProfile, readProfile, selectRetrievalHeads, type HeadProfile } from "./profile.js";
@@ -127,119 +130,26 @@ export const calibrationStep: PreparationStep<typeof params, HeadProfile> = {
   headSelection: (profile, p) => headSelectionOf(profile, p),
 };
 
-/** The selection of a compressed head: the first `sinks` slots and the last `window` of `length`. */
-export function razorSlots(length: number, sinks: number, window: number): number[] {
-  if (sinks + window >= length) return Array.from({ length }, (_, s) => s);
-  return [...Array.from({ length: sinks }, (_, s) => s), ...Array.from({ length: window }, (_, i) => length - window + i)];
-}
+/** How errors name the policy and the parameters that set its protected share. */
+const names = { policy: "razor", protectedParams: "inductionFraction/echoFraction" } as const;
 
-/** Entries a compressed head holds: sinks + window, plus the slot when anything was dropped and compensation is on. */
-export function compressedHeadEntries(length: number, sinks: number, window: number, compensation: boolean): number {
-  return sinks + window >= length ? length : sinks + window + (compensation ? 1 : 0);
-}
-
-/** A KvCache-independent description of what the policy does to a sequence of N tokens. */
-export interface RazorPlan {
-  readonly protectedHeads: ReadonlySet<number>;
-  readonly totalHeads: number;
-  readonly window: number;
-}
-
-/** How a sequence of n tokens splits the heads: held at their sliding window, protected, compressed (see file comment). */
-export interface HeadSplit {
-  /** Entries the uncompressed cache holds: Σ over heads of min(n, window). */
-  readonly full: number;
-  /** Entries of the heads held at a window shorter than n (left as the model holds them). */
-  readonly held: number;
-  /** Protected heads that hold all n tokens. */
-  readonly protectedFree: number;
-  /** Heads compressed to sinks + window (+ slot). */
-  readonly compressed: number;
-}
-
-/** The split for a plan's protected set (indexes layer·numKvHeads + kvHead) over `layout`'s sliding windows. */
-export function headSplit(n: number, layout: CacheLayout, protectedHeads: ReadonlySet<number>): HeadSplit {
-  const { full, held } = windowSplit(n, layout);
-  let protectedFree = 0;
-  let compressed = 0;
-  for (let l = 0; l < layout.numLayers; l++) {
-    const w = layout.layerWindows?.[l] ?? null;
-    if (w !== null && w < n) continue;
-    for (let kv = 0; kv < layout.numKvHeads; kv++) {
-      if (protectedHeads.has(l * layout.numKvHeads + kv)) protectedFree++;
-      else compressed++;
-    }
-  }
-  return { full, held, protectedFree, compressed };
-}
+/** The selection of a compressed head: the first `sinks` slots and the last `window` of `length` (core's `sinksAndWindow`). */
+export const razorSlots = sinksAndWindow;
 
 /**
  * Budget mode: solve p·N + (1 − p)(N0 + window + c) = kvBudget·N for the window (c = 1 with compensation), in whole
  * tokens; the realized budget then misses by at most half a token per compressed head. With `split` (a model with
- * sliding windows), held + P_f·N + C_f·(N0 + window + c) = kvBudget·full instead.
+ * sliding windows), held + P_f·N + C_f·(N0 + window + c) = kvBudget·full instead. Core's `protectedHeadsWindow`, with
+ * RazorAttention's names in its errors.
  */
 export function budgetWindow(
   kvBudget: number, n: number, totalHeads: number, protectedCount: number, p: Pick<RazorParams, "sinks" | "compensation">,
   budget?: Budget, split?: HeadSplit,
 ): number {
-  const label = budget ? describeBudget(budget) : `kvBudget ${kvBudget}`;
-  const c = p.compensation ? 1 : 0;
-  if (split && split.held > 0) return windowedBudgetWindow(kvBudget, n, split, p, label);
-  const share = protectedCount / totalHeads;
-  if (protectedCount === totalHeads) {
-    if (kvBudget < 1) throw new RazorkvError(`razor: ${label} is infeasible: all ${totalHeads} KV heads are protected (full cache, kvBudget 1)`);
-    return n;
-  }
-  if (kvBudget < share) {
-    throw new RazorkvError(
-      `razor: ${label} is below the protected share ${share.toFixed(4)} (${protectedCount} of ${totalHeads} KV heads keep their whole cache): ` +
-        `infeasible for this selection; raise the budget or lower inductionFraction/echoFraction`,
-    );
-  }
-  const perHead = (kvBudget * totalHeads * n - protectedCount * n) / (totalHeads - protectedCount);
-  const window = Math.round(perHead - p.sinks - c);
-  if (window < 1) {
-    const least = (protectedCount * n + (totalHeads - protectedCount) * (p.sinks + c + 0.5)) / (totalHeads * n);
-    throw new RazorkvError(
-      `razor: ${label} leaves ${perHead.toFixed(2)} entries per compressed head of a ${n}-token sequence, too few for ${p.sinks} sinks` +
-        `${c ? " + the compensation slot" : ""} + 1 recent token; ` +
-        (least <= 1 ? `the smallest feasible kvBudget here is ${(Math.ceil(least * 1e4 - 1e-9) / 1e4).toFixed(4)}` : "no budget below 1 is feasible here"),
-    );
-  }
-  return Math.min(window, n - p.sinks);
-}
-
-/** budgetWindow when sliding-window layers hold part of the cache at their window (split.held > 0). */
-function windowedBudgetWindow(kvBudget: number, n: number, split: HeadSplit, p: Pick<RazorParams, "sinks" | "compensation">, label: string): number {
-  const { full, held, protectedFree, compressed } = split;
-  const c = p.compensation ? 1 : 0;
-  const fixed = held + protectedFree * n;
-  const heads = `${protectedFree} protected heads keep ${n} entries each and the sliding-window layers hold ${held}: ${fixed} of ${full} entries`;
-  if (compressed === 0) {
-    if (kvBudget * full < full - 1e-9) throw new RazorkvError(`razor: ${label} is infeasible: ${heads}, nothing is left to compress (kvBudget 1 only)`);
-    return n;
-  }
-  if (kvBudget * full < fixed) {
-    throw new RazorkvError(
-      `razor: ${label} is below what the protected heads and the sliding-window layers hold (${heads}, kvBudget ${(fixed / full).toFixed(4)}): ` +
-        `infeasible for this selection; raise the budget or lower inductionFraction/echoFraction`,
-    );
-  }
-  const perHead = (kvBudget * full - fixed) / compressed;
-  const window = Math.round(perHead - p.sinks - c);
-  if (window < 1) {
-    const least = (fixed + compressed * (p.sinks + c + 0.5)) / full;
-    throw new RazorkvError(
-      `razor: ${label} leaves ${perHead.toFixed(2)} entries per compressed head of a ${n}-token sequence once ${heads}, too few for ${p.sinks} sinks` +
-        `${c ? " + the compensation slot" : ""} + 1 recent token; ` +
-        (least <= 1 ? `the smallest feasible kvBudget here is ${(Math.ceil(least * 1e4 - 1e-9) / 1e4).toFixed(4)}` : "no budget below 1 is feasible here"),
-    );
-  }
-  return Math.min(window, n - p.sinks);
+  return protectedHeadsWindow(kvBudget, n, totalHeads, protectedCount, { ...p, ...names }, budget, split);
 }
 
 export function createRazor(p: RazorParams, context: PolicyContext = {}): CompressionPolicy {
-  const name = "razor";
   const profile = p.profile === "auto" ? ((context.prepared as HeadProfile | undefined) ?? null) : p.profile;
   // "auto" without a prepared profile fails on use, not here: the runner checks every policy's params before it has
   // loaded (and calibrated) any model
@@ -250,50 +160,26 @@ export function createRazor(p: RazorParams, context: PolicyContext = {}): Compre
         "`razorkv run` and `razorkv calibrate --model <ref>` calibrate it, or pass params.profile (a profile JSON path)",
     );
   };
-  const plan = (n: number, budget: Budget, layout?: CacheLayout): RazorPlan & { split?: HeadSplit } => {
-    const prof = getProfile();
-    const totalHeads = prof.numLayers * prof.numKvHeads;
-    const protectedHeads = new Set(selectRetrievalHeads(prof, p).map((r) => r.layer * prof.numKvHeads + r.kvHead));
-    const split = layout ? headSplit(n, layout, protectedHeads) : undefined;
-    const window =
-      p.mode === "paper"
-        ? Math.min(n - p.sinks, Math.max(p.paperMinWindow, Math.round(n / p.paperCompression)))
-        : budgetWindow(toKvBudget(budget, n), n, totalHeads, protectedHeads.size, p, budget, split);
-    return { protectedHeads, totalHeads, window: Math.max(0, window), split };
-  };
-  return {
-    name,
-    statsRequest: {},
-    compress(fullCache, _stats, budget) {
-      const n = requireFullCache(fullCache, name);
+  // the layout: core's protected-heads cache layout (sinks + window + compensation slot off the protected heads)
+  return protectedHeadsPolicy({
+    ...names,
+    sinks: p.sinks,
+    compensation: p.compensation,
+    protectedHeads(layout) {
       const prof = getProfile();
-      if (prof.numLayers !== fullCache.numLayers || prof.numKvHeads !== fullCache.numKvHeads) {
+      if (layout && (prof.numLayers !== layout.numLayers || prof.numKvHeads !== layout.numKvHeads)) {
         throw new RazorkvError(
           `razor: the head profile of "${prof.model}" has ${prof.numLayers} layers × ${prof.numKvHeads} KV heads, the model's cache ` +
-            `${fullCache.numLayers} × ${fullCache.numKvHeads}; calibrate this model`,
+            `${layout.numLayers} × ${layout.numKvHeads}; calibrate this model`,
         );
       }
-      const { protectedHeads, window } = plan(n, budget, fullCache);
-      // heads held at their sliding window are left whole by selectPerHead, protected or not
-      return selectPerHead(
-        fullCache,
-        (head, layer, kv) =>
-          protectedHeads.has(layer * fullCache.numKvHeads + kv) ? razorSlots(head.length, head.length, 0) : razorSlots(head.length, p.sinks, window),
-        { compensation: p.compensation },
-      );
+      const heads = new Set(selectRetrievalHeads(prof, p).map((r) => r.layer * prof.numKvHeads + r.kvHead));
+      return { heads, totalHeads: prof.numLayers * prof.numKvHeads };
     },
-    checkFeasible(n, budget, layout) {
-      plan(n, budget, layout);
-    },
-    nominalBudget(n, budget, layout) {
-      if (p.mode === "budget") return toKvBudget(budget, n);
-      const { protectedHeads, totalHeads, window, split } = plan(n, budget, layout);
-      const entries = compressedHeadEntries(n, p.sinks, window, p.compensation);
-      if (split && split.held > 0) return (split.held + split.protectedFree * n + split.compressed * entries) / split.full;
-      const compressed = totalHeads - protectedHeads.size;
-      return (protectedHeads.size * n + compressed * entries) / (totalHeads * n);
-    },
-  };
+    ...(p.mode === "paper"
+      ? { fixedWindow: (n: number) => Math.min(n - p.sinks, Math.max(p.paperMinWindow, Math.round(n / p.paperCompression))) }
+      : {}),
+  });
 }
 
 export default definePolicy({
