@@ -8,6 +8,8 @@
 //                                         "CPU forward pass" section of BENCHMARKS.md
 //   node bench/run.js [--quick] [--backends native,typescript] [--runs 3]
 //                     [--ts-long] [--wait-idle 60] [--retries 3] [--out FILE] [--no-md] [--model REF] [--text FILE]
+//   pnpm run bench -- --vs-llama-cpp [options]   side by side with llama.cpp on the same GGUF files
+//                                         (bench/vs-llama-cpp.js, which lists its options)
 //
 //   --quick      prefill 512/2048, decode at 2K, batch of 8 only (no 8K cases, no batch of 25); writes
 //                bench/results-quick.json and leaves BENCHMARKS.md alone unless --out/--md say otherwise
@@ -39,16 +41,25 @@ import { parseArgs } from "node:util";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const rel = (p) => relative(ROOT, p) || ".";
 
+// `pnpm run bench -- …` passes its `--` on: drop it. --vs-llama-cpp is the side-by-side mode (bench/vs-llama-cpp.js).
+const argv = process.argv.slice(2).filter((a, i) => !(i === 0 && a === "--"));
+if (argv.includes("--vs-llama-cpp")) {
+  const { main } = await import("./vs-llama-cpp.js");
+  process.exit(await main(argv.filter((a) => a !== "--vs-llama-cpp")));
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // options
 
 const USAGE = `usage: node bench/run.js [--quick] [--backends native,typescript] [--runs 3] [--ts-long]
-                         [--wait-idle 60] [--retries 3] [--out FILE] [--md | --no-md] [--model REF] [--text FILE]`;
+                         [--wait-idle 60] [--retries 3] [--out FILE] [--md | --no-md] [--model REF] [--text FILE]
+       node bench/run.js --vs-llama-cpp [--models smollm2,llama-3.2-1b,llama-3.1-8b] [--runs 3] [--threads N]
+                         [--wait-idle 30] [--out FILE] [--no-md]`;
 
 let parsed;
 try {
   parsed = parseArgs({
-    args: process.argv.slice(2),
+    args: argv,
     options: {
       quick: { type: "boolean", default: false },
       backends: { type: "string", default: "native,typescript" },
