@@ -150,6 +150,10 @@ describe("razorkv generate on a Gemma-3-shaped GGUF", () => {
     expect(line.promptIds.slice(0, 2)).toEqual([2, 105]); // <bos><start_of_turn>
     const reference = await referenceGreedy(files.gemma3, c.ids, stopIds.gemma3);
     expect(line.newIds).toEqual(reference);
+    // what the loader read from the converter's keys: llama.cpp's default layer pattern, the local RoPE base
+    const config = (await opened.get(files.gemma3)!).weights.config;
+    expect(config).toMatchObject({ vocabSize: 262144, tiedEmbeddings: true, qkNorm: true, sandwichNorms: true, ropeTheta: 1_000_000, localRope: { theta: 10000 } });
+    expect(config.layerWindows).toEqual([512, 512, 512, 512, 512, null]);
     expect(line.newTokens === MAX_NEW || stopIds.gemma3.has(line.newIds.at(-1)!)).toBe(true);
   }, TIMEOUT);
 });
