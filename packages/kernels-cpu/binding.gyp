@@ -1,9 +1,10 @@
 {
   # razorkv_cpu.node: GEMM (OpenBLAS when found, own AVX2/FMA kernel otherwise), attention, quantized matmul.
-  # native/detect.mjs decides the variant; RAZORKV_BLAS=off / RAZORKV_SIMD=off force the fallbacks.
+  # native/detect.mjs decides the variant; RAZORKV_BLAS=off / RAZORKV_SIMD=off / RAZORKV_VNNI=off force the fallbacks.
   "variables": {
     "razorkv_blas%": "<!(node native/detect.mjs blas)",
-    "razorkv_simd%": "<!(node native/detect.mjs simd)"
+    "razorkv_simd%": "<!(node native/detect.mjs simd)",
+    "razorkv_vnni%": "<!(node native/detect.mjs vnni)"
   },
   "targets": [
     {
@@ -36,6 +37,9 @@
         }],
         ["razorkv_simd==1", {
           "cflags_cc": ["-mavx2", "-mfma", "-mf16c"]
+        }],
+        ["razorkv_vnni==1", {
+          "cflags_cc": ["-mavxvnni"]
         }]
       ]
     }

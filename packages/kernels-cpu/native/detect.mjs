@@ -3,9 +3,11 @@
 //   blas-cflags include flags for OpenBLAS's cblas.h
 //   blas-libs   linker flags for OpenBLAS
 //   simd        "1" when the build machine has AVX2 and FMA (the own GEMM and attention use them), else "0"
+//   vnni        "1" when it also has AVX-VNNI (vpdpbusd: the quantized dot products' u8×s8 sums in one instruction)
 // Environment overrides, for CI matrices and for testing the fallbacks:
 //   RAZORKV_BLAS=off   build without OpenBLAS even where it is installed
 //   RAZORKV_SIMD=off   build without AVX2/FMA (scalar kernels only)
+//   RAZORKV_VNNI=off   build the AVX2 kernels without AVX-VNNI
 // Decisions are also reported on stderr so a build log says which variant was built.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -54,15 +56,23 @@ function findBlas() {
   return null;
 }
 
+function cpuFlags() {
+  if (process.arch !== "x64") return [];
+  try {
+    return readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].split(/\s+/) ?? [];
+  } catch {
+    return []; // not Linux: stay portable
+  }
+}
+
 function hasAvx2Fma() {
   if (off("RAZORKV_SIMD")) return false;
-  if (process.arch !== "x64") return false;
-  try {
-    const flags = readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1].split(/\s+/) ?? [];
-    return flags.includes("avx2") && flags.includes("fma") && flags.includes("f16c");
-  } catch {
-    return false; // not Linux: stay portable
-  }
+  const flags = cpuFlags();
+  return flags.includes("avx2") && flags.includes("fma") && flags.includes("f16c");
+}
+
+function hasAvxVnni() {
+  return hasAvx2Fma() && !off("RAZORKV_VNNI") && cpuFlags().includes("avx_vnni");
 }
 
 switch (question) {
@@ -84,7 +94,13 @@ switch (question) {
     process.stdout.write(simd ? "1" : "0");
     break;
   }
+  case "vnni": {
+    const vnni = hasAvxVnni();
+    if (hasAvx2Fma()) process.stderr.write(`razorkv-cpu: AVX-VNNI ${vnni ? "on (quantized dot products)" : "off"}\n`);
+    process.stdout.write(vnni ? "1" : "0");
+    break;
+  }
   default:
-    process.stderr.write(`detect.mjs: unknown question ${JSON.stringify(question)}; expected blas, blas-cflags, blas-libs or simd\n`);
+    process.stderr.write(`detect.mjs: unknown question ${JSON.stringify(question)}; expected blas, blas-cflags, blas-libs, simd or vnni\n`);
     process.exit(1);
 }
