@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { canonicalJson, describeBudget, instantiatePolicy, RazorkvError, type CompressionPolicy } from "@razorkv/core";
+import { canonicalJson, describeBudget, instantiatePolicy, RazorkvError, toKvBudget, type Budget, type CompressionPolicy } from "@razorkv/core";
 import { loadLanguageModel, modelDigest, type LanguageModel } from "@razorkv/model-zoo";
 import type { AnswerProtocol, Mode, ResultRow } from "@razorkv/report";
 import { isPathParam, type Manifest, type TaskSpec } from "./manifest.js";
@@ -188,11 +188,18 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
   return { rows, outDir, elapsedMs };
 }
 
-/** One cell per (manifest entry, budget), each entry's policy instantiated with what it prepared. */
+/**
+ * One cell per (manifest entry, budget), each entry's policy instantiated with what it prepared. An entry whose
+ * artefact a dry run did not find is checked only for the budget's own conversion: what it can keep is known once
+ * the run has prepared it.
+ */
 function cellsOf(preparations: readonly SpecPreparation[], modelRef: string): Cell[] {
   const cells: Cell[] = [];
   for (const p of preparations) {
-    const policy = instantiate(p, modelRef, p.prepared?.artefact);
+    const made = instantiate(p, modelRef, p.prepared?.artefact);
+    const policy: CompressionPolicy = p.missing
+      ? Object.assign(Object.create(made) as CompressionPolicy, { checkFeasible: (n: number, budget: Budget) => void toKvBudget(budget, n) })
+      : made;
     const { label, params } = p.spec;
     for (const budget of p.spec.budgets) cells.push({ policy, label, params: canonicalJson(params), budget, id: cellId(label, budget) });
   }

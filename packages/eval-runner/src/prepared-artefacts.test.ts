@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   defaultParams, definePolicy, HEAD_SELECTION_FORMAT, param, parseHeadSelection, parseParams, RazorkvError, serializeArtefact,
-  type PolicyDefinition, type PreparationModel,
+  type PolicyDefinition, type PreparationModel, type PreparationStep,
 } from "@razorkv/core";
 import { clearPreparedArtefacts, prepareSpecs, writePreparedArtefacts, type LoadedSpec } from "./prepared-artefacts.js";
 
@@ -23,12 +23,11 @@ const schema = {
   window: param.integer({ default: 4, min: 1, doc: "changes neither" }),
 };
 /** A head-level policy: its artefact is one score per (layer, KV head), measured with one prefill; it protects the top ones. */
-const definition = definePolicy({
-  name,
-  description: "test",
-  params: schema,
-  create: () => ({ name, statsRequest: {}, compress: (full) => full.clone() }),
-  prepare: {
+interface Artefact {
+  readonly model: string;
+  readonly scores: number[][];
+}
+const step: PreparationStep<typeof schema, Artefact> = {
     description: "scores heads",
     version: 1,
     inputs: (p) => ({ seed: p.seed }),
@@ -39,7 +38,7 @@ const definition = definePolicy({
     },
     parse: (value, source) => {
       if (!Array.isArray((value as { scores?: unknown }).scores)) throw new RazorkvError(`${source}: scores: expected an array`);
-      return value as { model: string; scores: number[][] };
+      return value as Artefact;
     },
     headSelection: (a, p) => {
       const flat = a.scores.flatMap((row, layer) => row.map((x, kvHead) => ({ layer, kvHead, x })));
@@ -51,7 +50,13 @@ const definition = definePolicy({
         protected: protectedHeads, params: { seed: p.seed, top: p.top },
       };
     },
-  },
+};
+const definition = definePolicy({
+  name,
+  description: "test",
+  params: schema,
+  create: () => ({ name, statsRequest: {}, compress: (full) => full.clone() }),
+  prepare: step,
 }) as unknown as PolicyDefinition;
 
 function stubModel(): PreparationModel & { prefills: number } {
@@ -83,8 +88,9 @@ describe("prepared artefacts", () => {
     const model = stubModel();
     const dry = prepareSpecs(specs, model, { cacheDir, cacheOnly: true, log: (l) => lines.push(l) });
     expect(dry.map((p) => p.prepared)).toEqual([null, null, null, null]);
+    expect(dry.map((p) => p.missing?.inputs)).toEqual([{ seed: 1 }, { seed: 1 }, { seed: 1 }, { seed: 2 }]);
     expect(model.prefills).toBe(0);
-    expect(lines[0]).toMatch(/^a: not prepared yet for org\/model \(.*\); the run prepares it$/);
+    expect(lines[0]).toMatch(/^a: not prepared yet for org\/model \(.*\); the run prepares it, then checks its cells$/);
   });
 
   it("runs each distinct artefact once; every entry gets the one its params need", () => {
@@ -114,7 +120,7 @@ describe("prepared artefacts", () => {
     expect(heads("org_model@a-top3.json").usedBy).toEqual(["a-top3"]);
     const { usedBy, ...selection } = heads("org_model@b-seed.json");
     expect(usedBy).toEqual(["b-seed"]);
-    expect(selection).toEqual(definition.prepare!.headSelection!(preparations[3].prepared!.artefact, { ...defaultParams(schema), seed: 2 }));
+    expect(selection).toEqual(step.headSelection!(preparations[3].prepared!.artefact as Artefact, { ...defaultParams(schema), seed: 2 }));
     expect(readFileSync(join(out, "heads", "org_model@b-seed.json"), "utf8")).toBe(serializeArtefact({ ...selection, usedBy }));
     clearPreparedArtefacts(out);
     expect(existsSync(join(out, "heads")) || existsSync(join(out, "prepared"))).toBe(false);

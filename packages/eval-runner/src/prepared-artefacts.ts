@@ -13,7 +13,7 @@ import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import {
   canonicalJson, fileStem, loadPolicy, parseParams, planPreparation, RazorkvError, readPrepared, runPreparation, serializeArtefact, writeFileAtomic,
-  type HeadSelection, type PolicyDefinition, type Prepared, type PreparationModel, type PreparationModelInfo,
+  type HeadSelection, type PolicyDefinition, type Prepared, type PreparationModel, type PreparationModelInfo, type PreparationPlan,
 } from "@razorkv/core";
 import type { PolicySpec } from "./manifest.js";
 
@@ -28,6 +28,8 @@ export interface LoadedSpec {
 /** What one policy entry prepared on one model (null: nothing to prepare). */
 export interface SpecPreparation extends LoadedSpec {
   readonly prepared: Prepared | null;
+  /** A dry run's artefact that the cache does not hold yet: what the run will prepare. */
+  readonly missing?: PreparationPlan;
 }
 
 /** Prefixes a RazorkvError with the manifest place, so that a bad field names the line a user fixes. */
@@ -78,7 +80,8 @@ export function prepareSpecs(specs: readonly LoadedSpec[], model: PreparationMod
     if (prepared) {
       log(`${s.spec.label}: prepared artefact from ${plan.path}`);
     } else if (options.cacheOnly || !("prefill" in model)) {
-      log(`${s.spec.label}: not prepared yet for ${model.ref} (${plan.path}); the run prepares it`);
+      log(`${s.spec.label}: not prepared yet for ${model.ref} (${plan.path}); the run prepares it, then checks its cells`);
+      return { ...s, prepared: null, missing: plan };
     } else {
       const started = Date.now();
       log(`${s.spec.label}: ${s.definition.prepare!.description} (${model.ref})…`);

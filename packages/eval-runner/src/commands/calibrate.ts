@@ -44,15 +44,26 @@ function jsonObject(flag: string): (value: string) => Record<string, unknown> {
   };
 }
 
-/** Every workspace package whose name has a `policy-` segment and whose definition declares a preparation step. */
-async function preparingWorkspacePolicies(): Promise<LoadedSpec[]> {
+/**
+ * Every workspace package whose name has a `policy-` segment and whose definition declares a preparation step; a
+ * package that cannot be loaded is skipped with a line on stderr.
+ */
+async function preparingWorkspacePolicies(log: (line: string) => void): Promise<LoadedSpec[]> {
   const root = findWorkspaceRoot(process.cwd());
   if (!root) throw new RazorkvError(`calibrate: no pnpm workspace (pnpm-workspace.yaml) at or above ${process.cwd()}; name the policies with --policy`);
   const found: LoadedSpec[] = [];
   for (const dir of workspacePackageDirs(root)) {
     const name = (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: string }).name;
     if (typeof name !== "string" || !/(^|\/)policy-[^/]+$/.test(name)) continue;
-    const s = await loadSpec(cliSpec(name, {}));
+    let s: LoadedSpec;
+    try {
+      s = await loadSpec(cliSpec(name, {}));
+    } catch (error) {
+      // a package someone is still writing (not built, not exporting a definition yet) is not this command's business
+      if (!(error instanceof RazorkvError)) throw error;
+      log(`skipped ${name}: ${error.message.replace(/^--policy \S+: /, "")}`);
+      continue;
+    }
     if (s.definition.prepare) found.push(s);
   }
   if (found.length === 0) throw new RazorkvError(`calibrate: no policy package of the workspace at ${root} declares a preparation step`);
@@ -90,11 +101,11 @@ export function calibrateCommand(): Command {
       const manifest = opts.manifest ? loadManifest(opts.manifest) : null;
       const models = opts.model ? [opts.model] : (manifest?.models ?? []);
       if (models.length === 0) throw new RazorkvError("calibrate: required option '--model <ref>' not specified (or give --manifest)");
+      const log = (line: string) => process.stderr.write(`calibrate: ${line}\n`);
       const specs: LoadedSpec[] = [];
       if (manifest) for (const spec of manifest.policies) specs.push(await loadSpec(spec));
       else if (opts.policy.length > 0) for (const name of opts.policy) specs.push(await loadSpec(cliSpec(name, opts.params ?? {})));
-      else specs.push(...(await preparingWorkspacePolicies()));
-      const log = (line: string) => process.stderr.write(`calibrate: ${line}\n`);
+      else specs.push(...(await preparingWorkspacePolicies(log)));
       const results = [];
       for (const ref of models) {
         const lm = await loadLanguageModel(ref);
