@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RESULT_COLUMNS, type ResultRow, type ScoredRow } from "@razorkv/report";
 import { defaultBackend, generateGreedy, LlamaModel, openModel, type LoadedModel } from "@razorkv/model-zoo";
-import { gemma3ShapedGguf, lenmlTokenizer, llama31ShapedGguf } from "../../model-zoo/dist/formats/real-shaped.js";
+import { gemma3ShapedGguf, lenmlTokenizer, llama31ShapedGguf, llama3RopeFactors } from "../../model-zoo/dist/formats/real-shaped.js";
 import { CLI, runManifest } from "./testing/run-cli.js";
 
 interface PromptCase {
@@ -126,6 +126,10 @@ describe("razorkv generate on a Llama-3.1-shaped GGUF", () => {
     expect(line.promptIds.filter((id) => id === 128000)).toHaveLength(1); // <|begin_of_text|>, written by the template
     const reference = await referenceGreedy(files.llama3_1, c.ids, stopIds.llama3_1);
     expect(reference).toEqual([128009]); // <|eot_id|> right after the assistant header's "\n\n"
+    // what the loader read from the converter's keys: Llama 3.1's scaling as frequency factors, untied output
+    const config = (await opened.get(files.llama3_1)!).weights.config;
+    expect(config).toMatchObject({ vocabSize: 128256, tiedEmbeddings: false, maxContext: 131072, ropeTheta: 500000 });
+    expect(config.ropeScaling).toEqual({ type: "frequency-factors", factors: llama3RopeFactors(500000, 8).map(Math.fround) });
     expect(line.newIds).toEqual(reference);
     expect(line.text).toBe("");
   }, TIMEOUT);
