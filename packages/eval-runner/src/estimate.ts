@@ -49,8 +49,8 @@ export function estimateWith(cost: CostModel, lm: LanguageModel, samples: readon
   let decodeSteps = 0;
   for (const s of samples) {
     const context = segmentIds(s.context, lm.tokenizer).length;
-    const query = segmentIds(s.query, lm.tokenizer).length;
-    const answer = s.target.kind === "generate" ? s.target.maxNewTokens : segmentIds(s.target.continuation, lm.tokenizer).length;
+    const query = segmentIds(s.query, lm.tokenizer, true).length;
+    const answer = s.target.kind === "generate" ? s.target.maxNewTokens : segmentIds(s.target.continuation, lm.tokenizer, true).length;
     const prefills = sharePrefill ? 1 : cells;
     prefillTokens += context * prefills;
     decodeSteps += answer;

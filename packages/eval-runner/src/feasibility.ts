@@ -29,9 +29,9 @@ export function findInfeasible(lm: LanguageModel, units: readonly SampleUnit[], 
   const found = new Map<string, { cell: string; task: string; mode: Mode; samples: number; firstReason: string }>();
   for (const u of units) {
     const context = segmentIds(u.sample.context, lm.tokenizer).length;
-    const query = segmentIds(u.sample.query, lm.tokenizer).length;
+    const query = segmentIds(u.sample.query, lm.tokenizer, true).length;
     const target = u.sample.target;
-    const answer = target.kind === "generate" ? target.maxNewTokens : segmentIds(target.continuation, lm.tokenizer).length;
+    const answer = target.kind === "generate" ? target.maxNewTokens : segmentIds(target.continuation, lm.tokenizer, true).length;
     const prefill = u.mode === "query-aware" ? context + query : context;
     const tooLong =
       context + query + answer > lm.model.config.maxContext

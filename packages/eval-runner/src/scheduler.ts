@@ -80,8 +80,10 @@ interface CellRun {
 const measure = (cache: KvCache): CacheMeasure => ({ budget: cache.realizedBudget(), kvBytes: cache.kvBytes(2) });
 
 /** A segment's token ids: template pieces with control tokens parsed, text pieces without (tasks/prompt.ts). */
-export function segmentIds(segment: Segment, tokenizer: Tokenizer): number[] {
-  return encodeSegment(tokenizer, segment);
+export function segmentIds(segment: Segment, tokenizer: Tokenizer, continues = false): number[] {
+  // the query and the continuation follow the context in one sequence: a SentencePiece tokenizer must not start
+  // them with the prefix space it gives a sequence's first word (prompt.ts, encodeSegment)
+  return encodeSegment(tokenizer, segment, { continues });
 }
 
 /**
@@ -91,9 +93,9 @@ export function segmentIds(segment: Segment, tokenizer: Tokenizer): number[] {
 export function runSample(ctx: SampleContext, sample: Sample, cells: readonly KeyedCell[]): ResultRow[] {
   const { model, tokenizer } = ctx;
   const contextIds = segmentIds(sample.context, tokenizer);
-  const queryIds = segmentIds(sample.query, tokenizer);
+  const queryIds = segmentIds(sample.query, tokenizer, true);
   const target = sample.target;
-  const continuationIds = target.kind === "continuation" ? segmentIds(target.continuation, tokenizer) : [];
+  const continuationIds = target.kind === "continuation" ? segmentIds(target.continuation, tokenizer, true) : [];
   const queryAware = ctx.mode === "query-aware";
   const prefillIds = queryAware ? [...contextIds, ...queryIds] : contextIds;
   const promptTokens = contextIds.length + queryIds.length;

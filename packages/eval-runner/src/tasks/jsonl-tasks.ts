@@ -39,8 +39,10 @@ function cutMiddle(ids: number[], maxTokens: number): { ids: number[]; truncated
 
 /**
  * Frames the document `body` (its own piece of the prompt) and, when the context is over `maxContextTokens`,
- * middle-truncates the document's ids to fit. Pieces are tokenized separately, so the context's token count is
- * the frame's count with an empty document plus the document's own count: the fit is exact, in one step.
+ * middle-truncates the document's ids to fit. The document follows the instruction, so it is encoded as a
+ * continuation (no SentencePiece prefix space). An ids piece is taken as it is, so a truncated context is the frame's
+ * count with an empty document plus the kept ids: exact. A whole document is encoded with the text beside it
+ * (encodeSegment), which can merge across the boundary, so its count is measured, not summed.
  */
 function fitBody(
   tokenizer: TaskTokenizer,
@@ -51,11 +53,11 @@ function fitBody(
 ): SplitPrompt & { contextTokens: number } {
   // Trailing whitespace of a last piece would move to the query (prompt.ts) and break the sum below.
   const text = body.trimEnd();
-  const ids = tokenizer.encode(text, { addSpecialTokens: false, parseSpecialTokens: false });
+  const ids = tokenizer.encode(text, { addSpecialTokens: false, parseSpecialTokens: false, continuation: true });
   const overhead = encodeSegment(tokenizer, frame({ ids: [] }).context).length;
-  if (maxContextTokens === undefined || overhead + ids.length <= maxContextTokens) {
-    return { ...frame({ text }), contextTokens: overhead + ids.length };
-  }
+  const whole = frame({ text });
+  const wholeTokens = encodeSegment(tokenizer, whole.context).length;
+  if (maxContextTokens === undefined || wholeTokens <= maxContextTokens) return { ...whole, contextTokens: wholeTokens };
   const budget = maxContextTokens - overhead;
   if (budget < 1) {
     throw new RazorkvError(`${origin}: a context of ${maxContextTokens} tokens leaves no room for the document: the prompt takes ${overhead}`);

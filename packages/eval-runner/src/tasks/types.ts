@@ -36,9 +36,11 @@ export interface IdsPiece {
 export type SegmentPiece = TemplatePiece | TextPiece | IdsPiece;
 
 /**
- * One piece, or pieces whose ids are concatenated. Each piece is tokenized on its own, no special tokens added
- * (tasks/prompt.ts `encodeSegment`, the one function the runner and the tasks both use), so a segment's token
- * count is the sum of its pieces' counts.
+ * One piece, or pieces whose ids are concatenated, tokenized by tasks/prompt.ts `encodeSegment` (the one function the
+ * runner and the tasks both use), no special tokens added: a template piece is encoded in one pass with the text
+ * beside it, as the joined string would be; two texts in a row are encoded apart, the second as a continuation, and
+ * ids are taken as they are. The query and the continuation follow the context, so they are encoded as continuations
+ * (no SentencePiece prefix space).
  */
 export type Segment = SegmentPiece | readonly SegmentPiece[];
 
@@ -103,7 +105,8 @@ export interface Sample {
 
 /** The part of a tokenizer tasks need to hit a token length and to format prompts. */
 export interface TaskTokenizer {
-  encode(text: string, opts?: { addSpecialTokens?: boolean; parseSpecialTokens?: boolean }): number[];
+  /** model-zoo's `Tokenizer.encode`; `continuation`: the text follows text already in the sequence (no prefix space). */
+  encode(text: string, opts?: { addSpecialTokens?: boolean; parseSpecialTokens?: boolean; continuation?: boolean }): number[];
   decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string;
   readonly vocabSize: number;
   readonly bosId: number | null;
