@@ -6,11 +6,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, Option } from "commander";
-import { RazorkvError } from "@razorkv/core";
-import { renderReport, ReportInputError } from "@razorkv/report";
 import { parse as parseYaml } from "yaml";
 import { defaultMergeOutput, findShardDirs, mergeShards } from "../merge.js";
-import { checkOwnFolder } from "./run.js";
+import { checkOwnFolder, renderResults } from "./run.js";
 import { nonEmpty } from "./parse.js";
 
 export function mergeCommand(): Command {
@@ -28,15 +26,7 @@ export function mergeCommand(): Command {
         if (typeof name === "string") checkOwnFolder(target, name, manifestCopy, opts.out !== undefined);
       }
       const { outDir, rows, shards } = mergeShards(dirs, opts.out);
-      let html: string | null = null;
-      if (opts.report) {
-        try {
-          html = await renderReport(outDir);
-        } catch (error) {
-          if (error instanceof ReportInputError) throw new RazorkvError(error.message);
-          throw error;
-        }
-      }
+      const html = opts.report ? await renderResults(outDir) : null;
       const infeasible = rows.filter((r) => r.status === "infeasible").length;
       process.stderr.write(`merged ${shards} shards: ${rows.length} rows (${infeasible} infeasible) into ${outDir}\n`);
       process.stdout.write(JSON.stringify({ results: outDir, rows: rows.length, infeasible, shards, report: html }) + "\n");

@@ -86,18 +86,20 @@ export function runCommand(): Command {
         process.stdout.write(JSON.stringify({ results: outDir, rows: rows.length, infeasible, report: null, shard: describeShard(shard) }) + "\n");
         return;
       }
-      let html: string | null = null;
-      if (opts.report) {
-        try {
-          html = await renderReport(outDir);
-        } catch (error) {
-          if (error instanceof ReportInputError) throw new RazorkvError(error.message);
-          throw error;
-        }
-      }
+      const html = opts.report ? await renderResults(outDir) : null;
       const infeasible = rows.filter((r) => r.status === "infeasible").length;
       process.stdout.write(JSON.stringify({ results: outDir, rows: rows.length, infeasible, report: html }) + "\n");
     });
+}
+
+/** Renders `<dir>/report.html` and returns its path; a results file the report cannot read is the user's error. */
+export async function renderResults(dir: string): Promise<string> {
+  try {
+    return await renderReport(dir);
+  } catch (error) {
+    if (error instanceof ReportInputError) throw new RazorkvError(error.message);
+    throw error;
+  }
 }
 
 /** The experiment name a results folder belongs to: its manifest.yaml's `name`, else its first row's, else none. */
