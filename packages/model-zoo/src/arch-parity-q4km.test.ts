@@ -10,10 +10,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { openGguf } from "./formats/gguf.js";
-import { defaultBackend } from "./language-model.js";
-import { typescriptBackend, type ComputeBackend } from "./model/backend.js";
 import { LlamaModel } from "./model/llama.js";
-import { logSoftmax } from "./model/ops.js";
+import { maxDifference, maxDifferenceContinued, parityBackends } from "./arch-parity.testing.js";
 
 interface Reference {
   dir: string;
@@ -41,39 +39,7 @@ const reference = JSON.parse(readFileSync(join(fixtures, "reference-q4km.json"),
 };
 const TOLERANCE = 1e-3;
 
-/** Max |Δ log-prob| over every value the fixture holds for one prefill: next-token, argmax, and the full rows. */
-function maxDifference(model: LlamaModel, ref: Reference): number {
-  const V = model.config.vocabSize;
-  const { logits } = model.prefill(ref.ids, { logits: "all" });
-  const full = new Map(ref.fullRows.map((r) => [r.pos, r.logprobs]));
-  let max = 0;
-  for (let t = 0; t < ref.ids.length; t++) {
-    const lp = logSoftmax(logits.subarray(t * V, (t + 1) * V));
-    if (t + 1 < ref.ids.length) max = Math.max(max, Math.abs(lp[ref.ids[t + 1]] - ref.targetLogprobs[t]));
-    max = Math.max(max, Math.abs(lp[ref.argmax[t]] - ref.argmaxLogprobs[t]));
-    full.get(t)?.forEach((x, id) => (max = Math.max(max, Math.abs(lp[id] - x))));
-  }
-  return max;
-}
-
-/** The same for positions `at`… run as a second call continuing, through the KV cache, a prefill of `at` tokens. */
-function maxDifferenceContinued(model: LlamaModel, ref: Reference): number {
-  const V = model.config.vocabSize;
-  const { at, targetLogprobs, lastRow } = ref.continued;
-  const { cache } = model.prefill(ref.ids.slice(0, at), { logits: "none" });
-  const { logits } = model.forward(cache, ref.ids.slice(at), { logits: "all" });
-  let max = 0;
-  for (let t = at; t < ref.ids.length; t++) {
-    const lp = logSoftmax(logits.subarray((t - at) * V, (t - at + 1) * V));
-    if (t + 1 < ref.ids.length) max = Math.max(max, Math.abs(lp[ref.ids[t + 1]] - targetLogprobs[t - at]));
-    else lastRow.forEach((x, id) => (max = Math.max(max, Math.abs(lp[id] - x))));
-  }
-  return max;
-}
-
-const backends: ComputeBackend[] = [typescriptBackend];
-const native = await defaultBackend();
-if (native !== typescriptBackend) backends.push(native);
+const backends = await parityBackends();
 
 describe.each(Object.entries(reference.models))("%s", (name, ref) => {
   it(`Q4_K_M GGUF: log-probs within ${TOLERANCE} of transformers at every one of ${ref.ids.length} positions`, async () => {

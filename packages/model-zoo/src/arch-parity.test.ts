@@ -12,10 +12,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { openGguf } from "./formats/gguf.js";
 import { openSafetensors, readSafetensorsHeader } from "./formats/safetensors.js";
-import { defaultBackend } from "./language-model.js";
-import { typescriptBackend, type ComputeBackend } from "./model/backend.js";
 import { LlamaModel } from "./model/llama.js";
-import { logSoftmax } from "./model/ops.js";
+import { maxDifference, maxDifferenceContinued, parityBackends } from "./arch-parity.testing.js";
 import { ropeFrequencies } from "./model/rope.js";
 import type { LlamaConfig, ModelWeights } from "./model/types.js";
 
@@ -49,42 +47,7 @@ const TOLERANCE = 1e-4;
 const tmp = mkdtempSync(join(tmpdir(), "razorkv-arch-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** Max |Δ log-prob| over every value the fixture holds: next-token, argmax, and the full rows. */
-function maxDifference(model: LlamaModel, ref: Reference): number {
-  const V = model.config.vocabSize;
-  const { logits } = model.prefill(ref.ids, { logits: "all" });
-  const full = new Map(ref.fullRows.map((r) => [r.pos, r.logprobs]));
-  let max = 0;
-  for (let t = 0; t < ref.ids.length; t++) {
-    const lp = logSoftmax(logits.subarray(t * V, (t + 1) * V));
-    if (t + 1 < ref.ids.length) max = Math.max(max, Math.abs(lp[ref.ids[t + 1]] - ref.targetLogprobs[t]));
-    max = Math.max(max, Math.abs(lp[ref.argmax[t]] - ref.argmaxLogprobs[t]));
-    full.get(t)?.forEach((x, id) => (max = Math.max(max, Math.abs(lp[id] - x))));
-  }
-  return max;
-}
-
-/**
- * The same, for positions `at`… run as a second call continuing a prefill of the first `at` tokens (the fixture is
- * transformers doing the same with its KV cache on a fresh model): dynamic NTK rotates each call by its own length.
- */
-function maxDifferenceContinued(model: LlamaModel, ref: Reference): number {
-  const V = model.config.vocabSize;
-  const { at, targetLogprobs, lastRow } = ref.continued;
-  const { cache } = model.prefill(ref.ids.slice(0, at), { logits: "none" });
-  const { logits } = model.forward(cache, ref.ids.slice(at), { logits: "all" });
-  let max = 0;
-  for (let t = at; t < ref.ids.length; t++) {
-    const lp = logSoftmax(logits.subarray((t - at) * V, (t - at + 1) * V));
-    if (t + 1 < ref.ids.length) max = Math.max(max, Math.abs(lp[ref.ids[t + 1]] - targetLogprobs[t - at]));
-    else lastRow.forEach((x, id) => (max = Math.max(max, Math.abs(lp[id] - x))));
-  }
-  return max;
-}
-
-const backends: ComputeBackend[] = [typescriptBackend];
-const native = await defaultBackend();
-if (native !== typescriptBackend) backends.push(native);
+const backends = await parityBackends();
 
 describe.each(Object.entries(reference.models))("%s", (name, ref) => {
   const formats: [string, () => Promise<ModelWeights>][] = [
