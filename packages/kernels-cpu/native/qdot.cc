@@ -416,10 +416,6 @@ inline __m256i dotU8S8(__m256i a, __m256i b) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
 #endif
 }
-/** The same for signed a (|a| ≤ 128): |a| × (b with a's sign). */
-inline __m256i dotS8S8(__m256i a, __m256i b) {
-  return dotU8S8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
-}
 /** Pairs of unsigned a × signed b summed to int16, times the int16 scales, summed to int32 lanes. */
 inline __m256i dotU8S8Scaled(__m256i a, __m256i b, __m256i scales16) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), scales16);
@@ -443,95 +439,101 @@ inline __m256i halfScales(int lo, int hi) {
   return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(hi)), _mm_set1_epi16(static_cast<int16_t>(lo)));
 }
 
-float dotF32Avx2(const uint8_t* row, const void* act, int K) {
+// Every AVX2 kernel takes a group of R ≤ kMaxDotRows activation rows (a batched decode step, or a prefill tile) and
+// decodes each weight block once for all of them: the unpacking (nibbles, high bits, scales) is the part of a
+// block's work that does not depend on x. Each row keeps its own accumulators and sees the same operations in the
+// same order whatever R is, so a row's result has the same bits alone (R = 1) as in a group. Scalar multiply-adds
+// are written as std::fma: left to the compiler (-ffp-contract=fast), a product and sum may be fused in one
+// instantiation and not in another.
+
+template <int R>
+struct Rows {
+  const uint8_t* act;
+  size_t stride;
+  template <typename T>
+  const T* get(int r) const { return reinterpret_cast<const T*>(act + r * stride); }
+};
+
+/** Float weights: w(k) gives 8 weights at k as floats; two accumulators per row, alternating by 8. */
+template <int R, typename Load8, typename Scalar>
+inline void dotFloatRows(Rows<R> x, int K, float* out, size_t outStride, Load8 load8, Scalar scalar) {
+  __m256 acc0[R], acc1[R];
+  for (int r = 0; r < R; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+  int k = 0;
+  for (; k + 16 <= K; k += 16) {
+    const __m256 w0 = load8(k), w1 = load8(k + 8);
+    for (int r = 0; r < R; r++) {
+      acc0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x.template get<float>(r) + k), acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x.template get<float>(r) + k + 8), acc1[r]);
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    float sum = hsum(_mm256_add_ps(acc0[r], acc1[r]));
+    for (int t = k; t < K; t++) sum = std::fma(scalar(t), x.template get<float>(r)[t], sum);
+    out[r * outStride] = sum;
+  }
+}
+
+template <int R>
+void dotF32Avx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
   const float* w = reinterpret_cast<const float*>(row);
-  const float* x = static_cast<const float*>(act);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int k = 0;
-  for (; k + 16 <= K; k += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 8), _mm256_loadu_ps(x + k + 8), acc1);
-  }
-  float sum = hsum(_mm256_add_ps(acc0, acc1));
-  for (; k < K; k++) sum += w[k] * x[k];
-  return sum;
+  dotFloatRows(x, K, out, outStride, [w](int k) { return _mm256_loadu_ps(w + k); }, [w](int t) { return w[t]; });
 }
 
-float dotF16Avx2(const uint8_t* row, const void* act, int K) {
-  const float* x = static_cast<const float*>(act);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int k = 0;
-  for (; k + 16 <= K; k += 16) {
-    __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k)));
-    __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k + 16)));
-    acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + k), acc0);
-    acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + k + 8), acc1);
-  }
-  float sum = hsum(_mm256_add_ps(acc0, acc1));
-  for (; k < K; k++) sum += f16ToF32(readU16(row + 2 * k)) * x[k];
-  return sum;
+template <int R>
+void dotF16Avx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
+  dotFloatRows(x, K, out, outStride,
+               [row](int k) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k))); },
+               [row](int t) { return f16ToF32(readU16(row + 2 * t)); });
 }
 
-float dotBF16Avx2(const uint8_t* row, const void* act, int K) {
-  const float* x = static_cast<const float*>(act);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int k = 0;
-  for (; k + 16 <= K; k += 16) {
-    __m256i h = loadBytes(row + 2 * k);
-    __m256 w0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(h)), 16));
-    __m256 w1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1)), 16));
-    acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + k), acc0);
-    acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + k + 8), acc1);
-  }
-  float sum = hsum(_mm256_add_ps(acc0, acc1));
-  for (; k < K; k++) sum += bf16ToF32(readU16(row + 2 * k)) * x[k];
-  return sum;
+template <int R>
+void dotBF16Avx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
+  dotFloatRows(x, K, out, outStride,
+               [row](int k) {
+                 const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k));
+                 return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+               },
+               [row](int t) { return bf16ToF32(readU16(row + 2 * t)); });
 }
+
+/** A 32-element block decoded: w[i] = d·q[i] + m (q unsigned 0 … 31; or, for the signed types, int8 with m = 0). */
+struct Block32 {
+  __m256i q;
+  float d;
+  float m;
+};
 
 /**
- * Σ over the nb block pairs (w[b], a[b]) of body's per-block terms, two blocks per step into separate
- * accumulators: each block's FMA (and scalar add) then waits on the block before last, not the last, which halves
- * the loop-carried latency that bounds a GEMV whose weights sit in cache. body(w, a, acc, scalar) adds a block's
- * lane-wise products to acc and its scalar terms (minimum, offset) to scalar.
+ * Σ_blocks d·dx·Σ q·qx + m·sx for R activation rows (BlockQ8x32 each); decode(b) gives weight block b. Two
+ * accumulators per row, blocks alternating between them: each FMA then waits on the block before last, which halves
+ * the loop-carried latency that bounds a GEMV whose weights sit in cache.
  */
-template <typename Block, typename Body>
-inline float sumBlockPairs(const Block* w, const BlockQ8x32* a, int nb, Body body) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  float scalar0 = 0, scalar1 = 0;
+template <int R, bool Signed, typename Decode>
+inline void dot32Rows(Rows<R> x, int nb, float* out, size_t outStride, Decode decode) {
+  __m256 acc[2][R];
+  float scalar[2][R];
+  for (int r = 0; r < R; r++) {
+    acc[0][r] = acc[1][r] = _mm256_setzero_ps();
+    scalar[0][r] = scalar[1][r] = 0;
+  }
+  auto step = [&](int b, __m256* a, float* s) {
+    const Block32 w = decode(b);
+    const __m256i q = Signed ? _mm256_sign_epi8(w.q, w.q) : w.q;  // |q| for the sign trick
+    for (int r = 0; r < R; r++) {
+      const BlockQ8x32& y = x.template get<BlockQ8x32>(r)[b];
+      const __m256i qx = Signed ? _mm256_sign_epi8(loadBytes(y.qs), w.q) : loadBytes(y.qs);
+      a[r] = _mm256_fmadd_ps(_mm256_set1_ps(w.d * y.d), _mm256_cvtepi32_ps(dotU8S8(q, qx)), a[r]);
+      if (!Signed) s[r] = std::fma(w.m, y.s, s[r]);
+    }
+  };
   int b = 0;
   for (; b + 2 <= nb; b += 2) {
-    body(w[b], a[b], acc0, scalar0);
-    body(w[b + 1], a[b + 1], acc1, scalar1);
+    step(b, acc[0], scalar[0]);
+    step(b + 1, acc[1], scalar[1]);
   }
-  if (b < nb) body(w[b], a[b], acc0, scalar0);
-  return hsum(_mm256_add_ps(acc0, acc1)) + (scalar0 + scalar1);
-}
-
-float dotQ8_0Avx2(const uint8_t* row, const void* act, int K) {
-  return sumBlockPairs(reinterpret_cast<const BlockQ8_0*>(row), static_cast<const BlockQ8x32*>(act), K / QK,
-                       [](const BlockQ8_0& w, const BlockQ8x32& a, __m256& acc, float&) {
-                         const __m256i dot = dotS8S8(loadBytes(w.qs), loadBytes(a.qs));
-                         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16ToF32(w.d) * a.d), _mm256_cvtepi32_ps(dot), acc);
-                       });
-}
-
-float dotQ4_0Avx2(const uint8_t* row, const void* act, int K) {
-  return sumBlockPairs(reinterpret_cast<const BlockQ4_0*>(row), static_cast<const BlockQ8x32*>(act), K / QK,
-                       [](const BlockQ4_0& w, const BlockQ8x32& a, __m256& acc, float& offset) {
-                         const float d = f16ToF32(w.d);
-                         const __m256i dot = dotU8S8(unpackNibbles(w.qs), loadBytes(a.qs));
-                         acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(dot), acc);
-                         offset -= 8 * d * a.s;
-                       });
-}
-
-float dotQ4_1Avx2(const uint8_t* row, const void* act, int K) {
-  return sumBlockPairs(reinterpret_cast<const BlockQ4_1*>(row), static_cast<const BlockQ8x32*>(act), K / QK,
-                       [](const BlockQ4_1& w, const BlockQ8x32& a, __m256& acc, float& mins) {
-                         const __m256i dot = dotU8S8(unpackNibbles(w.qs), loadBytes(a.qs));
-                         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16ToF32(w.d) * a.d), _mm256_cvtepi32_ps(dot), acc);
-                         mins += f16ToF32(w.m) * a.s;
-                       });
+  if (b < nb) step(b, acc[0], scalar[0]);
+  for (int r = 0; r < R; r++) out[r * outStride] = hsum(_mm256_add_ps(acc[0][r], acc[1][r])) + (scalar[0][r] + scalar[1][r]);
 }
 
 /** The 32 five-bit values of a Q5_0 / Q5_1 block. */
@@ -540,37 +542,53 @@ inline __m256i unpackQ5(const uint8_t* qs, const uint8_t* qh) {
   return _mm256_or_si256(unpackNibbles(qs), high);
 }
 
-float dotQ5_0Avx2(const uint8_t* row, const void* act, int K) {
-  return sumBlockPairs(reinterpret_cast<const BlockQ5_0*>(row), static_cast<const BlockQ8x32*>(act), K / QK,
-                       [](const BlockQ5_0& w, const BlockQ8x32& a, __m256& acc, float& offset) {
-                         const float d = f16ToF32(w.d);
-                         const __m256i dot = dotU8S8(unpackQ5(w.qs, w.qh), loadBytes(a.qs));
-                         acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a.d), _mm256_cvtepi32_ps(dot), acc);
-                         offset -= 16 * d * a.s;
-                       });
-}
-
-float dotQ5_1Avx2(const uint8_t* row, const void* act, int K) {
-  return sumBlockPairs(reinterpret_cast<const BlockQ5_1*>(row), static_cast<const BlockQ8x32*>(act), K / QK,
-                       [](const BlockQ5_1& w, const BlockQ8x32& a, __m256& acc, float& mins) {
-                         const __m256i dot = dotU8S8(unpackQ5(w.qs, w.qh), loadBytes(a.qs));
-                         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16ToF32(w.d) * a.d), _mm256_cvtepi32_ps(dot), acc);
-                         mins += f16ToF32(w.m) * a.s;
-                       });
-}
-
 inline __m256i iq4Levels() {
   return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlLevels)));
 }
 
-float dotIQ4_NLAvx2(const uint8_t* row, const void* act, int K) {
+template <int R>
+void dotQ8_0Avx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
+  const BlockQ8_0* w = reinterpret_cast<const BlockQ8_0*>(row);
+  dot32Rows<R, true>(x, K / QK, out, outStride, [w](int b) { return Block32{loadBytes(w[b].qs), f16ToF32(w[b].d), 0}; });
+}
+
+template <int R>
+void dotQ4_0Avx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
+  const BlockQ4_0* w = reinterpret_cast<const BlockQ4_0*>(row);
+  dot32Rows<R, false>(x, K / QK, out, outStride, [w](int b) {
+    const float d = f16ToF32(w[b].d);
+    return Block32{unpackNibbles(w[b].qs), d, -8 * d};  // d·(q − 8) = d·q − 8d
+  });
+}
+
+template <int R>
+void dotQ4_1Avx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
+  const BlockQ4_1* w = reinterpret_cast<const BlockQ4_1*>(row);
+  dot32Rows<R, false>(x, K / QK, out, outStride, [w](int b) { return Block32{unpackNibbles(w[b].qs), f16ToF32(w[b].d), f16ToF32(w[b].m)}; });
+}
+
+template <int R>
+void dotQ5_0Avx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
+  const BlockQ5_0* w = reinterpret_cast<const BlockQ5_0*>(row);
+  dot32Rows<R, false>(x, K / QK, out, outStride, [w](int b) {
+    const float d = f16ToF32(w[b].d);
+    return Block32{unpackQ5(w[b].qs, w[b].qh), d, -16 * d};  // d·(q − 16)
+  });
+}
+
+template <int R>
+void dotQ5_1Avx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
+  const BlockQ5_1* w = reinterpret_cast<const BlockQ5_1*>(row);
+  dot32Rows<R, false>(x, K / QK, out, outStride, [w](int b) { return Block32{unpackQ5(w[b].qs, w[b].qh), f16ToF32(w[b].d), f16ToF32(w[b].m)}; });
+}
+
+template <int R>
+void dotIQ4_NLAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
+  const BlockIQ4_NL* w = reinterpret_cast<const BlockIQ4_NL*>(row);
   const __m256i levels = iq4Levels();
-  return sumBlockPairs(reinterpret_cast<const BlockIQ4_NL*>(row), static_cast<const BlockQ8x32*>(act), K / QK,
-                       [levels](const BlockIQ4_NL& w, const BlockQ8x32& a, __m256& acc, float&) {
-                         const __m256i values = _mm256_shuffle_epi8(levels, unpackNibbles(w.qs));
-                         const __m256i dot = dotS8S8(values, loadBytes(a.qs));
-                         acc = _mm256_fmadd_ps(_mm256_set1_ps(f16ToF32(w.d) * a.d), _mm256_cvtepi32_ps(dot), acc);
-                       });
+  dot32Rows<R, true>(x, K / QK, out, outStride, [w, levels](int b) {
+    return Block32{_mm256_shuffle_epi8(levels, unpackNibbles(w[b].qs)), f16ToF32(w[b].d), 0};
+  });
 }
 
 /** The two bits at `shift` of every byte of v (0 … 3). */
@@ -578,171 +596,219 @@ inline __m256i twoBits(__m256i v, int shift) {
   return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(shift)), _mm256_set1_epi8(3));
 }
 
-float dotQ2_KAvx2(const uint8_t* row, const void* act, int K) {
+/**
+ * A 256-element block decoded: eight runs of 32 values q (unsigned; int8 for the signed types) with their int16
+ * scales (per 16 elements: lanes 0–7 of a run's scale vector for its first half, 8–15 for the second), and the
+ * terms that need the activation's bsums: mins (per 16 elements or per 32) times dmin, and an offset
+ * (Q3_K: q − 4, Q6_K: q − 32) times the per-16 scales.
+ */
+struct Block256 {
+  __m256i q[8];
+  __m256i scales[8];
+  float d;
+  float dmin;
+  int minGroups;        // 0: no mins; 16: mins[s] per 16 elements; 8: mins[j] per 32 (bsums 2j and 2j + 1)
+  int mins[16];
+  int offset;           // 0, 4 or 32: the result subtracts offset · Σ_s offsetScales[s] · bsums[s]
+  int offsetScales[16];
+};
+
+/** Σ_blocks d·dx·(Σ_runs scale·q·qx − offset·Σ sc·bsum) − dmin·dx·Σ mins·bsums for R activation rows (BlockQ8_K). */
+template <int R, bool Signed, typename Decode>
+inline void dot256Rows(Rows<R> x, int nb, float* out, size_t outStride, Decode decode) {
+  __m256 acc[R];
+  float mins[R];
+  for (int r = 0; r < R; r++) {
+    acc[r] = _mm256_setzero_ps();
+    mins[r] = 0;
+  }
+  Block256 w;
+  for (int b = 0; b < nb; b++) {
+    decode(b, w);
+    for (int r = 0; r < R; r++) {
+      const BlockQ8_K& y = x.template get<BlockQ8_K>(r)[b];
+      __m256i isum = _mm256_setzero_si256();
+      for (int run = 0; run < 8; run++) {
+        const __m256i qx = loadBytes(y.qs + 32 * run);
+        const __m256i pairs = Signed ? _mm256_maddubs_epi16(_mm256_sign_epi8(w.q[run], w.q[run]), _mm256_sign_epi8(qx, w.q[run]))
+                                     : _mm256_maddubs_epi16(w.q[run], qx);
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(pairs, w.scales[run]));
+      }
+      if (w.offset != 0) {
+        int corr = 0;
+        for (int s = 0; s < 16; s++) corr += w.offsetScales[s] * y.bsums[s];
+        isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(w.offset * corr, 0, 0, 0, 0, 0, 0, 0));
+      }
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(w.d * y.d), _mm256_cvtepi32_ps(isum), acc[r]);
+      if (w.minGroups != 0) {
+        int msum = 0;
+        if (w.minGroups == 16)
+          for (int s = 0; s < 16; s++) msum += w.mins[s] * y.bsums[s];
+        else
+          for (int j = 0; j < 8; j++) msum += w.mins[j] * (y.bsums[2 * j] + y.bsums[2 * j + 1]);
+        mins[r] = std::fma(w.dmin * y.d, static_cast<float>(msum), mins[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++) out[r * outStride] = hsum(acc[r]) - mins[r];
+}
+
+template <int R>
+void dotQ2_KAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
   const BlockQ2_K* w = reinterpret_cast<const BlockQ2_K*>(row);
-  const BlockQ8_K* a = static_cast<const BlockQ8_K*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
-  for (int b = 0; b < K / QK_K; b++) {
+  dot256Rows<R, false>(x, K / QK_K, out, outStride, [w](int b, Block256& d) {
     const uint8_t* sc = w[b].scales;
-    int msum = 0;
-    for (int s = 0; s < 16; s++) msum += (sc[s] >> 4) * a[b].bsums[s];
-    __m256i isum = _mm256_setzero_si256();
     for (int h = 0; h < 2; h++) {
       const __m256i q = loadBytes(w[b].qs + 32 * h);
       for (int k = 0; k < 4; k++) {
-        const int s = 8 * h + 2 * k;  // the run's two sub-blocks of 16: s, s + 1
-        const __m256i scales = halfScales(sc[s] & 0x0f, sc[s + 1] & 0x0f);
-        isum = _mm256_add_epi32(isum, dotU8S8Scaled(twoBits(q, 2 * k), loadBytes(a[b].qs + 128 * h + 32 * k), scales));
+        const int run = 4 * h + k;  // elements 32·run …: bits 2k, 2k + 1 of qs[32h + l]; sub-blocks 2·run, 2·run + 1
+        d.q[run] = twoBits(q, 2 * k);
+        d.scales[run] = halfScales(sc[2 * run] & 0x0f, sc[2 * run + 1] & 0x0f);
       }
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16ToF32(w[b].d) * a[b].d), _mm256_cvtepi32_ps(isum), acc);
-    mins += f16ToF32(w[b].dmin) * a[b].d * static_cast<float>(msum);
-  }
-  return hsum(acc) - mins;
+    for (int s = 0; s < 16; s++) d.mins[s] = sc[s] >> 4;
+    d.minGroups = 16;
+    d.offset = 0;
+    d.d = f16ToF32(w[b].d);
+    d.dmin = f16ToF32(w[b].dmin);
+  });
 }
 
-float dotQ3_KAvx2(const uint8_t* row, const void* act, int K) {
+template <int R>
+void dotQ3_KAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
   const BlockQ3_K* w = reinterpret_cast<const BlockQ3_K*>(row);
-  const BlockQ8_K* a = static_cast<const BlockQ8_K*>(act);
-  __m256 acc = _mm256_setzero_ps();
   const __m256i one = _mm256_set1_epi8(1);
-  for (int b = 0; b < K / QK_K; b++) {
-    int sc[16];
-    int offset = 0;  // Σ_s sc_s · 4 · bsum_s: q = q' − 4 with q' = low | high << 2
-    for (int s = 0; s < 16; s++) {
-      sc[s] = scaleQ3K(w[b].scales, s);
-      offset += sc[s] * a[b].bsums[s];
-    }
+  dot256Rows<R, false>(x, K / QK_K, out, outStride, [w, one](int b, Block256& d) {
+    for (int s = 0; s < 16; s++) d.offsetScales[s] = scaleQ3K(w[b].scales, s);
     const __m256i hmask = loadBytes(w[b].hmask);
-    __m256i isum = _mm256_setzero_si256();
     for (int h = 0; h < 2; h++) {
       const __m256i q = loadBytes(w[b].qs + 32 * h);
       for (int k = 0; k < 4; k++) {
-        const int run = 4 * h + k;  // elements 32·run … 32·run + 31; their high bits are bit `run` of hmask[l]
+        const int run = 4 * h + k;  // high bits: bit `run` of hmask[l]; q' = low | high << 2 = q + 4
         const __m256i high = _mm256_and_si256(_mm256_srl_epi16(hmask, _mm_cvtsi32_si128(run)), one);
-        const __m256i qv = _mm256_or_si256(twoBits(q, 2 * k), _mm256_slli_epi16(high, 2));
-        const __m256i scales = halfScales(sc[2 * run], sc[2 * run + 1]);
-        isum = _mm256_add_epi32(isum, dotU8S8Scaled(qv, loadBytes(a[b].qs + 32 * run), scales));
+        d.q[run] = _mm256_or_si256(twoBits(q, 2 * k), _mm256_slli_epi16(high, 2));
+        d.scales[run] = halfScales(d.offsetScales[2 * run], d.offsetScales[2 * run + 1]);
       }
     }
-    isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(4 * offset, 0, 0, 0, 0, 0, 0, 0));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16ToF32(w[b].d) * a[b].d), _mm256_cvtepi32_ps(isum), acc);
-  }
-  return hsum(acc);
+    d.minGroups = 0;
+    d.offset = 4;
+    d.d = f16ToF32(w[b].d);
+    d.dmin = 0;
+  });
 }
 
-/** Scales and mins of the eight sub-blocks of a Q4_K / Q5_K block, and Σ_j mn_j·(bsum_2j + bsum_2j+1). */
-inline int kScalesMins(const uint8_t* scales, const int16_t* bsums, int sc[8]) {
-  int msum = 0;
-  for (int j = 0; j < 8; j++) {
-    int mn;
-    scaleMinK4(scales, j, sc[j], mn);
-    msum += mn * (bsums[2 * j] + bsums[2 * j + 1]);
-  }
-  return msum;
-}
-
-float dotQ4_KAvx2(const uint8_t* row, const void* act, int K) {
-  const BlockQ4_K* w = reinterpret_cast<const BlockQ4_K*>(row);
-  const BlockQ8_K* a = static_cast<const BlockQ8_K*>(act);
+/** Q4_K and Q5_K (five = true: the fifth bit from qh). */
+template <int R, bool Five, typename Block>
+void dotQ45_KAvx2(const Block* w, Rows<R> x, int K, float* out, size_t outStride) {
   const __m256i low4 = _mm256_set1_epi8(0x0f);
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
-  for (int b = 0; b < K / QK_K; b++) {
-    int sc[8];
-    const int msum = kScalesMins(w[b].scales, a[b].bsums, sc);
-    __m256i isum = _mm256_setzero_si256();
+  const __m256i one = _mm256_set1_epi8(1);
+  dot256Rows<R, false>(x, K / QK_K, out, outStride, [w, low4, one](int b, Block256& d) {
+    for (int j = 0; j < 8; j++) {
+      int sc;
+      scaleMinK4(w[b].scales, j, sc, d.mins[j]);
+      d.scales[j] = _mm256_set1_epi16(static_cast<int16_t>(sc));
+    }
     for (int p = 0; p < 4; p++) {  // qs[32p …] holds sub-blocks 2p (low nibbles) and 2p + 1 (high)
       const __m256i q = loadBytes(w[b].qs + 32 * p);
-      const __m256i lo = _mm256_and_si256(q, low4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-      isum = _mm256_add_epi32(isum, dotU8S8Scaled(lo, loadBytes(a[b].qs + 64 * p), _mm256_set1_epi16(static_cast<int16_t>(sc[2 * p]))));
-      isum = _mm256_add_epi32(isum, dotU8S8Scaled(hi, loadBytes(a[b].qs + 64 * p + 32), _mm256_set1_epi16(static_cast<int16_t>(sc[2 * p + 1]))));
+      d.q[2 * p] = _mm256_and_si256(q, low4);
+      d.q[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16ToF32(w[b].d) * a[b].d), _mm256_cvtepi32_ps(isum), acc);
-    mins += f16ToF32(w[b].dmin) * a[b].d * static_cast<float>(msum);
-  }
-  return hsum(acc) - mins;
+    if constexpr (Five) {
+      // bit j of qh[l] is bit 4 of element 32·j + l
+      const __m256i qh = loadBytes(w[b].qh);
+      for (int j = 0; j < 8; j++) {
+        d.q[j] = _mm256_or_si256(d.q[j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), one), 4));
+      }
+    }
+    d.minGroups = 8;
+    d.offset = 0;
+    d.d = f16ToF32(w[b].d);
+    d.dmin = f16ToF32(w[b].dmin);
+  });
 }
 
-float dotQ5_KAvx2(const uint8_t* row, const void* act, int K) {
-  const BlockQ5_K* w = reinterpret_cast<const BlockQ5_K*>(row);
-  const BlockQ8_K* a = static_cast<const BlockQ8_K*>(act);
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
-  const __m256i one = _mm256_set1_epi8(1);
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
-  for (int b = 0; b < K / QK_K; b++) {
-    int sc[8];
-    const int msum = kScalesMins(w[b].scales, a[b].bsums, sc);
-    const __m256i qh = loadBytes(w[b].qh);
-    __m256i isum = _mm256_setzero_si256();
-    for (int p = 0; p < 4; p++) {
-      const __m256i q = loadBytes(w[b].qs + 32 * p);
-      // bit j of qh[l] is bit 4 of element 32·j + l: sub-blocks 2p and 2p + 1 take bits 2p and 2p + 1
-      const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * p)), one), 4);
-      const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * p + 1)), one), 4);
-      const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, low4), h0);
-      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), low4), h1);
-      isum = _mm256_add_epi32(isum, dotU8S8Scaled(lo, loadBytes(a[b].qs + 64 * p), _mm256_set1_epi16(static_cast<int16_t>(sc[2 * p]))));
-      isum = _mm256_add_epi32(isum, dotU8S8Scaled(hi, loadBytes(a[b].qs + 64 * p + 32), _mm256_set1_epi16(static_cast<int16_t>(sc[2 * p + 1]))));
-    }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16ToF32(w[b].d) * a[b].d), _mm256_cvtepi32_ps(isum), acc);
-    mins += f16ToF32(w[b].dmin) * a[b].d * static_cast<float>(msum);
-  }
-  return hsum(acc) - mins;
+template <int R>
+void dotQ4_KAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
+  dotQ45_KAvx2<R, false>(reinterpret_cast<const BlockQ4_K*>(row), x, K, out, outStride);
 }
 
-float dotQ6_KAvx2(const uint8_t* row, const void* act, int K) {
+template <int R>
+void dotQ5_KAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
+  dotQ45_KAvx2<R, true>(reinterpret_cast<const BlockQ5_K*>(row), x, K, out, outStride);
+}
+
+template <int R>
+void dotQ6_KAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
   const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(row);
-  const BlockQ8_K* a = static_cast<const BlockQ8_K*>(act);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
-  __m256 acc = _mm256_setzero_ps();
-  for (int b = 0; b < K / QK_K; b++) {
-    const int8_t* sc = w[b].scales;
-    int offset = 0;  // Σ_s sc_s · bsum_s, for the − 32 of every element
-    for (int s = 0; s < 16; s++) offset += sc[s] * a[b].bsums[s];
-    __m256i isum = _mm256_setzero_si256();
+  dot256Rows<R, false>(x, K / QK_K, out, outStride, [w, low4](int b, Block256& d) {
+    for (int s = 0; s < 16; s++) d.offsetScales[s] = w[b].scales[s];
     for (int h = 0; h < 2; h++) {
       const __m256i ql0 = loadBytes(w[b].ql + 64 * h);
       const __m256i ql1 = loadBytes(w[b].ql + 64 * h + 32);
       const __m256i qh = loadBytes(w[b].qh + 32 * h);
-      // the four runs of 32 of this half: r = 0–31, 32–63 take the low nibbles of ql0, ql1; 64–95, 96–127 the high
-      const __m256i q[4] = {
-          _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(twoBits(qh, 0), 4)),
-          _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_slli_epi16(twoBits(qh, 2), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_slli_epi16(twoBits(qh, 4), 4)),
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), _mm256_slli_epi16(twoBits(qh, 6), 4)),
-      };
-      for (int k = 0; k < 4; k++) {
-        const int s = 8 * h + 2 * k;
-        isum = _mm256_add_epi32(isum, dotU8S8Scaled(q[k], loadBytes(a[b].qs + 128 * h + 32 * k), halfScales(sc[s], sc[s + 1])));
-      }
+      // the four runs of this half: r = 0–31, 32–63 take the low nibbles of ql0, ql1; 64–95, 96–127 the high ones
+      d.q[4 * h] = _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(twoBits(qh, 0), 4));
+      d.q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_slli_epi16(twoBits(qh, 2), 4));
+      d.q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_slli_epi16(twoBits(qh, 4), 4));
+      d.q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), _mm256_slli_epi16(twoBits(qh, 6), 4));
     }
-    isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16ToF32(w[b].d) * a[b].d), _mm256_cvtepi32_ps(isum), acc);
-  }
-  return hsum(acc);
+    for (int run = 0; run < 8; run++) d.scales[run] = halfScales(w[b].scales[2 * run], w[b].scales[2 * run + 1]);
+    d.minGroups = 0;
+    d.offset = 32;
+    d.d = f16ToF32(w[b].d);
+    d.dmin = 0;
+  });
 }
 
-float dotIQ4_XSAvx2(const uint8_t* row, const void* act, int K) {
+template <int R>
+void dotIQ4_XSAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
   const BlockIQ4_XS* w = reinterpret_cast<const BlockIQ4_XS*>(row);
-  const BlockQ8_K* a = static_cast<const BlockQ8_K*>(act);
   const __m256i levels = iq4Levels();
-  __m256 acc = _mm256_setzero_ps();
-  for (int b = 0; b < K / QK_K; b++) {
-    __m256i isum = _mm256_setzero_si256();
+  dot256Rows<R, true>(x, K / QK_K, out, outStride, [w, levels](int b, Block256& d) {
     for (int k = 0; k < 8; k++) {
-      const __m256i values = _mm256_shuffle_epi8(levels, unpackNibbles(w[b].qs + 16 * k));
-      const __m256i y = loadBytes(a[b].qs + 32 * k);
-      const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(values, values), _mm256_sign_epi8(y, values));
-      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(pairs, _mm256_set1_epi16(static_cast<int16_t>(scaleIQ4XS(w[b], k)))));
+      d.q[k] = _mm256_shuffle_epi8(levels, unpackNibbles(w[b].qs + 16 * k));
+      d.scales[k] = _mm256_set1_epi16(static_cast<int16_t>(scaleIQ4XS(w[b], k)));
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(f16ToF32(w[b].d) * a[b].d), _mm256_cvtepi32_ps(isum), acc);
-  }
-  return hsum(acc);
+    d.minGroups = 0;
+    d.offset = 0;
+    d.d = f16ToF32(w[b].d);
+    d.dmin = 0;
+  });
 }
+
+/** The kernel F for `rows` (1 … kMaxDotRows) rows: one instantiation per group size. */
+template <template <int> class Kernel>
+void dispatchRows(const uint8_t* row, const uint8_t* act, size_t actStride, int rows, int K, float* out, size_t outStride) {
+  switch (rows) {
+    case 1: return Kernel<1>::run(row, Rows<1>{act, actStride}, K, out, outStride);
+    case 2: return Kernel<2>::run(row, Rows<2>{act, actStride}, K, out, outStride);
+    case 3: return Kernel<3>::run(row, Rows<3>{act, actStride}, K, out, outStride);
+    default: return Kernel<4>::run(row, Rows<4>{act, actStride}, K, out, outStride);
+  }
+}
+
+#define RAZORKV_ROWS_KERNEL(name)                                                                       \
+  template <int R>                                                                                      \
+  struct name##Rows {                                                                                   \
+    static void run(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) { name<R>(row, x, K, out, outStride); } \
+  };
+RAZORKV_ROWS_KERNEL(dotF32Avx2)
+RAZORKV_ROWS_KERNEL(dotF16Avx2)
+RAZORKV_ROWS_KERNEL(dotBF16Avx2)
+RAZORKV_ROWS_KERNEL(dotQ8_0Avx2)
+RAZORKV_ROWS_KERNEL(dotQ4_0Avx2)
+RAZORKV_ROWS_KERNEL(dotQ4_1Avx2)
+RAZORKV_ROWS_KERNEL(dotQ5_0Avx2)
+RAZORKV_ROWS_KERNEL(dotQ5_1Avx2)
+RAZORKV_ROWS_KERNEL(dotIQ4_NLAvx2)
+RAZORKV_ROWS_KERNEL(dotQ2_KAvx2)
+RAZORKV_ROWS_KERNEL(dotQ3_KAvx2)
+RAZORKV_ROWS_KERNEL(dotQ4_KAvx2)
+RAZORKV_ROWS_KERNEL(dotQ5_KAvx2)
+RAZORKV_ROWS_KERNEL(dotQ6_KAvx2)
+RAZORKV_ROWS_KERNEL(dotIQ4_XSAvx2)
+#undef RAZORKV_ROWS_KERNEL
 
 // activation quantization: the scalar loops' results exactly (same amax, same d, same rounding)
 
@@ -849,44 +915,54 @@ void quantizeActivationRow(ActivationFormat format, const float* x, void* out, i
   }
 }
 
-RowDotFn rowDotKernel(GgmlType type, bool simd) {
+namespace {
+
+/** A scalar per-pair kernel over a group of rows. */
+template <float (*F)(const uint8_t*, const void*, int)>
+void scalarRows(const uint8_t* row, const uint8_t* act, size_t actStride, int rows, int K, float* out, size_t outStride) {
+  for (int r = 0; r < rows; r++) out[r * outStride] = F(row, act + r * actStride, K);
+}
+
+}  // namespace
+
+RowsDotFn rowsDotKernel(GgmlType type, bool simd) {
 #ifdef RAZORKV_AVX2
   if (simd) {
     switch (type) {
-      case GgmlType::F32: return dotF32Avx2;
-      case GgmlType::F16: return dotF16Avx2;
-      case GgmlType::BF16: return dotBF16Avx2;
-      case GgmlType::Q8_0: return dotQ8_0Avx2;
-      case GgmlType::Q4_0: return dotQ4_0Avx2;
-      case GgmlType::Q4_1: return dotQ4_1Avx2;
-      case GgmlType::Q5_0: return dotQ5_0Avx2;
-      case GgmlType::Q5_1: return dotQ5_1Avx2;
-      case GgmlType::IQ4_NL: return dotIQ4_NLAvx2;
-      case GgmlType::Q2_K: return dotQ2_KAvx2;
-      case GgmlType::Q3_K: return dotQ3_KAvx2;
-      case GgmlType::Q4_K: return dotQ4_KAvx2;
-      case GgmlType::Q5_K: return dotQ5_KAvx2;
-      case GgmlType::Q6_K: return dotQ6_KAvx2;
-      case GgmlType::IQ4_XS: return dotIQ4_XSAvx2;
+      case GgmlType::F32: return dispatchRows<dotF32Avx2Rows>;
+      case GgmlType::F16: return dispatchRows<dotF16Avx2Rows>;
+      case GgmlType::BF16: return dispatchRows<dotBF16Avx2Rows>;
+      case GgmlType::Q8_0: return dispatchRows<dotQ8_0Avx2Rows>;
+      case GgmlType::Q4_0: return dispatchRows<dotQ4_0Avx2Rows>;
+      case GgmlType::Q4_1: return dispatchRows<dotQ4_1Avx2Rows>;
+      case GgmlType::Q5_0: return dispatchRows<dotQ5_0Avx2Rows>;
+      case GgmlType::Q5_1: return dispatchRows<dotQ5_1Avx2Rows>;
+      case GgmlType::IQ4_NL: return dispatchRows<dotIQ4_NLAvx2Rows>;
+      case GgmlType::Q2_K: return dispatchRows<dotQ2_KAvx2Rows>;
+      case GgmlType::Q3_K: return dispatchRows<dotQ3_KAvx2Rows>;
+      case GgmlType::Q4_K: return dispatchRows<dotQ4_KAvx2Rows>;
+      case GgmlType::Q5_K: return dispatchRows<dotQ5_KAvx2Rows>;
+      case GgmlType::Q6_K: return dispatchRows<dotQ6_KAvx2Rows>;
+      case GgmlType::IQ4_XS: return dispatchRows<dotIQ4_XSAvx2Rows>;
     }
   }
 #endif
   switch (type) {
-    case GgmlType::F32: return dotF32Scalar;
-    case GgmlType::F16: return dotF16Scalar;
-    case GgmlType::BF16: return dotBF16Scalar;
-    case GgmlType::Q8_0: return dotQ8_0Scalar;
-    case GgmlType::Q4_0: return dotQ4_0Scalar;
-    case GgmlType::Q4_1: return dotQ4_1Scalar;
-    case GgmlType::Q5_0: return dotQ5_0Scalar;
-    case GgmlType::Q5_1: return dotQ5_1Scalar;
-    case GgmlType::IQ4_NL: return dotIQ4_NLScalar;
-    case GgmlType::Q2_K: return dotQ2_KScalar;
-    case GgmlType::Q3_K: return dotQ3_KScalar;
-    case GgmlType::Q4_K: return dotQ4_KScalar;
-    case GgmlType::Q5_K: return dotQ5_KScalar;
-    case GgmlType::Q6_K: return dotQ6_KScalar;
-    case GgmlType::IQ4_XS: return dotIQ4_XSScalar;
+    case GgmlType::F32: return scalarRows<dotF32Scalar>;
+    case GgmlType::F16: return scalarRows<dotF16Scalar>;
+    case GgmlType::BF16: return scalarRows<dotBF16Scalar>;
+    case GgmlType::Q8_0: return scalarRows<dotQ8_0Scalar>;
+    case GgmlType::Q4_0: return scalarRows<dotQ4_0Scalar>;
+    case GgmlType::Q4_1: return scalarRows<dotQ4_1Scalar>;
+    case GgmlType::Q5_0: return scalarRows<dotQ5_0Scalar>;
+    case GgmlType::Q5_1: return scalarRows<dotQ5_1Scalar>;
+    case GgmlType::IQ4_NL: return scalarRows<dotIQ4_NLScalar>;
+    case GgmlType::Q2_K: return scalarRows<dotQ2_KScalar>;
+    case GgmlType::Q3_K: return scalarRows<dotQ3_KScalar>;
+    case GgmlType::Q4_K: return scalarRows<dotQ4_KScalar>;
+    case GgmlType::Q5_K: return scalarRows<dotQ5_KScalar>;
+    case GgmlType::Q6_K: return scalarRows<dotQ6_KScalar>;
+    case GgmlType::IQ4_XS: return scalarRows<dotIQ4_XSScalar>;
   }
   return nullptr;
 }

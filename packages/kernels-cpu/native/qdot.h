@@ -24,12 +24,16 @@ size_t activationRowBytes(ActivationFormat format, int K);
 /** Quantizes x[K] into `format` (K a multiple of its block size); F32 copies. `simd` picks the AVX2 loop. */
 void quantizeActivationRow(ActivationFormat format, const float* x, void* out, int K, bool simd);
 
+/** Activation rows a kernel call takes at most: each weight block is decoded once for all of them. */
+constexpr int kMaxDotRows = 4;
+
 /**
- * Σ_k W[row, k] · x[k] for one weight row (`row`: K / blockSize blocks of `type`) and one activation row
- * (`activation`: x in activationFormat(type)). `simd` picks the AVX2 kernel (ignored when not compiled in).
+ * out[r · outStride] = Σ_k W[row, k] · x_r[k] for one weight row (`row`: K / blockSize blocks of `type`) and
+ * `rows` (1 … kMaxDotRows) activation rows x_r at act + r · actStride (in activationFormat(type)). A row's result
+ * has the same bits whatever `rows` is. `simd` picks the AVX2 kernels (ignored when not compiled in).
  */
-using RowDotFn = float (*)(const uint8_t* row, const void* activation, int K);
-RowDotFn rowDotKernel(GgmlType type, bool simd);
+using RowsDotFn = void (*)(const uint8_t* row, const uint8_t* act, size_t actStride, int rows, int K, float* out, size_t outStride);
+RowsDotFn rowsDotKernel(GgmlType type, bool simd);
 
 /** Dequantizes one row of K elements of `type` into f32 (the decoders of dequant.ts, same floats). */
 void dequantizeRow(GgmlType type, const uint8_t* row, float* out, int K);

@@ -83,8 +83,8 @@ void matmulDot(GgmlType type, const uint8_t* w, size_t rowBytes, const float* x,
       }
     });
   }
-  const RowDotFn dot = rowDotKernel(type, simd);
-  const int tile = static_cast<int>(std::max<size_t>(1, kActivationTileBytes / actBytes));
+  const RowsDotFn dot = rowsDotKernel(type, simd);
+  const int tile = static_cast<int>(std::max<size_t>(kMaxDotRows, kActivationTileBytes / actBytes));
   Chunks chunks(N, 1, threads, 8, 256);
   parallelFor(chunks.count, threads, [&](int c, int) {
     const int n0 = c * chunks.size, n1 = std::min(N, n0 + chunks.size);
@@ -92,7 +92,9 @@ void matmulDot(GgmlType type, const uint8_t* w, size_t rowBytes, const float* x,
       const int m1 = std::min(M, m0 + tile);
       for (int n = n0; n < n1; n++) {
         const uint8_t* row = w + n * rowBytes;
-        for (int m = m0; m < m1; m++) out[static_cast<size_t>(m) * N + n] = dot(row, act + m * actBytes, K);
+        for (int m = m0; m < m1; m += kMaxDotRows) {
+          dot(row, act + m * actBytes, actBytes, std::min(kMaxDotRows, m1 - m), K, out + static_cast<size_t>(m) * N + n, N);
+        }
       }
     }
   });
