@@ -5,9 +5,10 @@
 // file's own bytes.
 //
 // Two ways to compute (QuantPath):
-//   Dot       quantize each row of x once to 8-bit blocks (qdot.h), then one integer dot product per (row, weight
-//             row) with the per-type kernel; threads split N. GEMV (M = 1) and a batched decode step (small M).
-//             Each out[m, n] depends only on x row m and W row n: a sequence gets the same bits in a batch as alone.
+//   Dot       quantize each row of x once to 8-bit blocks (qdot.h), then integer dot products with the per-type
+//             kernel, each weight block decoded once for up to 4 rows of x; threads split N. GEMV (M = 1) and a
+//             batched decode step (small M). Each out[m, n] depends only on x row m and W row n (same bits whatever
+//             rows share its group): a sequence gets the same bits in a batch as alone.
 //   Dequant   decode a panel of weight rows to f32 (about 1 MiB, in cache), then the f32 SGEMM of gemm.h (OpenBLAS or
 //             the own kernel) on x and the panel; threads split N into panels. Prefill: the decode is paid once per
 //             M rows of x.
