@@ -20,8 +20,9 @@
  */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { gguf } from "@huggingface/gguf";
-import type { LlamaConfig, ModelWeights, RopeScaling, Tensor } from "../model/types.js";
+import type { LlamaConfig, ModelWeights, RopeScaling, Tensor, WeightMatrix } from "../model/types.js";
 import {
+  GgmlType,
   SUPPORTED_TYPE_NAMES,
   dequantize,
   ggmlByteSize,
@@ -102,7 +103,12 @@ export interface GgufModel extends ModelWeights, GgufHeader {
   readonly unpermutesQK: boolean;
   /** The stored bytes of a tensor, read from the file on every call (not cached). */
   rawTensor(name: string): RawTensor;
-  /** Drops the f32 tensors decoded so far (they are cached after the first `tensor(name)`). */
+  /**
+   * A 2-D tensor as the forward pass multiplies by it: F32 as f32, every other type as its stored blocks (Q/K rows in
+   * HF order), read once and cached, never decoded to f32 (issue #19: resident memory ≈ the file's tensor bytes).
+   */
+  matrix(name: string): WeightMatrix;
+  /** Drops the tensors decoded or read so far (they are cached after the first `tensor(name)` / `matrix(name)`). */
   clearCache(): void;
 }
 
@@ -544,6 +550,7 @@ class GgufWeights implements GgufModel {
   readonly unpermutesQK: boolean;
   readonly source: string;
   private readonly cache = new Map<string, Tensor>();
+  private readonly matrices = new Map<string, WeightMatrix>();
 
   constructor(
     header: GgufHeader,
@@ -604,8 +611,28 @@ class GgufWeights implements GgufModel {
     return { name, type: info.type, typeName: info.typeName, shape: info.shape, bytes };
   }
 
+  matrix(name: string): WeightMatrix {
+    const cached = this.matrices.get(name);
+    if (cached !== undefined) return cached;
+    const info = this.info(name);
+    if (info.shape.length !== 2) throw new ModelFileError(this.path, `tensor ${name} has shape [${info.shape.join(", ")}], expected a matrix`);
+    const [rows, cols] = info.shape;
+    let matrix: WeightMatrix;
+    if (info.type === GgmlType.F32) matrix = { kind: "f32", name, rows, cols, data: this.tensor(name).data };
+    else {
+      if (!isDequantizable(info.type)) {
+        throw new ModelFileError(this.path, `tensor ${name} has type ${info.typeName}, which cannot be computed with (supported: ${SUPPORTED_TYPE_NAMES.join(", ")})`);
+      }
+      const { bytes } = this.rawTensor(name);
+      matrix = { kind: "blocks", name, rows, cols, type: info.type, typeName: info.typeName, bytes, rowBytes: bytes.length / rows };
+    }
+    this.matrices.set(name, matrix);
+    return matrix;
+  }
+
   clearCache(): void {
     this.cache.clear();
+    this.matrices.clear();
   }
 
   private info(name: string): GgufTensorInfo {

@@ -9,7 +9,7 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { LlamaConfig, ModelWeights, RopeScaling, Tensor } from "../model/types.js";
+import type { LlamaConfig, ModelWeights, RopeScaling, Tensor, WeightMatrix } from "../model/types.js";
 import { GgmlType, dequantize } from "./dequant.js";
 import { ModelFileError } from "./errors.js";
 import { checkLlamaTensors, checkNoUnusedTensors, splitFusedTensors } from "./llama-tensors.js";
@@ -59,7 +59,9 @@ export interface SafetensorsModel extends ModelWeights {
   readonly hfConfig: Readonly<Record<string, unknown>>;
   /** GGUF name → where the tensor is stored. */
   readonly entries: ReadonlyMap<string, SafetensorsEntry>;
-  /** Drops the f32 tensors decoded so far. */
+  /** A 2-D tensor in its stored dtype: F16/BF16 as their bytes (never widened to f32), F32 as f32; cached. */
+  matrix(name: string): WeightMatrix;
+  /** Drops the tensors decoded or read so far. */
   clearCache(): void;
 }
 
@@ -805,6 +807,7 @@ export function roundToDtype(x: number, dtype: SafetensorsDtype): number {
 
 class SafetensorsWeights implements SafetensorsModel {
   private readonly cache = new Map<string, Tensor>();
+  private readonly matrices = new Map<string, WeightMatrix>();
   readonly source: string;
 
   constructor(
@@ -842,8 +845,28 @@ class SafetensorsWeights implements SafetensorsModel {
     return tensor;
   }
 
+  matrix(name: string): WeightMatrix {
+    const cached = this.matrices.get(name);
+    if (cached !== undefined) return cached;
+    const entry = this.entries.get(name);
+    if (entry === undefined) throw new ModelFileError(this.dir, `no tensor named ${name}`);
+    if (entry.shape.length !== 2) throw new ModelFileError(entry.file, `tensor ${name} has shape [${entry.shape.join(", ")}], expected a matrix`);
+    const [rows, cols] = entry.shape;
+    const dtype = entry.dtype as SafetensorsDtype;
+    // 16-bit weights stay 16-bit (the kernels' F16/BF16 paths); f32 is read as f32
+    const matrix: WeightMatrix = dtype === "F32"
+      ? { kind: "f32", name, rows, cols, data: this.tensor(name).data }
+      : {
+          kind: "blocks", name, rows, cols, type: DTYPES[dtype].ggml, typeName: dtype,
+          bytes: readRange(entry.file, entry.fileOffset, entry.byteLength), rowBytes: cols * DTYPES[dtype].bytes,
+        };
+    this.matrices.set(name, matrix);
+    return matrix;
+  }
+
   clearCache(): void {
     this.cache.clear();
+    this.matrices.clear();
   }
 }
 

@@ -11,11 +11,11 @@
  * layer can attend (core's `trimToWindows`), so such a head holds the last min(N, W) positions (DESIGN §3).
  */
 import { KvCache, trimToWindows, type AttentionStatsRequest, type CacheLayout, type LayerAttentionStats } from "@razorkv/core";
-import { typescriptBackend, type ComputeBackend } from "./backend.js";
+import { matmulWeight, typescriptBackend, weightRow, type ComputeBackend } from "./backend.js";
 import { checkNoUnusedTensors } from "../formats/llama-tensors.js";
 import { addBias, addInPlace, gegluTanh, softcapInPlace } from "./ops.js";
 import { Rope } from "./rope.js";
-import type { LlamaConfig, ModelWeights } from "./types.js";
+import type { LlamaConfig, ModelWeights, WeightMatrix } from "./types.js";
 
 export interface ForwardOptions {
   /** Attention statistics to collect over this call's queries (H2O, SnapKV). */
@@ -39,10 +39,10 @@ export interface ForwardResult {
 
 interface LayerWeights {
   attnNorm: Float32Array;
-  wq: Float32Array;
-  wk: Float32Array;
-  wv: Float32Array;
-  wo: Float32Array;
+  wq: WeightMatrix;
+  wk: WeightMatrix;
+  wv: WeightMatrix;
+  wo: WeightMatrix;
   bq: Float32Array | null;
   bk: Float32Array | null;
   bv: Float32Array | null;
@@ -51,17 +51,17 @@ interface LayerWeights {
   postAttnNorm: Float32Array | null;
   ffnNorm: Float32Array;
   postFfnNorm: Float32Array | null;
-  wGate: Float32Array;
-  wUp: Float32Array;
-  wDown: Float32Array;
+  wGate: WeightMatrix;
+  wUp: WeightMatrix;
+  wDown: WeightMatrix;
 }
 
 export class LlamaModel {
   readonly config: LlamaConfig;
   readonly backend: ComputeBackend;
-  private readonly embedding: Float32Array;
+  private readonly embedding: WeightMatrix;
   private readonly outputNorm: Float32Array;
-  private readonly output: Float32Array;
+  private readonly output: WeightMatrix;
   private readonly layers: LayerWeights[];
   private readonly rope: Rope;
   /** RoPE of the sliding-window layers when it differs (Gemma 3), else `rope`. */
@@ -82,20 +82,27 @@ export class LlamaModel {
       }
       return tensor.data;
     };
+    // matrices in their stored type when the weights can give it (quantized blocks stay blocks), else f32
+    const m = (name: string, rows: number, cols: number): WeightMatrix => {
+      if (!weights.matrix) return { kind: "f32", name, rows, cols, data: t(name, [rows, cols]) };
+      const w = weights.matrix(name);
+      if (w.rows !== rows || w.cols !== cols) throw new Error(`tensor ${name}: expected shape [${rows}, ${cols}], found [${w.rows}, ${w.cols}]`);
+      return w;
+    };
     const qDim = c.numHeads * c.headDim;
     const kvDim = c.numKvHeads * c.headDim;
-    this.embedding = t("token_embd.weight", [c.vocabSize, c.hiddenSize]);
+    this.embedding = m("token_embd.weight", c.vocabSize, c.hiddenSize);
     this.outputNorm = t("output_norm.weight", [c.hiddenSize]);
-    this.output = c.tiedEmbeddings ? this.embedding : t("output.weight", [c.vocabSize, c.hiddenSize]);
+    this.output = c.tiedEmbeddings ? this.embedding : m("output.weight", c.vocabSize, c.hiddenSize);
     this.layers = [];
     for (let l = 0; l < c.numLayers; l++) {
       const p = `blk.${l}.`;
       this.layers.push({
         attnNorm: t(p + "attn_norm.weight", [c.hiddenSize]),
-        wq: t(p + "attn_q.weight", [qDim, c.hiddenSize]),
-        wk: t(p + "attn_k.weight", [kvDim, c.hiddenSize]),
-        wv: t(p + "attn_v.weight", [kvDim, c.hiddenSize]),
-        wo: t(p + "attn_output.weight", [c.hiddenSize, qDim]),
+        wq: m(p + "attn_q.weight", qDim, c.hiddenSize),
+        wk: m(p + "attn_k.weight", kvDim, c.hiddenSize),
+        wv: m(p + "attn_v.weight", kvDim, c.hiddenSize),
+        wo: m(p + "attn_output.weight", c.hiddenSize, qDim),
         bq: c.qkvBias ? t(p + "attn_q.bias", [qDim]) : null,
         bk: c.qkvBias ? t(p + "attn_k.bias", [kvDim]) : null,
         bv: c.qkvBias ? t(p + "attn_v.bias", [kvDim]) : null,
@@ -104,9 +111,9 @@ export class LlamaModel {
         postAttnNorm: c.sandwichNorms ? t(p + "post_attention_norm.weight", [c.hiddenSize]) : null,
         ffnNorm: t(p + "ffn_norm.weight", [c.hiddenSize]),
         postFfnNorm: c.sandwichNorms ? t(p + "post_ffw_norm.weight", [c.hiddenSize]) : null,
-        wGate: t(p + "ffn_gate.weight", [c.intermediateSize, c.hiddenSize]),
-        wUp: t(p + "ffn_up.weight", [c.intermediateSize, c.hiddenSize]),
-        wDown: t(p + "ffn_down.weight", [c.hiddenSize, c.intermediateSize]),
+        wGate: m(p + "ffn_gate.weight", c.intermediateSize, c.hiddenSize),
+        wUp: m(p + "ffn_up.weight", c.intermediateSize, c.hiddenSize),
+        wDown: m(p + "ffn_down.weight", c.hiddenSize, c.intermediateSize),
       });
     }
     this.rope = new Rope(c.headDim, c.ropeTheta, c.ropeScaling);
@@ -171,7 +178,14 @@ export class LlamaModel {
 
   /**
    * The pass itself over a batch of segments: each segment is a run of tokens continuing one cache. Rows of all
-   * segments go through the matrix products together; attention is per segment, over that segment's cache.
+   * segments go through the matrix products together; attention is per segment, over that segment's cache (one
+   * `attendStep` call per layer for the single-token segments of a decode step, when the backend has it).
+   *
+   * Quantized matrices: rows of multi-token segments (a prefill, a question fed to a cell) take the "dequant" path
+   * (W decoded to f32 panels, the f32 GEMM: transformers' float result within rounding, which the parity tests hold
+   * to 1e-3), rows of single-token segments (a decode step) the "dot" path (8-bit activations, integer dots, as
+   * llama.cpp decodes; each row's bits independent of the rest of the batch). Multi-token segments are laid out
+   * first so each group is one contiguous block of rows.
    */
   private run(
     segments: readonly { cache: KvCache; tokens: ArrayLike<number> }[],
@@ -183,28 +197,39 @@ export class LlamaModel {
     const qDim = c.numHeads * d;
     const kvDim = c.numKvHeads * d;
     const F = c.intermediateSize;
-    const layout = segments.map(({ cache, tokens }) => {
+    const order = [
+      ...segments.map((_, i) => i).filter((i) => segments[i].tokens.length > 1),
+      ...segments.map((_, i) => i).filter((i) => segments[i].tokens.length === 1),
+    ];
+    const layout = order.map((index) => {
+      const { cache, tokens } = segments[index];
       const start = cache.nextPosition;
       if (start + tokens.length > c.maxContext) {
         throw new Error(`forward: ${start + tokens.length} tokens exceed the model's context of ${c.maxContext}`);
       }
-      return { cache, tokens, positions: Int32Array.from({ length: tokens.length }, (_, i) => start + i) };
+      return { index, cache, tokens, positions: Int32Array.from({ length: tokens.length }, (_, i) => start + i) };
     });
     const T = layout.reduce((n, s) => n + s.tokens.length, 0);
-    const positions = new Int32Array(T);
-    let row = 0;
-    for (const s of layout) {
-      positions.set(s.positions, row);
-      row += s.tokens.length;
-    }
+    // rows [0, P) belong to multi-token segments, [P, T) to single-token ones
+    const P = layout.reduce((n, s) => n + (s.tokens.length > 1 ? s.tokens.length : 0), 0);
+    const backend = this.backend;
+    const mm = (w: WeightMatrix, input: Float32Array, out: Float32Array, rows: number, K: number): void => {
+      const N = w.rows;
+      const byRows = rows === T;
+      const prefillRows = byRows ? P : rows;
+      if (prefillRows > 0) matmulWeight(backend, w, input.subarray(0, prefillRows * K), out.subarray(0, prefillRows * N), prefillRows, "dequant");
+      if (rows > prefillRows) {
+        matmulWeight(backend, w, input.subarray(prefillRows * K, rows * K), out.subarray(prefillRows * N, rows * N), rows - prefillRows, "dot");
+      }
+    };
 
     const x = new Float32Array(T * H);
-    row = 0;
+    let row = 0;
     for (const s of layout) {
       for (let i = 0; i < s.tokens.length; i++, row++) {
         const id = s.tokens[i];
         if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`forward: token id ${id} outside the vocabulary of ${c.vocabSize}`);
-        x.set(this.embedding.subarray(id * H, (id + 1) * H), row * H);
+        weightRow(backend, this.embedding, id, x.subarray(row * H, (row + 1) * H));
       }
     }
     // Gemma: × √hidden (already rounded to the embedding's dtype); each product rounds to float32, as torch's
@@ -218,15 +243,16 @@ export class LlamaModel {
     const gate = new Float32Array(T * F);
     const up = new Float32Array(T * F);
     const stats: LayerAttentionStats[][] | null = options.stats ? segments.map(() => []) : null;
-    const backend = this.backend;
-    const mm = backend.matmulTransposed.bind(backend);
+    // the single-token segments' attention goes to attendStep in one call per layer
+    const stepped = backend.attendStep ? layout.filter((s) => s.tokens.length === 1) : [];
+    const firstStepped = layout.length - stepped.length;
 
     for (let l = 0; l < c.numLayers; l++) {
       const w = this.layers[l];
       backend.rmsNorm(x, w.attnNorm, normed, T, c.rmsNormEps);
-      mm(normed, w.wq, q, T, qDim, H);
-      mm(normed, w.wk, k, T, kvDim, H);
-      mm(normed, w.wv, v, T, kvDim, H);
+      mm(w.wq, normed, q, T, H);
+      mm(w.wk, normed, k, T, H);
+      mm(w.wv, normed, v, T, H);
       if (w.bq && w.bk && w.bv) {
         addBias(q, w.bq, T);
         addBias(k, w.bk, T);
@@ -247,62 +273,101 @@ export class LlamaModel {
         rope.apply(k.subarray(row * kvDim, (row + n) * kvDim), c.numKvHeads, s.positions, length);
         row += n;
       }
+      const scaling = {
+        ...(c.attentionScale !== undefined ? { scale: c.attentionScale } : {}),
+        ...(c.attentionSoftcap !== undefined ? { softcap: c.attentionSoftcap } : {}),
+      };
       row = 0;
-      for (const [segment, s] of layout.entries()) {
+      for (const [position, s] of layout.entries()) {
         const n = s.tokens.length;
         for (let kv = 0; kv < c.numKvHeads; kv++) {
           const head = s.cache.head(l, kv);
           head.reserve(head.length + n);
           for (let i = 0; i < n; i++) head.append(s.positions[i], k, v, ((row + i) * c.numKvHeads + kv) * d);
         }
-        const layerStats = backend.attend({
-          cache: s.cache, layer: l, numHeads: c.numHeads,
-          queries: q.subarray(row * qDim, (row + n) * qDim), queryPositions: s.positions,
-          out: attn.subarray(row * qDim, (row + n) * qDim), stats: options.stats,
-          ...(c.attentionScale !== undefined ? { scale: c.attentionScale } : {}),
-          ...(c.attentionSoftcap !== undefined ? { softcap: c.attentionSoftcap } : {}),
-        });
-        if (stats) stats[segment].push(layerStats);
+        if (position < firstStepped) {
+          const layerStats = backend.attend({
+            cache: s.cache, layer: l, numHeads: c.numHeads,
+            queries: q.subarray(row * qDim, (row + n) * qDim), queryPositions: s.positions,
+            out: attn.subarray(row * qDim, (row + n) * qDim), stats: options.stats, ...scaling,
+          });
+          if (stats) stats[s.index].push(layerStats);
+        }
         row += n;
       }
-      mm(attn, w.wo, proj, T, H, qDim);
+      if (stepped.length > 0 && backend.attendStep) {
+        const base = T - stepped.length;
+        const results = backend.attendStep({
+          layer: l, numHeads: c.numHeads, ...scaling,
+          sequences: stepped.map((s, i) => ({
+            cache: s.cache, queryPositions: s.positions,
+            queries: q.subarray((base + i) * qDim, (base + i + 1) * qDim),
+            out: attn.subarray((base + i) * qDim, (base + i + 1) * qDim),
+            ...(options.stats ? { stats: options.stats } : {}),
+          })),
+        });
+        if (stats) stepped.forEach((s, i) => stats[s.index].push(results[i]));
+      }
+      mm(w.wo, attn, proj, T, qDim);
       if (w.postAttnNorm) backend.rmsNorm(proj, w.postAttnNorm, proj, T, c.rmsNormEps);
       addInPlace(x, proj);
 
       backend.rmsNorm(x, w.ffnNorm, normed, T, c.rmsNormEps);
-      mm(normed, w.wGate, gate, T, F, H);
-      mm(normed, w.wUp, up, T, F, H);
+      mm(w.wGate, normed, gate, T, H);
+      mm(w.wUp, normed, up, T, H);
       if (c.mlpActivation === "gelu-tanh") (backend.gegluTanh ?? gegluTanh)(gate, up);
       else backend.swiglu(gate, up);
-      mm(gate, w.wDown, proj, T, H, F);
+      mm(w.wDown, gate, proj, T, F);
       if (w.postFfnNorm) backend.rmsNorm(proj, w.postFfnNorm, proj, T, c.rmsNormEps);
       addInPlace(x, proj);
     }
-    for (const [segment, s] of layout.entries()) {
+    for (const s of layout) {
       s.cache.nextPosition += s.tokens.length;
       // sliding-window layers keep only what a later query can attend; the statistics follow the slots
-      const trimmed = trimToWindows(s.cache, stats?.[segment]);
-      if (stats && trimmed) stats[segment] = trimmed;
+      const trimmed = trimToWindows(s.cache, stats?.[s.index]);
+      if (stats && trimmed) stats[s.index] = trimmed;
     }
 
     const mode = options.logits ?? "last";
     if (mode === "none") return { logits: new Float32Array(0), stats };
-    // rows of x whose logits are wanted
+    // rows of x whose logits are wanted, in segment order
     const rows: number[] = [];
     if (mode === "all") for (let r = 0; r < T; r++) rows.push(r);
     else if (mode === "last") rows.push(T - 1);
     else {
+      const lastRow = new Array<number>(segments.length);
       row = 0;
-      for (const s of layout) rows.push((row += s.tokens.length) - 1);
+      for (const s of layout) lastRow[s.index] = (row += s.tokens.length) - 1;
+      rows.push(...lastRow);
     }
     const finalIn = new Float32Array(rows.length * H);
     rows.forEach((r, i) => finalIn.set(x.subarray(r * H, (r + 1) * H), i * H));
     const finalNormed = new Float32Array(rows.length * H);
     backend.rmsNorm(finalIn, this.outputNorm, finalNormed, rows.length, c.rmsNormEps);
     const logits = new Float32Array(rows.length * c.vocabSize);
-    mm(finalNormed, this.output, logits, rows.length, c.vocabSize, H);
+    // the output projection follows the rows' own kind: a prefill's "dequant", a decode step's "dot"
+    if (mode === "segment-last") {
+      // per segment: its last row is a prefill row when the segment is multi-token
+      const multi = segments.map((sg) => sg.tokens.length > 1);
+      const M = rows.length;
+      const prefill = multi.map((m, i) => (m ? i : -1)).filter((i) => i >= 0);
+      const decode = multi.map((m, i) => (m ? -1 : i)).filter((i) => i >= 0);
+      for (const [group, groupPath] of [[prefill, "dequant"], [decode, "dot"]] as const) {
+        if (group.length === 0) continue;
+        const inRows = group.length === M ? finalNormed : gather(finalNormed, group, H);
+        const outRows = group.length === M ? logits : new Float32Array(group.length * c.vocabSize);
+        matmulWeight(backend, this.output, inRows, outRows, group.length, groupPath);
+        if (outRows !== logits) group.forEach((g, i) => logits.set(outRows.subarray(i * c.vocabSize, (i + 1) * c.vocabSize), g * c.vocabSize));
+      }
+    } else matmulWeight(backend, this.output, finalNormed, logits, rows.length, T > 1 ? "dequant" : "dot");
     if (c.finalSoftcap !== undefined) softcapInPlace(logits, c.finalSoftcap);
     return { logits, stats };
   }
 }
 
+/** Rows `rows` of x ([· × width]) gathered into a new array. */
+function gather(x: Float32Array, rows: readonly number[], width: number): Float32Array {
+  const out = new Float32Array(rows.length * width);
+  rows.forEach((r, i) => out.set(x.subarray(r * width, (r + 1) * width), i * width));
+  return out;
+}

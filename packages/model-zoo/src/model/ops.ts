@@ -2,6 +2,7 @@
  * Plain-TypeScript tensor operations of the forward pass. Row-major f32 throughout. These are the reference the
  * native kernels are tested against, and the fallback when the addon is absent.
  */
+import { dequantize } from "../formats/dequant.js";
 
 /** out[m, n] = Σ_k x[m, k] · w[n, k]   (x: [M×K], w: [N×K] as PyTorch stores a linear layer, out: [M×N]). */
 export function matmulTransposedReference(x: Float32Array, w: Float32Array, out: Float32Array, M: number, N: number, K: number): void {
@@ -21,6 +22,28 @@ export function matmulTransposedReference(x: Float32Array, w: Float32Array, out:
       for (; k < K; k++) s0 += x[xBase + k] * w[wBase + k];
       out[m * N + n] = s0 + s1 + s2 + s3;
     }
+  }
+}
+
+/** Decoded rows per panel of `matmulBlocksReference`: ≈ 1 MiB of f32 at a 4096-column matrix. */
+const PANEL_VALUES = 1 << 18;
+
+/**
+ * out[m, n] = Σ_k x[m, k] · W[n, k] with W [N × K] held as raw blocks of ggml type `type` (rows of `rowBytes` bytes):
+ * panels of W rows are decoded to f32 with formats/dequant.ts (gguf-py's values) and multiplied by
+ * `matmulTransposedReference`, so the result has exactly the bits of that reference on the decoded matrix (the
+ * TypeScript oracle for the native `quantMatmul`, which instead quantizes x to 8 bits for a decode step). Slow.
+ */
+export function matmulBlocksReference(
+  type: number, bytes: Uint8Array, rowBytes: number, x: Float32Array, out: Float32Array, M: number, N: number, K: number, name = "weight",
+): void {
+  const panelRows = Math.max(1, Math.min(N, Math.floor(PANEL_VALUES / K)));
+  const panelOut = new Float32Array(M * panelRows);
+  for (let n0 = 0; n0 < N; n0 += panelRows) {
+    const rows = Math.min(panelRows, N - n0);
+    const panel = dequantize(type, bytes.subarray(n0 * rowBytes, (n0 + rows) * rowBytes), rows * K, `${name} rows ${n0}–${n0 + rows - 1}`);
+    matmulTransposedReference(x, panel, panelOut, M, rows, K);
+    for (let m = 0; m < M; m++) out.set(panelOut.subarray(m * rows, (m + 1) * rows), m * N + n0);
   }
 }
 

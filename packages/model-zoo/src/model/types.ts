@@ -120,6 +120,37 @@ export interface Tensor {
   readonly data: Float32Array;
 }
 
+/**
+ * A weight matrix [rows × cols] (PyTorch's [out, in]) in the type the forward pass multiplies by: f32 values, or
+ * the raw blocks of a GGML type as the file stores them (issue #19: quantized weights stay quantized in memory and
+ * the kernels compute from the blocks). Each row is cols / blockSize whole blocks, so rows [a, b) are the bytes
+ * [a·rowBytes, b·rowBytes): row views (Phi-3's fused projections, the embedding lookup) need no decoding.
+ */
+export type WeightMatrix = F32Matrix | BlockMatrix;
+
+export interface F32Matrix {
+  readonly kind: "f32";
+  readonly name: string;
+  readonly rows: number;
+  readonly cols: number;
+  /** [rows × cols], row-major. */
+  readonly data: Float32Array;
+}
+
+export interface BlockMatrix {
+  readonly kind: "blocks";
+  readonly name: string;
+  readonly rows: number;
+  readonly cols: number;
+  /** ggml type id (formats/dequant.ts `GgmlType`): F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K–Q6_K, IQ4_NL, IQ4_XS. */
+  readonly type: number;
+  readonly typeName: string;
+  /** [rows × rowBytes] bytes in ggml's block layout (ggml-common.h; decoders in formats/dequant.ts). */
+  readonly bytes: Uint8Array;
+  /** Bytes of one row: cols / blockSize · typeSize. */
+  readonly rowBytes: number;
+}
+
 export interface ModelWeights {
   readonly config: LlamaConfig;
   /** The file or directory the weights come from, for errors. */
@@ -129,7 +160,12 @@ export interface ModelWeights {
    * forward pass would silently ignore (a q/k norm, an output bias…).
    */
   tensorNames?(): readonly string[];
-  /** Looks a tensor up by its GGUF name; throws a clear error naming the tensor and the file when absent. */
+  /** Looks a tensor up by its GGUF name, decoded to f32; throws a clear error naming the tensor and the file when absent. */
   tensor(name: string): Tensor;
+  /**
+   * A 2-D weight in its stored type (quantized blocks, f16/bf16 kept as such, f32 as f32), without an f32 copy of a
+   * quantized tensor; throws like `tensor` when absent or not 2-D. Absent: the forward pass reads `tensor(name)`.
+   */
+  matrix?(name: string): WeightMatrix;
   has(name: string): boolean;
 }

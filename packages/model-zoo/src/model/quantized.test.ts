@@ -1,0 +1,156 @@
+/**
+ * Block weights in the forward pass (issue #19): matrices kept as GGUF blocks, multiplied by kernels-cpu's
+ * quantMatmul on the native backend and by `matmulBlocksReference` (decode rows, f32 dots) on the TypeScript one.
+ *
+ * - TypeScript, blocks vs the same model decoded to f32 up front: bit-identical (the reference decodes with the same
+ *   decoder and dots in the same order), which checks that the pass reads every block matrix, the embedding row
+ *   lookup and the tied output included.
+ * - Native vs TypeScript: a prefill takes the "dequant" path (f32 panels + SGEMM: float rounding only, ≤ 1e-4 of
+ *   the logits' spread); a decode step the "dot" path, whose activations are rounded to 8 bits (kernels-cpu: each
+ *   element moves by ≤ amax/254 of its block). Through this 2-layer model the largest logit moves by 1.7–8.5% of
+ *   the logits' standard deviation (Q4_0 1.7%, Q8_0 2.8%, Q4_1 4.5%, Q4_K/Q6_K 6.2%, Q5_K 8.5%: measured; the
+ *   K-quants' activation blocks are 256 wide, so their amax is larger); asserted: ≤ 15% of it, and ≥ 1e-7 of it
+ *   for the quantized types, so a test that silently ran f32 would fail. F16/BF16 dot in f32: rounding only.
+ * - One matrix product on the dot path against the documented bound Σ_blocks amax/254 · Σ|w| (plus f32 rounding).
+ */
+import { describe, expect, it } from "vitest";
+import { loadKernels } from "@razorkv/kernels-cpu";
+import { typescriptBackend, matmulWeight, weightRow } from "./backend.js";
+import { LlamaModel } from "./llama.js";
+import { randomBlockWeights, tinyConfig, weightsFromMap } from "./random-model.js";
+import { ggmlTypeTraits } from "../formats/dequant.js";
+import type { LlamaConfig, ModelWeights, Tensor } from "./types.js";
+
+const native = loadKernels();
+const TYPES = ["Q4_1", "Q8_0", "Q4_K", "Q6_K", "Q4_0", "Q5_K", "F16", "BF16"] as const;
+
+/** A 2-layer GQA config whose widths are multiples of 256 (the K-quants' block), untied output. */
+function config(tied: boolean): LlamaConfig {
+  return tinyConfig({ hiddenSize: 256, intermediateSize: 512, numHeads: 8, numKvHeads: 2, headDim: 32, vocabSize: 300, tiedEmbeddings: tied });
+}
+
+/** The same model with every matrix decoded to f32 (no `matrix`: the pass reads `tensor`). */
+function decoded(weights: ModelWeights): ModelWeights {
+  const names = [...namesOf(weights.config)];
+  const map = new Map<string, Tensor>(names.map((n) => [n, weights.tensor(n)]));
+  return weightsFromMap(weights.config, map, "decoded");
+}
+
+function namesOf(c: LlamaConfig): string[] {
+  const names = ["token_embd.weight", "output_norm.weight", ...(c.tiedEmbeddings ? [] : ["output.weight"])];
+  for (let l = 0; l < c.numLayers; l++) {
+    for (const n of ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]) names.push(`blk.${l}.${n}.weight`);
+  }
+  return names;
+}
+
+function std(x: Float32Array): number {
+  let s = 0, s2 = 0;
+  for (const v of x) {
+    s += v;
+    s2 += v * v;
+  }
+  const m = s / x.length;
+  return Math.sqrt(s2 / x.length - m * m);
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+const prompt = [5, 17, 256, 3, 99, 140, 7, 12, 280, 41, 63, 1];
+
+describe.each(TYPES)("%s block weights", (type) => {
+  const tied = type === "Q4_K" || type === "F16";
+  const weights = randomBlockWeights(config(tied), type, 7);
+
+  it("the pass gets blocks, not f32 (matrix kind and type as stored)", () => {
+    const w = weights.matrix!("blk.1.ffn_down.weight");
+    expect(w.kind).toBe("blocks");
+    if (w.kind === "blocks") expect(w.typeName).toBe(type);
+  });
+
+  it("TypeScript backend: bit-identical logits to the same model decoded to f32, prefill and decode", () => {
+    const blocks = new LlamaModel(weights, typescriptBackend);
+    const f32 = new LlamaModel(decoded(weights), typescriptBackend);
+    const a = blocks.prefill(prompt, { logits: "all" });
+    const b = f32.prefill(prompt, { logits: "all" });
+    expect(maxAbsDiff(a.logits, b.logits)).toBe(0);
+    expect(maxAbsDiff(blocks.decode(a.cache, 33), f32.decode(b.cache, 33))).toBe(0);
+  });
+
+  it.skipIf(!native)("native vs TypeScript: prefill within 1e-4 and a decode step within 15% of the logits' spread", () => {
+    const ts = new LlamaModel(weights, typescriptBackend);
+    const nat = new LlamaModel(weights, native!);
+    const a = ts.prefill(prompt, { logits: "all" });
+    const b = nat.prefill(prompt, { logits: "all" });
+    const spread = std(a.logits);
+    const prefillDiff = maxAbsDiff(a.logits, b.logits) / spread;
+    const stepTs = ts.decode(a.cache, 33);
+    const stepNat = nat.decode(b.cache, 33);
+    const decodeDiff = maxAbsDiff(stepTs, stepNat) / std(stepTs);
+    console.info(`${type}: native vs TypeScript max |Δ logit| / std: prefill ${prefillDiff.toExponential(2)}, decode ${decodeDiff.toExponential(2)}`);
+    expect(prefillDiff).toBeLessThan(1e-4);
+    expect(decodeDiff).toBeLessThan(type === "F16" || type === "BF16" ? 1e-4 : 0.15);
+    // the decode step's 8-bit activations do move the logits (f16/bf16 dot in f32: rounding only)
+    if (type !== "F16" && type !== "BF16") expect(decodeDiff).toBeGreaterThan(1e-7);
+  });
+
+  it.skipIf(!native)("native: a batch of decode steps gives each sequence the logits it gets alone", () => {
+    const nat = new LlamaModel(weights, native!);
+    const caches = [prompt.slice(0, 5), prompt, prompt.slice(3)].map((p) => nat.prefill(p, { logits: "none" }).cache);
+    const single = [prompt.slice(0, 5), prompt, prompt.slice(3)].map((p, i) => {
+      const { cache } = nat.prefill(p, { logits: "none" });
+      return nat.decode(cache, 40 + i);
+    });
+    const { logits } = nat.decodeBatch(caches, [40, 41, 42]);
+    const V = nat.config.vocabSize;
+    single.forEach((s, i) => expect(maxAbsDiff(logits.subarray(i * V, (i + 1) * V), s)).toBe(0));
+  });
+
+  it("the embedding lookup decodes the token's row (both backends)", () => {
+    const w = weights.matrix!("token_embd.weight");
+    const full = weights.tensor("token_embd.weight").data;
+    const H = w.cols;
+    for (const backend of native ? [typescriptBackend, native] : [typescriptBackend]) {
+      const row = new Float32Array(H);
+      weightRow(backend, w, 123, row);
+      expect(maxAbsDiff(row, full.subarray(123 * H, 124 * H))).toBe(0);
+    }
+  });
+});
+
+describe.skipIf(!native)("a decode step's matrix product on the dot path", () => {
+  it.each(["Q4_1", "Q8_0", "Q4_K", "Q6_K"])("%s: within Σ_blocks amax/254 · Σ|w| of the f32 product", (type) => {
+    const weights = randomBlockWeights(config(false), type, 3);
+    const w = weights.matrix!("blk.0.ffn_down.weight");
+    const f32 = weights.tensor("blk.0.ffn_down.weight").data;
+    const K = w.cols;
+    const N = w.rows;
+    // activations of one row, SwiGLU-like: mostly small, a few large
+    const x = new Float32Array(K).map((_, i) => Math.sin(i * 1.7) * (i % 37 === 0 ? 8 : 0.5));
+    const out = new Float32Array(N);
+    matmulWeight(native!, w, x, out, 1, "dot");
+    // ggml's activation blocks: 32 elements for the 32-element types, Q8_K's 256 for the K-quants
+    const block = (ggmlTypeTraits(w.kind === "blocks" ? w.type : 0)?.blockSize ?? 32) === 256 ? 256 : 32;
+    let worst = 0;
+    for (let n = 0; n < N; n++) {
+      let exact = 0, bound = 0, magnitude = 0;
+      for (let b = 0; b < K; b += block) {
+        let amax = 0, sumW = 0;
+        for (let k = b; k < b + block; k++) {
+          amax = Math.max(amax, Math.abs(x[k]));
+          sumW += Math.abs(f32[n * K + k]);
+          exact += x[k] * f32[n * K + k];
+          magnitude += Math.abs(x[k] * f32[n * K + k]);
+        }
+        bound += (amax / 254) * sumW;
+      }
+      worst = Math.max(worst, Math.abs(out[n] - exact) / (bound + 1e-6 * magnitude));
+    }
+    expect(worst).toBeLessThanOrEqual(1);
+  });
+});
