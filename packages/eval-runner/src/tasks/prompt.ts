@@ -179,7 +179,8 @@ export function encodeSegment(tokenizer: PromptTokenizer, segment: Segment, opts
     flush();
     out.push(...p.ids);
     // the context's leading BOS is the post-processor's: the text after it still starts the sequence
-    const leadingBos = i === 0 && !continues && p.ids.length > 0 && sameIds(p.ids, bosPrefix(tokenizer));
+    // (a tokenizer without a BOS token has no prefix to compare: bosPrefix would encode a probe for nothing)
+    const leadingBos = i === 0 && !continues && p.ids.length > 0 && tokenizer.bosId != null && sameIds(p.ids, bosPrefix(tokenizer));
     if (!leadingBos) continues = true;
   });
   flush();
