@@ -13,8 +13,9 @@
 //                                    values, untimed), one untimed step, then N timed decode steps
 //   node bench/lib/kernel-forward.js --model FILE --generate N --prompt P a timed prefill of P tokens, then N decode
 //                                    steps (for the resident-memory comparison)
-// Prints one JSON line: { kind, tokens, seconds, tokensPerSecond, loadSeconds, maxRssBytes, … }. Threads:
-// RAZORKV_THREADS (default: all). Token ids are arbitrary (speed does not depend on them).
+// Prints one JSON line: { kind, tokens, seconds, tokensPerSecond, loadSeconds, maxRssBytes, … } (generate: also the
+// greedy tokens). Threads: RAZORKV_THREADS (default: all). The prompt's token ids are (7919·i + 13) mod vocab:
+// speed does not depend on them.
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -123,7 +124,8 @@ function embed(ids, out) {
   });
 }
 
-// RoPE (rotate-half pairs (i, i + d/2), as Hugging Face's Llama applies it) from per-position cos/sin tables
+// RoPE as ggml applies it to llama-architecture GGUF files (adjacent pairs (2i, 2i + 1); the converter permutes
+// the Q and K rows so that this equals Hugging Face's rotate-half), from per-position cos/sin tables
 const ropeCache = new Map();
 function ropeTable(position) {
   let row = ropeCache.get(position);
@@ -131,8 +133,8 @@ function ropeTable(position) {
     row = new Float32Array(headDim);
     for (let i = 0; i < headDim / 2; i++) {
       const angle = position * ropeBase ** ((-2 * i) / headDim);
-      row[i] = Math.cos(angle);
-      row[headDim / 2 + i] = Math.sin(angle);
+      row[2 * i] = Math.cos(angle);
+      row[2 * i + 1] = Math.sin(angle);
     }
     ropeCache.set(position, row);
   }
@@ -140,13 +142,12 @@ function ropeTable(position) {
 }
 function rope(x, heads, position, offset) {
   const table = ropeTable(position);
-  const half = headDim / 2;
   for (let h = 0; h < heads; h++) {
     const base = offset + h * headDim;
-    for (let i = 0; i < half; i++) {
-      const a = x[base + i], b = x[base + half + i];
-      x[base + i] = a * table[i] - b * table[half + i];
-      x[base + half + i] = b * table[i] + a * table[half + i];
+    for (let i = 0; i < headDim; i += 2) {
+      const a = x[base + i], b = x[base + i + 1];
+      x[base + i] = a * table[i] - b * table[i + 1];
+      x[base + i + 1] = b * table[i] + a * table[i + 1];
     }
   }
 }
@@ -287,9 +288,10 @@ if (opts.prefill) {
   let token = prefill(ids(P), cache, buffers(P));
   const prefillSeconds = seconds(t0);
   const b = buffers(1);
+  const generated = [token];
   const t1 = performance.now();
-  for (let i = 0; i < N; i++) token = decode(token, cache, b);
-  Object.assign(result, { kind: "generate", prompt: P, tokens: N, prefillSeconds, seconds: seconds(t1) });
+  for (let i = 0; i < N; i++) generated.push((token = decode(token, cache, b)));
+  Object.assign(result, { kind: "generate", prompt: P, tokens: N, prefillSeconds, seconds: seconds(t1), greedyTokens: generated.slice(0, N) });
 } else {
   fail("give --prefill T, --decode N or --generate N");
 }
