@@ -18,8 +18,10 @@ import { LlamaModel, Rope, type ComputeBackend, type LanguageModel } from "@razo
 
 /** `inner` with every `attend` reported to the observers `current()` returns (none: nothing is reported). */
 function observingBackend(inner: ComputeBackend, current: () => readonly AttentionObserver[]): ComputeBackend {
+  // without attendStep: a decode step's attention then goes through `attend` below, so the observers see it
+  const { attendStep: _batchedAttention, ...rest } = inner;
   return {
-    ...inner,
+    ...rest,
     name: `${inner.name} (observed)`,
     matmulTransposed: inner.matmulTransposed.bind(inner),
     rmsNorm: inner.rmsNorm.bind(inner),
