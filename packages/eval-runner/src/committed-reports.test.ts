@@ -1,6 +1,5 @@
 /**
- * The committed reproduction reports (reports/razor-vs-baselines, reports/razor-ablations) against their own
- * results.csv: summary.json, the numbers inside report.html and the README's tables must all equal a recomputation
+ * The committed reports (reports/razor-vs-baselines, razor-ablations and head-selection) against their own results.csv: summary.json, the numbers inside report.html and the README's tables must all equal a recomputation
  * from the csv, and the manifest copy must be the manifest in experiments/. Every row answered at the memory its
  * answer protocol promises, and every stored prediction scores, under today's metric code, what its row says.
  * Rerunning a manifest to reproduce the csv itself takes an hour, so it is a documented command (README), not a test.
@@ -76,7 +75,7 @@ function canonical(spec: VegaLiteSpec): unknown {
   }));
 }
 
-for (const name of ["razor-vs-baselines", "razor-ablations"]) {
+for (const name of ["razor-vs-baselines", "razor-ablations", "head-selection"]) {
   describe(`reports/${name}`, () => {
     const dir = join(root, "reports", name);
     const file = (f: string) => join(dir, f);
@@ -193,7 +192,7 @@ for (const name of ["razor-vs-baselines", "razor-ablations"]) {
         const readme = readFileSync(join(root, "README.md"), "utf8");
         const summary = summarizeRows(readCsv(file("results.csv")), name);
         const start = readme.indexOf("### Ablations");
-        const section = readme.slice(start, readme.indexOf("\n## ", start));
+        const section = readme.slice(start, readme.indexOf("\n### ", start + 1));
         const lines = section.split("\n").filter((l) => /^\| `/.test(l));
         const columns: [string, number][] = [["niah-single", 0.5], ["niah-single", 0.3], ["repeated-tokens", 0.3], ["lm-loss", 0.3]];
         const labels = new Set(summary.cells.map((c) => c.policyLabel));
@@ -221,6 +220,30 @@ for (const name of ["razor-vs-baselines", "razor-ablations"]) {
       });
     }
 
+    if (name === "head-selection") {
+      it("the README's needle table is this summary's (query-agnostic, every label on a line)", () => {
+        const readme = readFileSync(join(root, "README.md"), "utf8");
+        const summary = summarizeRows(readCsv(file("results.csv")), name);
+        const start = readme.indexOf("### Which heads");
+        const section = readme.slice(start, readme.indexOf("\n## ", start));
+        const lines = section.split("\n").filter((l) => /^\| `/.test(l));
+        expect(lines.length).toBeGreaterThan(0);
+        let checked = 0;
+        for (const line of lines) {
+          const labels = [...line.split("|")[1].matchAll(/`([^`]+)`/g)].map((m) => m[1]);
+          const shown = line.split("|").slice(2, -1).map((t) => Number(t.replaceAll("*", "").trim()));
+          [0.5, 0.4, 0.3].forEach((budget, i) => {
+            for (const label of labels) {
+              const cell = summary.cells.find((c) => c.policyLabel === label && c.task === "niah-single" && c.mode === "query-agnostic" && c.budgetNominal === budget);
+              expect(cell, `${label} @${budget}`).toBeDefined();
+              expect(Math.abs(shown[i] - cell!.mean), `${label} @${budget}`).toBeLessThanOrEqual(0.005 + 1e-9);
+              checked++;
+            }
+          });
+        }
+        expect(checked).toBe(18);
+      });
+    }
     if (name === "razor-vs-baselines") {
       it("the README's results tables are this summary's", () => {
         const readme = readFileSync(join(root, "README.md"), "utf8");
