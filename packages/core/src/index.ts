@@ -21,6 +21,7 @@ export type {
   PreparationModelInfo, PreparationStep, PreparationTokenizer, PreparedSequence, RotaryEmbedding,
 } from "./preparation.js";
 export { HEAD_SELECTION_FORMAT, kvHeadScore, parseHeadSelection } from "./head-selection.js";
+export { pool1d } from "./pooling.js";
 export type { HeadRef, HeadScore, HeadSelection } from "./head-selection.js";
 export {
   canonicalJson, fileStem, planPreparation, prepare, preparationCacheDir, preparationKey, readArtefact, readPrepared, runPreparation,

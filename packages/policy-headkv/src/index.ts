@@ -14,8 +14,7 @@
 import {
   aggregateGroup, definePolicy, entriesToKeep, entriesToKeepOf, gqaAggregationParam, HEAD_SELECTION_FORMAT, keepRecentAndTop, layerStat, param,
   RazorkvError, requireWindow, selectPerHead, type CacheLayout, type CompressionPolicy, type GqaAggregation, type HeadSelection, type ParamsOf,
-  type PolicyContext, type PreparationStep,
-} from "@razorkv/core";
+  type PolicyContext, type PreparationStep, pool1d } from "@razorkv/core";
 import { allocateHeadBudgets, scoreShares } from "./allocation.js";
 import type { R2Settings } from "./prompts.js";
 import { scoreRetrievalReasoning, type R2Sample } from "./r2.js";
@@ -153,18 +152,8 @@ export function kvHeadShares(importance: readonly (readonly number[])[], numKvHe
   );
 }
 
-/** 1-D pooling of `scores` with an odd `kernel`, same padding: the max of the in-range neighbours, or their sum / kernel (PyTorch's max_pool1d / avg_pool1d). */
-export function pool1d(scores: ArrayLike<number>, kernel: number, mode: "max" | "avg"): Float64Array {
-  const n = scores.length;
-  const r = (kernel - 1) / 2;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let acc = mode === "max" ? -Infinity : 0;
-    for (let j = Math.max(0, i - r); j <= Math.min(n - 1, i + r); j++) acc = mode === "max" ? Math.max(acc, scores[j]) : acc + scores[j];
-    out[i] = mode === "max" ? acc : acc / kernel;
-  }
-  return out;
-}
+/** SnapKV's pooling along positions, from core (one copy for every policy that pools). */
+export { pool1d };
 
 /**
  * SnapKV's score inside a head (SnapKV §4; HeadKV §3.3): of the `prefix` slots before the window, each query head's

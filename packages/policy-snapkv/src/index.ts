@@ -6,8 +6,7 @@
  */
 import {
   aggregateGroup, definePolicy, entriesToKeep, entriesToKeepOf, gqaAggregationParam, keepRecentAndTop, layerStat, param, requireWindow,
-  selectPerHead, type CompressionPolicy, type GqaAggregation, type ParamsOf,
-} from "@razorkv/core";
+  selectPerHead, type CompressionPolicy, type GqaAggregation, type ParamsOf, pool1d } from "@razorkv/core";
 
 export const params = {
   window: param.integer({
@@ -30,18 +29,8 @@ export const params = {
 };
 export type SnapKvParams = ParamsOf<typeof params>;
 
-/** 1-D pooling of `scores` with an odd `kernel`, same padding: max over the in-range neighbours, or their sum / kernel. */
-export function pool1d(scores: ArrayLike<number>, kernel: number, mode: "max" | "avg"): Float64Array {
-  const n = scores.length;
-  const r = (kernel - 1) / 2;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let acc = mode === "max" ? -Infinity : 0;
-    for (let j = Math.max(0, i - r); j <= Math.min(n - 1, i + r); j++) acc = mode === "max" ? Math.max(acc, scores[j]) : acc + scores[j];
-    out[i] = mode === "max" ? acc : acc / kernel;
-  }
-  return out;
-}
+/** SnapKV's pooling along positions, from core (one copy for every policy that pools). */
+export { pool1d };
 
 /**
  * The score: for the `prefix` keys before the window, each query head's window weights (`windowed`, one array
