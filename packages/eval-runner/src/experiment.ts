@@ -67,7 +67,8 @@ interface Unit {
  * Bumped whenever the harness changes what a row holds for the same inputs (scoring, answer-time protocol, row
  * fields): rows of an older version are recomputed, never reused. 2: answer protocols, realized budgets at answer
  * time, infeasible rows, whole predictions, documents tokenized as data. 3: weights stay in their file's type, and a
- * decode step multiplies them with 8-bit activations (#19), which moves teacher-forced NLLs by up to ~0.02 nats.
+ * decode step multiplies them with 8-bit activations (#19), which moves teacher-forced NLLs by up to ~0.02 nats; a
+ * cell's key holds the digest of its policy's prepared artefact.
  */
 export const ROW_VERSION = 3;
 
@@ -81,12 +82,12 @@ export interface RowInputs {
   readonly task: Pick<TaskSpec, "type" | "label" | "params">;
   readonly sample: Sample;
   readonly mode: Mode;
-  readonly cell: Pick<Cell, "label" | "params" | "budget"> & { readonly policy: string };
+  readonly cell: Pick<Cell, "label" | "params" | "budget" | "prepared"> & { readonly policy: string };
 }
 
 /**
  * The results store's key of a row: hex SHA-256 of the canonical JSON of its inputs, the sample's whole content
- * (segments and target) included, so an edited manifest, task file, model file or harness version recomputes
+ * (segments and target) and the digest of the policy's prepared artefact (a calibration, head scores) included, so an edited manifest, task file, model file or harness version recomputes
  * exactly the rows it changes. Names (experiment, labels) are in it too: a row carries them, and a renamed cell
  * must not keep its old name.
  */
@@ -98,7 +99,7 @@ export function rowKey(inputs: RowInputs): string {
     // that a committed report stays valid in another checkout
     task: { type: task.type, label: task.label, params: Object.fromEntries(Object.entries(task.params).filter(([k]) => !isPathParam(k))) },
     sample,
-    cell: { policy: cell.policy, label: cell.label, params: cell.params, budget: cell.budget },
+    cell: { policy: cell.policy, label: cell.label, params: cell.params, budget: cell.budget, ...(cell.prepared !== undefined ? { prepared: cell.prepared } : {}) },
   });
   return createHash("sha256").update(canonical).digest("hex");
 }
@@ -131,7 +132,7 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
         cell,
         key: rowKey({
           experiment: manifest.name, modelRef, modelDigest: digest, seed: manifest.seed, protocol: manifest.answerProtocol,
-          task: u.task, sample: u.sample, mode: u.mode, cell: { policy: cell.policy.name, label: cell.label, params: cell.params, budget: cell.budget },
+          task: u.task, sample: u.sample, mode: u.mode, cell: { policy: cell.policy.name, label: cell.label, params: cell.params, budget: cell.budget, prepared: cell.prepared },
         }),
       }));
     const allUnitCells = allUnits.map(keyed);
@@ -202,7 +203,8 @@ function cellsOf(preparations: readonly SpecPreparation[], modelRef: string): Ce
       ? Object.assign(Object.create(made) as CompressionPolicy, { checkFeasible: (n: number, budget: Budget) => void toKvBudget(budget, n) })
       : made;
     const { label, params } = p.spec;
-    for (const budget of p.spec.budgets) cells.push({ policy, label, params: canonicalJson(params), budget, id: cellId(label, budget) });
+    const prepared = p.prepared ? createHash("sha256").update(canonicalJson(p.prepared.artefact)).digest("hex") : undefined;
+    for (const budget of p.spec.budgets) cells.push({ policy, label, params: canonicalJson(params), budget, id: cellId(label, budget), prepared });
   }
   return cells;
 }

@@ -31,6 +31,11 @@ export interface Cell {
   readonly budget: Budget;
   /** `<label>@<budget>`: unique within an experiment. */
   readonly id: string;
+  /**
+   * SHA-256 of the artefact the policy's per-model preparation gave it (canonical JSON), when it has one: part of the
+   * row key, so rows made from an older artefact (a step whose code changed) are recomputed, never reused.
+   */
+  readonly prepared?: string;
 }
 
 /** A cell to run on one sample, with the results-store key of the row it will produce (experiment.ts rowKey). */
