@@ -67,8 +67,8 @@ interface Unit {
  * Bumped whenever the harness changes what a row holds for the same inputs (scoring, answer-time protocol, row
  * fields): rows of an older version are recomputed, never reused. 2: answer protocols, realized budgets at answer
  * time, infeasible rows, whole predictions, documents tokenized as data. 3: weights stay in their file's type, and a
- * decode step multiplies them with 8-bit activations (#19), which moves teacher-forced NLLs by up to ~0.02 nats; a
- * cell's key holds the digest of its policy's prepared artefact.
+ * generation step multiplies them with 8-bit activations (#19), so a greedy answer can fork after a near-tie
+ * (teacher-forced NLLs keep the f32 products); a cell's key holds the digest of its policy's prepared artefact.
  */
 export const ROW_VERSION = 3;
 

@@ -192,7 +192,11 @@ export function runSample(ctx: SampleContext, sample: Sample, cells: readonly Ke
     // whole pending runs (the question) go in one pass; afterwards one token per cell per step
     const inputs = active.map((r) => r.feed.splice(0, r.feed.length));
     const t = performance.now();
-    const step = model.extendBatch(active.map((r) => r.cache), inputs, wantStats ? { stats: decodeStats } : {});
+    // teacher-forced scoring (a continuation target) multiplies as a prefill does, so its NLLs are the f32 model's
+    // within rounding; generation takes the decode path (8-bit activations, as llama.cpp decodes)
+    const step = model.extendBatch(active.map((r) => r.cache), inputs, {
+      ...(wantStats ? { stats: decodeStats } : {}), ...(target.kind === "continuation" ? { exactProducts: true } : {}),
+    });
     const rows = inputs.reduce((n, x) => n + x.length, 0);
     const msPerRow = (performance.now() - t) / rows;
     active.forEach((run, i) => {

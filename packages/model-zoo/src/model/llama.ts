@@ -22,6 +22,12 @@ export interface ForwardOptions {
   readonly stats?: AttentionStatsRequest;
   /** Which positions get logits: the last one (default), all of them, or none. */
   readonly logits?: "last" | "all" | "none";
+  /**
+   * Multiply every row of quantized matrices through f32 panels (the prefill's "dequant" path), single-token
+   * segments included. For teacher-forced scoring, whose log-probs must stay the f32 model's within rounding (a
+   * decode step's 8-bit activations move a mean NLL by ~0.01–0.02 nats). Default false: decode steps take "dot".
+   */
+  readonly exactProducts?: boolean;
 }
 
 /** decodeBatch's result: logits [B × vocabSize] and, when asked, per sequence its per-layer statistics. */
@@ -189,7 +195,7 @@ export class LlamaModel {
    */
   private run(
     segments: readonly { cache: KvCache; tokens: ArrayLike<number> }[],
-    options: { stats?: AttentionStatsRequest; logits?: ForwardOptions["logits"] | "segment-last" },
+    options: { stats?: AttentionStatsRequest; logits?: ForwardOptions["logits"] | "segment-last"; exactProducts?: boolean },
   ): BatchResult {
     const c = this.config;
     const H = c.hiddenSize;
@@ -211,7 +217,7 @@ export class LlamaModel {
     });
     const T = layout.reduce((n, s) => n + s.tokens.length, 0);
     // rows [0, P) belong to multi-token segments, [P, T) to single-token ones
-    const P = layout.reduce((n, s) => n + (s.tokens.length > 1 ? s.tokens.length : 0), 0);
+    const P = options.exactProducts ? T : layout.reduce((n, s) => n + (s.tokens.length > 1 ? s.tokens.length : 0), 0);
     const backend = this.backend;
     const mm = (w: WeightMatrix, input: Float32Array, out: Float32Array, rows: number, K: number): void => {
       const N = w.rows;
@@ -348,7 +354,7 @@ export class LlamaModel {
     // the output projection follows the rows' own kind: a prefill's "dequant", a decode step's "dot"
     if (mode === "segment-last") {
       // per segment: its last row is a prefill row when the segment is multi-token
-      const multi = segments.map((sg) => sg.tokens.length > 1);
+      const multi = segments.map((sg) => options.exactProducts === true || sg.tokens.length > 1);
       const M = rows.length;
       const prefill = multi.map((m, i) => (m ? i : -1)).filter((i) => i >= 0);
       const decode = multi.map((m, i) => (m ? -1 : i)).filter((i) => i >= 0);
@@ -359,7 +365,7 @@ export class LlamaModel {
         matmulWeight(backend, this.output, inRows, outRows, group.length, groupPath);
         if (outRows !== logits) group.forEach((g, i) => logits.set(outRows.subarray(i * c.vocabSize, (i + 1) * c.vocabSize), g * c.vocabSize));
       }
-    } else matmulWeight(backend, this.output, finalNormed, logits, rows.length, T > 1 ? "dequant" : "dot");
+    } else matmulWeight(backend, this.output, finalNormed, logits, rows.length, T > 1 || options.exactProducts ? "dequant" : "dot");
     if (c.finalSoftcap !== undefined) softcapInPlace(logits, c.finalSoftcap);
     return { logits, stats };
   }

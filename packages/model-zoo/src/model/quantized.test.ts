@@ -111,6 +111,16 @@ describe.each(TYPES)("%s block weights", (type) => {
     single.forEach((s, i) => expect(maxAbsDiff(logits.subarray(i * V, (i + 1) * V), s)).toBe(0));
   });
 
+  it.skipIf(!native)("native, exactProducts: a decode step multiplies as a prefill does — the TypeScript f32 result within 1e-4 of the spread", () => {
+    const ts = new LlamaModel(weights, typescriptBackend);
+    const nat = new LlamaModel(weights, native!);
+    const a = ts.prefill(prompt, { logits: "none" });
+    const b = nat.prefill(prompt, { logits: "none" });
+    const stepTs = ts.decode(a.cache, 33);
+    const { logits } = nat.decodeBatch([b.cache], [33], { exactProducts: true });
+    expect(maxAbsDiff(logits, stepTs) / std(stepTs)).toBeLessThan(1e-4);
+  });
+
   it("the embedding lookup decodes the token's row (both backends)", () => {
     const w = weights.matrix!("token_embd.weight");
     const full = weights.tensor("token_embd.weight").data;
