@@ -9,6 +9,11 @@
 #include <cstdlib>
 #include <string>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 #include "attention.h"
 #include "elementwise.h"
 #include "gemm.h"
@@ -357,6 +362,26 @@ Napi::Value DequantizeRows(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+/**
+ * adviseHugePages(bytes): asks Linux to back the 2 MiB-aligned interior of `bytes` with transparent huge pages
+ * (madvise MADV_HUGEPAGE), for weight buffers that GEMV streams from memory; returns the bytes advised (0 where
+ * there is no such call). Call it before the buffer is first written: pages already in place stay small.
+ */
+Napi::Value AdviseHugePages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "bytes: expected a Uint8Array");
+  const size_t length = info[0].As<Napi::TypedArray>().ByteLength();
+  uint8_t* data = arrayData<uint8_t>(env, info[0], "bytes", length);
+  size_t advised = 0;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const uintptr_t huge = 2u << 20;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + huge - 1) / huge * huge;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + length) / huge * huge;
+  if (end > begin && madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE) == 0) advised = end - begin;
+#endif
+  return Napi::Number::New(env, static_cast<double>(advised));
+}
+
 /** rmsNorm(x, weight, out, rows, n, eps): out[rows × n] = RMSNorm of each row of x, scaled by weight[n]. */
 Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -410,6 +435,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rmsNorm", Napi::Function::New(env, guarded<RmsNorm>, "rmsNorm"));
   exports.Set("swiglu", Napi::Function::New(env, guarded<Swiglu>, "swiglu"));
   exports.Set("quantMatmul", Napi::Function::New(env, guarded<QuantMatmul>, "quantMatmul"));
+  exports.Set("adviseHugePages", Napi::Function::New(env, guarded<AdviseHugePages>, "adviseHugePages"));
   exports.Set("dequantizeRows", Napi::Function::New(env, guarded<DequantizeRows>, "dequantizeRows"));
   return exports;
 }

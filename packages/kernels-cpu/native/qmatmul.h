@@ -9,9 +9,9 @@
 //             kernel, each weight block decoded once for up to 4 rows of x; threads split N. GEMV (M = 1) and a
 //             batched decode step (small M). Each out[m, n] depends only on x row m and W row n (same bits whatever
 //             rows share its group): a sequence gets the same bits in a batch as alone.
-//   Dequant   decode a panel of weight rows to f32 (about 1 MiB, in cache), then the f32 SGEMM of gemm.h (OpenBLAS or
-//             the own kernel) on x and the panel; threads split N into panels. Prefill: the decode is paid once per
-//             M rows of x.
+//   Dequant   decode a panel of weight rows to f32 (two panels per thread, at most 32 MiB each), then the f32 SGEMM
+//             of gemm.h (OpenBLAS or the own kernel) on x and the panel; threads split N into panels. Prefill: the
+//             decode is paid once per M rows of x.
 // Auto takes Dot up to kQuantDotMaxRows rows and Dequant above (figures at the constant in qmatmul.cc).
 #pragma once
 

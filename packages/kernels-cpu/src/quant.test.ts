@@ -160,6 +160,17 @@ describe.skipIf(kernelsDisabled)("quantMatmul", () => {
     }
   });
 
+  it("adviseHugePages advises the 2 MiB-aligned interior of a buffer on Linux, and nothing of a small one", () => {
+    const big = new Uint8Array(9 << 20);
+    const advised = k.adviseHugePages(big);
+    if (process.platform === "linux") {
+      expect(advised % (2 << 20)).toBe(0);
+      expect(advised).toBeGreaterThanOrEqual(6 << 20); // 9 MiB hold at least three aligned 2 MiB pages
+    } else expect(advised).toBe(0);
+    expect(k.adviseHugePages(new Uint8Array(4096))).toBe(0);
+    expect(() => k.adviseHugePages(new Float32Array(4) as unknown as Uint8Array)).toThrow(/adviseHugePages: bytes must be a Uint8Array, got Float32Array/);
+  });
+
   it("takes the type by ggml id as well as by name", () => {
     const c = makeCase("Q5_K", 5, 256, 8);
     const x = randomX(mulberry32(9), 256);
