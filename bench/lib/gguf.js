@@ -19,7 +19,7 @@ export function readGgufHeader(path) {
   try {
     const size = fstatSync(fd).size;
     // the header is metadata (a 128k-token vocabulary is a few MiB) plus the tensor table: read until it parses
-    for (let length = Math.min(size, 16 << 20); ; length = Math.min(size, length * 4)) {
+    for (let length = Math.min(size, 1 << 20); ; length = Math.min(size, length * 4)) {
       const buffer = Buffer.alloc(length);
       readSync(fd, buffer, 0, length, 0);
       try {
@@ -88,11 +88,15 @@ function parse(buffer, path, fileSize) {
   return { path, version, metadata, tensors, dataOffset };
 }
 
-/** The bytes of tensor `name` (a fresh Uint8Array, read from the file), `bytes` long (its share of the data section). */
-export function readTensorBytes(header, name, bytes) {
+/**
+ * The bytes of tensor `name` (a fresh Uint8Array, read from the file), `bytes` long (its share of the data section).
+ * `prepare(array)`, when given, sees the fresh array before the file is read into it (e.g. to advise huge pages).
+ */
+export function readTensorBytes(header, name, bytes, prepare) {
   const t = header.tensors.get(name);
   if (!t) throw new Error(`${header.path}: no tensor ${name}`);
   const out = new Uint8Array(bytes ?? t.bytes);
+  prepare?.(out);
   const fd = openSync(header.path, "r");
   try {
     for (let done = 0; done < out.length; ) {

@@ -2,7 +2,8 @@
 // razorkv's side of the side-by-side benchmark until model-zoo keeps weights quantized (issue #19, phase 2): the
 // kernel-level forward pass of a Llama-family GGUF, every weight read from the file's own blocks by
 // kernels-cpu's quantMatmul. Per layer and token: rmsNorm, the Q/K/V projections, RoPE (JavaScript), append to a
-// core KvCache (f32), attendStep (decode) or attendPrefill (prefill), the output projection, residual add,
+// core KvCache (f32), attendStep (decode) or attend over the cache (prefill, in chunks of 512 tokens as llama.cpp's
+// ubatches), the output projection, residual add,
 // rmsNorm, gate/up, swiglu, down, residual add; then the final norm and the LM head for the last token (the tied
 // embedding where the file has no output.weight). It leaves out what model-zoo's LlamaModel adds around the
 // kernels (its cache bookkeeping, policies, logits handling): a lower bound on the model-level time, labelled as
@@ -79,7 +80,8 @@ function weight(name, N, K) {
   const type = ggmlWeightType(t.type);
   if (type === undefined) fail(`${opts.model}: tensor ${name} has ggml type ${t.type}, which quantMatmul does not read`);
   if (t.dims[0] !== K || (t.dims[1] ?? 1) !== N) fail(`${opts.model}: tensor ${name} has dims [${t.dims}], expected [${K}, ${N}]`);
-  return { name, type, N, K, bytes: readTensorBytes(header, name, N * ggmlRowBytes(type, K)) };
+  // transparent huge pages for the weights (the machines here have THP on "madvise"): a GEMV streams them
+  return { name, type, N, K, bytes: readTensorBytes(header, name, N * ggmlRowBytes(type, K), (array) => kernels.adviseHugePages(array)) };
 }
 /** An F32 vector tensor (norm weights), decoded. */
 function vector(name, n) {
@@ -152,8 +154,12 @@ function rope(x, heads, position, offset) {
   }
 }
 
-/** Scratch for M rows. */
+/** Prompt tokens per prefill chunk (llama.cpp's default ubatch). */
+const UBATCH = 512;
+
+/** Scratch for M rows (a prefill takes min(prompt, UBATCH) rows). */
 function buffers(M) {
+  M = Math.min(M, UBATCH);
   return {
     x: new Float32Array(M * hidden), normed: new Float32Array(M * hidden), q: new Float32Array(M * qDim),
     k: new Float32Array(M * kvDim), v: new Float32Array(M * kvDim), attn: new Float32Array(M * qDim),
@@ -182,32 +188,44 @@ function ffnBlock(L, b, M) {
   addInto(b.x, b.proj);
 }
 
-/** Prefill of `ids` into `cache` (positions 0 …); returns the next token (argmax of the last row's logits). */
+/**
+ * Prefill of `ids` into `cache` (positions 0 …) in chunks of at most UBATCH tokens, as llama.cpp processes a prompt
+ * in ubatches of 512: each chunk's rows go through the projections together (quantMatmul's dequant path above 48
+ * rows) and attend causally over the cache, which already holds the earlier chunks. Returns the next token (argmax
+ * of the last row's logits). `b` holds scratch for UBATCH rows.
+ */
 function prefill(ids, cache, b) {
-  const T = ids.length;
-  embed(ids, b.x);
-  for (let l = 0; l < numLayers; l++) {
-    const L = layers[l];
-    kernels.rmsNorm(b.x, L.attnNorm, b.normed, T, eps);
-    matmul(L.q, b.normed, b.q, T);
-    matmul(L.k, b.normed, b.k, T);
-    matmul(L.v, b.normed, b.v, T);
-    for (let t = 0; t < T; t++) {
-      rope(b.q, numHeads, t, t * qDim);
-      rope(b.k, numKv, t, t * kvDim);
+  for (let t0 = 0; t0 < ids.length; t0 += UBATCH) {
+    const T = Math.min(UBATCH, ids.length - t0);
+    const rows = (buffer, width) => buffer.subarray(0, T * width);
+    const x = rows(b.x, hidden), normed = rows(b.normed, hidden), q = rows(b.q, qDim), k = rows(b.k, kvDim), v = rows(b.v, kvDim);
+    const attn = rows(b.attn, qDim), proj = rows(b.proj, hidden);
+    embed(ids.slice(t0, t0 + T), x);
+    const positions = Int32Array.from({ length: T }, (_, t) => t0 + t);
+    for (let l = 0; l < numLayers; l++) {
+      const L = layers[l];
+      kernels.rmsNorm(x, L.attnNorm, normed, T, eps);
+      matmul(L.q, normed, q, T);
+      matmul(L.k, normed, k, T);
+      matmul(L.v, normed, v, T);
+      for (let t = 0; t < T; t++) {
+        rope(q, numHeads, t0 + t, t * qDim);
+        rope(k, numKv, t0 + t, t * kvDim);
+      }
+      for (let kv = 0; kv < numKv; kv++) {
+        const h = cache.head(l, kv);
+        h.reserve(ids.length + 64);
+        for (let t = 0; t < T; t++) h.append(t0 + t, k, v, t * kvDim + kv * headDim);
+      }
+      kernels.attend({ cache, layer: l, numHeads, queries: q, queryPositions: positions, out: attn });
+      matmul(L.o, attn, proj, T);
+      addInto(x, proj);
+      ffnBlock(L, { x, normed, gate: rows(b.gate, ffn), up: rows(b.up, ffn), proj }, T);
     }
-    for (let kv = 0; kv < numKv; kv++) {
-      const h = cache.head(l, kv);
-      h.reserve(T + 64);
-      for (let t = 0; t < T; t++) h.append(t, b.k, b.v, t * kvDim + kv * headDim);
-    }
-    kernels.attendPrefill({ queries: b.q, keys: b.k, values: b.v, out: b.attn, numHeads, numKvHeads: numKv, headDim, numQueries: T });
-    matmul(L.o, b.attn, b.proj, T);
-    addInto(b.x, b.proj);
-    ffnBlock(L, b, T);
+    cache.nextPosition = t0 + T;
+    if (t0 + T === ids.length) return lmHead(x.subarray((T - 1) * hidden, T * hidden), b);
   }
-  cache.nextPosition = T;
-  return lmHead(b.x.subarray((T - 1) * hidden, T * hidden), b);
+  throw new Error("prefill of no tokens");
 }
 
 function lmHead(lastRow, b) {
