@@ -599,22 +599,31 @@ inline __m256i twoBits(__m256i v, int shift) {
 /**
  * A 256-element block decoded: eight runs of 32 values q (unsigned; int8 for the signed types) with their int16
  * scales (per 16 elements: lanes 0–7 of a run's scale vector for its first half, 8–15 for the second), and the
- * terms that need the activation's bsums: mins (per 16 elements or per 32) times dmin, and an offset
- * (Q3_K: q − 4, Q6_K: q − 32) times the per-16 scales.
+ * int16 weights of the activation's 16 bsums (sums of 16 qx): the mins (times dmin; a per-32 min on both of its
+ * groups) and the offset (Q3_K: q − 4, Q6_K: q − 32) times each group's scale.
  */
 struct Block256 {
   __m256i q[8];
   __m256i scales[8];
+  __m256i minWeights;     // Mins: Σ_g minWeights[g]·bsums[g] is multiplied by dmin
+  __m256i offsetWeights;  // Offset: Σ_g offsetWeights[g]·bsums[g] is subtracted from the integer sum
   float d;
   float dmin;
-  int minGroups;        // 0: no mins; 16: mins[s] per 16 elements; 8: mins[j] per 32 (bsums 2j and 2j + 1)
-  int mins[16];
-  int offset;           // 0, 4 or 32: the result subtracts offset · Σ_s offsetScales[s] · bsums[s]
-  int offsetScales[16];
 };
 
-/** Σ_blocks d·dx·(Σ_runs scale·q·qx − offset·Σ sc·bsum) − dmin·dx·Σ mins·bsums for R activation rows (BlockQ8_K). */
-template <int R, bool Signed, typename Decode>
+/** Σ of the eight int32 lanes. */
+inline int hsumInt(__m256i v) {
+  __m128i t = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  t = _mm_add_epi32(t, _mm_unpackhi_epi64(t, t));
+  t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 1));
+  return _mm_cvtsi128_si32(t);
+}
+
+/**
+ * Σ_blocks d·dx·(Σ_runs scale·q·qx − Σ_g offsetWeights·bsum) − dmin·dx·Σ_g minWeights·bsum for R activation rows
+ * (BlockQ8_K); the bsum terms in one madd each (no int16 overflow: |weights| ≤ 4096, |bsum| ≤ 2032).
+ */
+template <int R, bool Signed, bool Mins, bool Offset, typename Decode>
 inline void dot256Rows(Rows<R> x, int nb, float* out, size_t outStride, Decode decode) {
   __m256 acc[R];
   float mins[R];
@@ -634,18 +643,11 @@ inline void dot256Rows(Rows<R> x, int nb, float* out, size_t outStride, Decode d
                                      : _mm256_maddubs_epi16(w.q[run], qx);
         isum = _mm256_add_epi32(isum, _mm256_madd_epi16(pairs, w.scales[run]));
       }
-      if (w.offset != 0) {
-        int corr = 0;
-        for (int s = 0; s < 16; s++) corr += w.offsetScales[s] * y.bsums[s];
-        isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(w.offset * corr, 0, 0, 0, 0, 0, 0, 0));
-      }
+      const __m256i bsums = loadBytes(y.bsums);
+      if constexpr (Offset) isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(hsumInt(_mm256_madd_epi16(w.offsetWeights, bsums)), 0, 0, 0, 0, 0, 0, 0));
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(w.d * y.d), _mm256_cvtepi32_ps(isum), acc[r]);
-      if (w.minGroups != 0) {
-        int msum = 0;
-        if (w.minGroups == 16)
-          for (int s = 0; s < 16; s++) msum += w.mins[s] * y.bsums[s];
-        else
-          for (int j = 0; j < 8; j++) msum += w.mins[j] * (y.bsums[2 * j] + y.bsums[2 * j + 1]);
+      if constexpr (Mins) {
+        const int msum = hsumInt(_mm256_madd_epi16(w.minWeights, bsums));
         mins[r] = std::fma(w.dmin * y.d, static_cast<float>(msum), mins[r]);
       }
     }
@@ -656,8 +658,10 @@ inline void dot256Rows(Rows<R> x, int nb, float* out, size_t outStride, Decode d
 template <int R>
 void dotQ2_KAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
   const BlockQ2_K* w = reinterpret_cast<const BlockQ2_K*>(row);
-  dot256Rows<R, false>(x, K / QK_K, out, outStride, [w](int b, Block256& d) {
-    const uint8_t* sc = w[b].scales;
+  dot256Rows<R, false, true, false>(x, K / QK_K, out, outStride, [w](int b, Block256& d) {
+    const uint8_t* sc = w[b].scales;  // scale in the low nibble, min in the high one, per 16 elements
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc));
+    d.minWeights = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f)));
     for (int h = 0; h < 2; h++) {
       const __m256i q = loadBytes(w[b].qs + 32 * h);
       for (int k = 0; k < 4; k++) {
@@ -666,9 +670,6 @@ void dotQ2_KAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStr
         d.scales[run] = halfScales(sc[2 * run] & 0x0f, sc[2 * run + 1] & 0x0f);
       }
     }
-    for (int s = 0; s < 16; s++) d.mins[s] = sc[s] >> 4;
-    d.minGroups = 16;
-    d.offset = 0;
     d.d = f16ToF32(w[b].d);
     d.dmin = f16ToF32(w[b].dmin);
   });
@@ -678,8 +679,10 @@ template <int R>
 void dotQ3_KAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
   const BlockQ3_K* w = reinterpret_cast<const BlockQ3_K*>(row);
   const __m256i one = _mm256_set1_epi8(1);
-  dot256Rows<R, false>(x, K / QK_K, out, outStride, [w, one](int b, Block256& d) {
-    for (int s = 0; s < 16; s++) d.offsetScales[s] = scaleQ3K(w[b].scales, s);
+  dot256Rows<R, false, false, true>(x, K / QK_K, out, outStride, [w, one](int b, Block256& d) {
+    alignas(32) int16_t sc[16];
+    for (int s = 0; s < 16; s++) sc[s] = static_cast<int16_t>(scaleQ3K(w[b].scales, s));
+    d.offsetWeights = _mm256_slli_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(sc)), 2);  // q = q' − 4
     const __m256i hmask = loadBytes(w[b].hmask);
     for (int h = 0; h < 2; h++) {
       const __m256i q = loadBytes(w[b].qs + 32 * h);
@@ -687,27 +690,42 @@ void dotQ3_KAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStr
         const int run = 4 * h + k;  // high bits: bit `run` of hmask[l]; q' = low | high << 2 = q + 4
         const __m256i high = _mm256_and_si256(_mm256_srl_epi16(hmask, _mm_cvtsi32_si128(run)), one);
         d.q[run] = _mm256_or_si256(twoBits(q, 2 * k), _mm256_slli_epi16(high, 2));
-        d.scales[run] = halfScales(d.offsetScales[2 * run], d.offsetScales[2 * run + 1]);
+        d.scales[run] = halfScales(sc[2 * run], sc[2 * run + 1]);
       }
     }
-    d.minGroups = 0;
-    d.offset = 4;
     d.d = f16ToF32(w[b].d);
     d.dmin = 0;
   });
 }
 
-/** Q4_K and Q5_K (five = true: the fifth bit from qh). */
+/**
+ * The eight 6-bit scales and mins of a Q4_K / Q5_K block as bytes (sc[j] in byte j of *scales, mn[j] of *mins):
+ * scaleMinK4 for all j at once on 32-bit words of the 12 bytes b: j < 4 take b[j] & 63 and b[j + 4] & 63; j ≥ 4 the
+ * low and high nibbles of b[j + 4] with bits 6–7 of b[j − 4] and b[j] on top.
+ */
+inline void scalesMinsK4(const uint8_t* b, uint64_t* scales, uint64_t* mins) {
+  uint32_t w0, w1, w2;
+  std::memcpy(&w0, b, 4);
+  std::memcpy(&w1, b + 4, 4);
+  std::memcpy(&w2, b + 8, 4);
+  const uint32_t scLow = w0 & 0x3f3f3f3f, mnLow = w1 & 0x3f3f3f3f;
+  const uint32_t scHigh = (w2 & 0x0f0f0f0f) | ((w0 >> 2) & 0x30303030);  // bits 6–7 of each byte → bits 4–5
+  const uint32_t mnHigh = ((w2 >> 4) & 0x0f0f0f0f) | ((w1 >> 2) & 0x30303030);
+  *scales = scLow | static_cast<uint64_t>(scHigh) << 32;
+  *mins = mnLow | static_cast<uint64_t>(mnHigh) << 32;
+}
+
+/** Q4_K and Q5_K (Five: the fifth bit from qh). */
 template <int R, bool Five, typename Block>
 void dotQ45_KAvx2(const Block* w, Rows<R> x, int K, float* out, size_t outStride) {
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   const __m256i one = _mm256_set1_epi8(1);
-  dot256Rows<R, false>(x, K / QK_K, out, outStride, [w, low4, one](int b, Block256& d) {
-    for (int j = 0; j < 8; j++) {
-      int sc;
-      scaleMinK4(w[b].scales, j, sc, d.mins[j]);
-      d.scales[j] = _mm256_set1_epi16(static_cast<int16_t>(sc));
-    }
+  dot256Rows<R, false, true, false>(x, K / QK_K, out, outStride, [w, low4, one](int b, Block256& d) {
+    uint64_t scales, mins;
+    scalesMinsK4(w[b].scales, &scales, &mins);
+    for (int j = 0; j < 8; j++) d.scales[j] = _mm256_set1_epi16(static_cast<int16_t>((scales >> (8 * j)) & 0xff));
+    const __m128i m = _mm_cvtsi64_si128(static_cast<long long>(mins));
+    d.minWeights = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));  // min j on bsums 2j and 2j + 1
     for (int p = 0; p < 4; p++) {  // qs[32p …] holds sub-blocks 2p (low nibbles) and 2p + 1 (high)
       const __m256i q = loadBytes(w[b].qs + 32 * p);
       d.q[2 * p] = _mm256_and_si256(q, low4);
@@ -720,8 +738,6 @@ void dotQ45_KAvx2(const Block* w, Rows<R> x, int K, float* out, size_t outStride
         d.q[j] = _mm256_or_si256(d.q[j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), one), 4));
       }
     }
-    d.minGroups = 8;
-    d.offset = 0;
     d.d = f16ToF32(w[b].d);
     d.dmin = f16ToF32(w[b].dmin);
   });
@@ -737,12 +753,24 @@ void dotQ5_KAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStr
   dotQ45_KAvx2<R, true>(reinterpret_cast<const BlockQ5_K*>(row), x, K, out, outStride);
 }
 
+/**
+ * Byte shuffles that spread int16 scales 2k (low 128-bit lane) and 2k + 1 (high lane) of eight over their lanes,
+ * k = 0 … 3: a run of 32 elements takes two sub-blocks of 16.
+ */
+const __m256i kRunScaleShuffle[4] = {
+    _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3),
+    _mm256_setr_epi8(4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7),
+    _mm256_setr_epi8(8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11),
+    _mm256_setr_epi8(12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15),
+};
+
 template <int R>
 void dotQ6_KAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
   const BlockQ6_K* w = reinterpret_cast<const BlockQ6_K*>(row);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
-  dot256Rows<R, false>(x, K / QK_K, out, outStride, [w, low4](int b, Block256& d) {
-    for (int s = 0; s < 16; s++) d.offsetScales[s] = w[b].scales[s];
+  dot256Rows<R, false, false, true>(x, K / QK_K, out, outStride, [w, low4](int b, Block256& d) {
+    // q − 32 for every element: 32 · sc_g on each bsum
+    d.offsetWeights = _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales))), 5);
     for (int h = 0; h < 2; h++) {
       const __m256i ql0 = loadBytes(w[b].ql + 64 * h);
       const __m256i ql1 = loadBytes(w[b].ql + 64 * h + 32);
@@ -753,9 +781,11 @@ void dotQ6_KAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStr
       d.q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_slli_epi16(twoBits(qh, 4), 4));
       d.q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), _mm256_slli_epi16(twoBits(qh, 6), 4));
     }
-    for (int run = 0; run < 8; run++) d.scales[run] = halfScales(w[b].scales[2 * run], w[b].scales[2 * run + 1]);
-    d.minGroups = 0;
-    d.offset = 32;
+    // run r's scale vector [sc_2r × 8 | sc_2r+1 × 8] by one byte shuffle of its half's eight scales (int16, in
+    // both 128-bit lanes)
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].scales)));
+    const __m256i halves[2] = {_mm256_permute2x128_si256(sc16, sc16, 0x00), _mm256_permute2x128_si256(sc16, sc16, 0x11)};
+    for (int run = 0; run < 8; run++) d.scales[run] = _mm256_shuffle_epi8(halves[run / 4], kRunScaleShuffle[run % 4]);
     d.d = f16ToF32(w[b].d);
     d.dmin = 0;
   });
@@ -765,13 +795,11 @@ template <int R>
 void dotIQ4_XSAvx2(const uint8_t* row, Rows<R> x, int K, float* out, size_t outStride) {
   const BlockIQ4_XS* w = reinterpret_cast<const BlockIQ4_XS*>(row);
   const __m256i levels = iq4Levels();
-  dot256Rows<R, true>(x, K / QK_K, out, outStride, [w, levels](int b, Block256& d) {
+  dot256Rows<R, true, false, false>(x, K / QK_K, out, outStride, [w, levels](int b, Block256& d) {
     for (int k = 0; k < 8; k++) {
       d.q[k] = _mm256_shuffle_epi8(levels, unpackNibbles(w[b].qs + 16 * k));
       d.scales[k] = _mm256_set1_epi16(static_cast<int16_t>(scaleIQ4XS(w[b], k)));
     }
-    d.minGroups = 0;
-    d.offset = 0;
     d.d = f16ToF32(w[b].d);
     d.dmin = 0;
   });
