@@ -13,7 +13,10 @@ const SCALAR = {
   6: ["getFloat32", 4], 7: ["getUint8", 1], 10: ["getBigUint64", 8], 11: ["getBigInt64", 8], 12: ["getFloat64", 8],
 };
 
-/** Reads the header of the GGUF file at `path`: { version, metadata, tensors: Map(name → {type, dims, offset, bytes}), dataOffset }. */
+/**
+ * Reads the header of the GGUF file at `path`: { version, metadata, tensors: Map(name → {type, dims, offset, bytes}),
+ * dataOffset }. Metadata arrays of more than 1024 items are given as { skippedArray: true, length }.
+ */
 export function readGgufHeader(path) {
   const fd = openSync(path, "r");
   try {
@@ -44,11 +47,26 @@ function parse(buffer, path, fileSize) {
     at += n;
     return buffer.toString("utf8", at - n, at);
   };
+  const skip = (type) => {
+    if (type === 8) {
+      const n = u64(); // read before adding: `at += u64()` would add to the old offset
+      at += n;
+    } else if (type === 9) {
+      const itemType = u32();
+      for (let i = 0, count = u64(); i < count; i++) skip(itemType);
+    } else at += SCALAR[type]?.[1] ?? Infinity;
+    if (at > buffer.length) throw new RangeError("value past the buffer");
+  };
   const value = (type) => {
     if (type === 8) return str();
     if (type === 9) {
       const itemType = u32();
       const count = u64();
+      // long arrays (a vocabulary's tokens, scores, merges) are skipped, not built: the benchmark needs none of them
+      if (count > 1024) {
+        for (let i = 0; i < count; i++) skip(itemType);
+        return { skippedArray: true, length: count };
+      }
       const items = new Array(count);
       for (let i = 0; i < count; i++) items[i] = value(itemType);
       return items;
