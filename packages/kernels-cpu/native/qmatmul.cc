@@ -19,12 +19,13 @@ namespace razorkv {
 namespace {
 
 // Auto takes the Dot path up to this many rows of x and the Dequant path above. Dot reads each weight row once
-// per call and unpacks it once per row of x; Dequant decodes it once and leaves the M rows to the SGEMM, whose
-// register tiling (or OpenBLAS's) outruns per-pair integer dots once M is large. bench/quant.mjs paths, 2 threads
-// (BENCHMARKS.md, "Quantized weights"): Dequant overtakes Dot between M = 16 and 32 on SmolLM2's Q4_1 FFN
-// (1536 × 576) and near M = 48 on a Llama-1B-shaped Q4_K FFN (8192 × 2048), and is 2–2.6× faster at M = 512.
-// 48 also keeps every row of a sweep's decode step (up to 25 cells) on Dot, where a row's bits do not depend on
-// the batch.
+// per call and decodes each block once per group of 4 rows of x; Dequant decodes it once and leaves the M rows to
+// the SGEMM (OpenBLAS's AVX-512 kernel here), which outruns the integer dots once M is large. bench/quant.mjs paths,
+// 2 threads, quiet machine (BENCHMARKS.md, "Quantized weights"), Dequant time / Dot time at M = 32, 48, 64:
+// SmolLM2's Q4_1 FFN (1536 × 576) 1.16, 0.88, 0.75; Q8_0 0.93, 0.74, 0.68; a Llama-1B-shaped Q4_K FFN (8192 × 2048)
+// 1.40, 1.09, 0.92; Q6_K (2048 × 8192) 1.66, 1.27, 1.09; at M = 512 Dequant is 1.7–2.4× faster (250–265 GFLOP/s).
+// 48 is within 15% of the better path everywhere, and keeps every row of a sweep's decode step (up to 25 cells) on
+// Dot, where a row's bits do not depend on the batch.
 constexpr int kQuantDotMaxRows = 48;
 // Below this many multiply-adds a call runs on one thread. A 135M model's K/V projection (192 × 576, one row) is
 // 110 592: above, so both threads take it.
