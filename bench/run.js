@@ -53,7 +53,7 @@ if (argv.includes("--vs-llama-cpp")) {
 
 const USAGE = `usage: node bench/run.js [--quick] [--backends native,typescript] [--runs 3] [--ts-long]
                          [--wait-idle 60] [--retries 3] [--out FILE] [--md | --no-md] [--model REF] [--text FILE]
-       node bench/run.js --vs-llama-cpp [--models smollm2,llama-3.2-1b,llama-3.1-8b] [--runs 3] [--threads N]
+       node bench/run.js --vs-llama-cpp [--models smollm2,llama-3.2-1b,llama-3.1-8b] [--sides llama,model,kernel] [--runs 3] [--threads N]
                          [--wait-idle 30] [--out FILE] [--no-md]`;
 
 let parsed;

@@ -10,19 +10,20 @@
 // registers — the same sources are built once more with AMX switched off (-mno-amx-*; everything else native) into
 // ~/.cache/razorkv/bench/llama.cpp-<version>-noamx, and that build is used and named in the results.
 //
-// razorkv: until model-zoo keeps weights quantized (phase 2 of #19), its side is the kernel-level forward pass of
-// bench/lib/kernel-forward.js — every kernel call of a Llama forward pass over the file's own blocks, without
-// model-zoo around it — labelled "kernel-level" wherever it is reported.
+// razorkv, two sides: model-level, model-zoo's LlamaModel on the file (bench/lib/model-forward.js: weights in their
+// GGUF blocks since #19's integration), and kernel-level, bench/lib/kernel-forward.js: every kernel call of a Llama
+// forward pass over the file's own blocks without model-zoo around it (what the kernels alone allow).
 //
 // Cases, per file: prefill of 512 and 2048 tokens (llama-bench -p), decode at short context (-n, empty cache) and at
 // 2K (-n with -d 2048: the cache holds 2048 positions first), and the peak resident memory (GNU time's maximum
 // RSS) of a generate of 16 tokens after a 2048-token prompt (-pg 2048,16). The 8B-shaped file: decode at short
 // context and the peak RSS of a 16-token generate after a 16-token prompt. Each llama-bench call runs one
-// repetition (-r 1, after its own warm-up); razorkv's one run after one untimed warm-up. The two sides alternate
-// (llama.cpp first in odd rounds, razorkv first in even ones), each run waiting first for the other processes to
-// go idle (--wait-idle) and recording the CPU they took while it ran; medians over --runs rounds.
+// repetition (-r 1, after its own warm-up); razorkv's one run after one untimed warm-up. The sides alternate run by
+// run, their order rotating from round to round, each run waiting first for the other processes to go idle
+// (--wait-idle) and recording the CPU they took while it ran; medians over --runs rounds.
 //
 //   --models smollm2,llama-3.2-1b,llama-3.1-8b   which files (default: all three)
+//   --sides llama,model,kernel                   which sides (default: all three)
 //   --runs 3         rounds of alternation
 //   --threads 2      threads of both sides (default: the machine's CPUs)
 //   --wait-idle 30   seconds to wait at most, before each run, for the others to use < 0.25 CPU (0: never)
@@ -164,9 +165,15 @@ function llamaRun(llama, file, c, threads) {
   return { tokensPerSecond: rows[0].avg_ts, maxRssBytes: t.maxRssBytes, othersCpuPerWall: t.othersCpuPerWall, wall: t.wall };
 }
 
-/** One kernel-level run of razorkv (bench/lib/kernel-forward.js) of `kind` on `file`. */
-function razorRun(file, c, threads) {
-  const args = [join(ROOT, "bench/lib/kernel-forward.js"), "--model", file];
+const SIDES = {
+  llama: { key: "llamaCpp", label: "llama.cpp" },
+  model: { key: "razorkvModel", label: "razorkv model-level", script: "bench/lib/model-forward.js" },
+  kernel: { key: "razorkvKernel", label: "razorkv kernel-level", script: "bench/lib/kernel-forward.js" },
+};
+
+/** One razorkv run (model-forward.js or kernel-forward.js, same command line) of `kind` on `file`. */
+function razorRun(script, file, c, threads) {
+  const args = [join(ROOT, script), "--model", file];
   if (c.kind === "prefill") args.push("--prefill", String(c.tokens));
   else if (c.kind === "decode") args.push("--decode", String(c.tokens), "--context", String(c.context));
   else args.push("--generate", String(c.tokens), "--prompt", String(c.prompt));
@@ -201,6 +208,7 @@ export async function main(argv) {
       args: argv.filter((a) => a !== "--"),
       options: {
         models: { type: "string", default: Object.keys(MODELS).join(",") },
+        sides: { type: "string", default: Object.keys(SIDES).join(",") },
         runs: { type: "string", default: "3" },
         threads: { type: "string", default: String(os.cpus().length) },
         "wait-idle": { type: "string", default: "30" },
@@ -225,6 +233,9 @@ export async function main(argv) {
 async function compare(opts, argv) {
   const models = opts.models.split(",").map((s) => s.trim()).filter(Boolean);
   for (const m of models) if (!MODELS[m]) throw new BenchError(`--models: unknown "${m}" (${Object.keys(MODELS).join(", ")})`);
+  const sides = opts.sides.split(",").map((x) => x.trim()).filter(Boolean);
+  for (const x of sides) if (!SIDES[x]) throw new BenchError(`--sides: unknown "${x}" (${Object.keys(SIDES).join(", ")})`);
+  if (!sides.includes("llama") || sides.length < 2) throw new BenchError("--sides: llama and at least one razorkv side are needed for a ratio");
   const runs = Number(opts.runs);
   const threads = Number(opts.threads);
   const waitLimit = Number(opts["wait-idle"]);
@@ -251,11 +262,14 @@ async function compare(opts, argv) {
       benchmark: "side by side with llama.cpp (issue #19): llama-bench against razorkv's kernel-level forward pass, alternated",
       command: ["pnpm run bench -- --vs-llama-cpp", ...argv.filter((a) => a !== "--" && a !== "--vs-llama-cpp")].join(" "),
       finished, date: startedAt.toISOString(), gitCommit: gitCommit(ROOT),
-      options: { models, runs, threads, waitIdleSeconds: waitLimit },
+      options: { models, sides, runs, threads, waitIdleSeconds: waitLimit },
       machine: { ...machine, loadAverageAtEnd: os.loadavg().map((x) => Number(x.toFixed(2))) },
       llamaCpp: llama,
       files: Object.fromEntries(models.map((m) => [m, { path: files[m], bytes: statSync(files[m]).size, label: MODELS[m].label }])),
-      razorkvSide: "kernel-level: bench/lib/kernel-forward.js (quantMatmul on the file's blocks, attendStep/attendPrefill, rmsNorm, swiglu, RoPE in JavaScript; no model-zoo)",
+      razorkvSides: {
+        razorkvModel: "model-level: bench/lib/model-forward.js, model-zoo's LlamaModel (openModel + LlamaModel on the native backend: weights in their GGUF blocks, quantMatmul, attendStep, core's f32 KvCache)",
+        razorkvKernel: "kernel-level: bench/lib/kernel-forward.js (quantMatmul on the file's blocks, attendStep / attend, rmsNorm, swiglu, RoPE in JavaScript, prefill in 512-token chunks; no model-zoo)",
+      },
       cases: results,
     };
     writeFileSync(outPath, JSON.stringify(doc, null, 2) + "\n");
@@ -264,26 +278,32 @@ async function compare(opts, argv) {
 
   for (const model of models) {
     for (const c of casesOf(model)) {
-      const entry = { ...c, model, llamaCpp: [], razorkv: [] };
+      const entry = { ...c, model };
+      for (const side of sides) entry[SIDES[side].key] = [];
       results.push(entry);
       for (let r = 0; r < runs; r++) {
-        const order = r % 2 === 0 ? ["llamaCpp", "razorkv"] : ["razorkv", "llamaCpp"];
+        const order = sides.map((_, i) => sides[(i + r) % sides.length]); // rotate: each side leads a round in turn
         for (const side of order) {
           const waited = waitIdle(waitLimit);
-          const one = side === "llamaCpp" ? llamaRun(llama, files[model], c, threads) : razorRun(files[model], c, threads);
+          const one = side === "llama" ? llamaRun(llama, files[model], c, threads) : razorRun(SIDES[side].script, files[model], c, threads);
           one.waitedIdle = waited;
-          entry[side].push(one);
-          log(`${c.id} round ${r + 1} ${side}: ${c.kind === "generate" ? `${(one.maxRssBytes / 2 ** 20).toFixed(0)} MiB peak RSS` : `${one.tokensPerSecond.toFixed(2)} tok/s`} (others ${one.othersCpuPerWall} CPU, waited ${waited} s)`);
+          entry[SIDES[side].key].push(one);
+          log(`${c.id} round ${r + 1} ${SIDES[side].label}: ${c.kind === "generate" ? `${(one.maxRssBytes / 2 ** 20).toFixed(0)} MiB peak RSS` : `${one.tokensPerSecond.toFixed(2)} tok/s`} (others ${one.othersCpuPerWall} CPU, waited ${waited} s)`);
         }
       }
-      const med = (side, key) => median(entry[side].map((x) => x[key]));
-      entry.median = {
-        llamaCpp: { tokensPerSecond: med("llamaCpp", "tokensPerSecond"), maxRssBytes: med("llamaCpp", "maxRssBytes") },
-        razorkv: { tokensPerSecond: med("razorkv", "tokensPerSecond"), maxRssBytes: med("razorkv", "maxRssBytes") },
-      };
-      entry.ratio = c.kind === "generate"
-        ? { maxRss: entry.median.razorkv.maxRssBytes / entry.median.llamaCpp.maxRssBytes }
-        : { tokensPerSecond: entry.median.razorkv.tokensPerSecond / entry.median.llamaCpp.tokensPerSecond };
+      entry.median = {};
+      entry.ratio = {};
+      for (const side of sides) {
+        const key = SIDES[side].key;
+        const med = (field) => median(entry[key].map((x) => x[field]));
+        entry.median[key] = { tokensPerSecond: med("tokensPerSecond"), maxRssBytes: med("maxRssBytes") };
+      }
+      for (const side of sides.filter((x) => x !== "llama")) {
+        const key = SIDES[side].key;
+        entry.ratio[key] = c.kind === "generate"
+          ? { maxRss: entry.median[key].maxRssBytes / entry.median.llamaCpp.maxRssBytes }
+          : { tokensPerSecond: entry.median[key].tokensPerSecond / entry.median.llamaCpp.tokensPerSecond };
+      }
       write(false);
     }
   }
@@ -301,20 +321,21 @@ async function compare(opts, argv) {
 const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 function table(doc) {
+  const razor = doc.options.sides.filter((x) => x !== "llama").map((x) => SIDES[x]);
   const lines = [
-    "| file | case | llama.cpp | razorkv kernel-level | razorkv / llama.cpp | runs (llama.cpp; razorkv) | others' CPU |",
-    "|---|---|---:|---:|---:|---|---:|",
+    `| file | case | llama.cpp | ${razor.map((x) => `${x.label} | / llama.cpp`).join(" | ")} | runs (${["llama.cpp", ...razor.map((x) => x.label.replace("razorkv ", ""))].join("; ")}) | others' CPU |`,
+    `|---|---|---:|${razor.map(() => "---:|---:|").join("")}---|---:|`,
   ];
   for (const c of doc.cases) {
-    const others = [...c.llamaCpp, ...c.razorkv].map((x) => x.othersCpuPerWall).filter((x) => x !== null);
+    const keys = ["llamaCpp", ...razor.map((x) => x.key)];
+    const others = keys.flatMap((k) => c[k].map((x) => x.othersCpuPerWall)).filter((x) => x !== null);
     const range = others.length ? `${Math.min(...others).toFixed(2)}–${Math.max(...others).toFixed(2)}` : "?";
     const file = doc.files[c.model].label;
-    if (c.kind === "generate") {
-      const mib = (b) => `${(b / 2 ** 20).toFixed(0)} MiB`;
-      lines.push(`| ${file} | ${caseLabel(c)} | ${mib(c.median.llamaCpp.maxRssBytes)} | ${mib(c.median.razorkv.maxRssBytes)} | **${c.ratio.maxRss.toFixed(2)}×** | ${c.llamaCpp.map((x) => (x.maxRssBytes / 2 ** 20).toFixed(0)).join(", ")}; ${c.razorkv.map((x) => (x.maxRssBytes / 2 ** 20).toFixed(0)).join(", ")} | ${range} |`);
-    } else {
-      lines.push(`| ${file} | ${caseLabel(c)} | ${fmt(c.median.llamaCpp.tokensPerSecond)} tok/s | ${fmt(c.median.razorkv.tokensPerSecond)} tok/s | **${c.ratio.tokensPerSecond.toFixed(2)}×** | ${c.llamaCpp.map((x) => fmt(x.tokensPerSecond)).join(", ")}; ${c.razorkv.map((x) => fmt(x.tokensPerSecond)).join(", ")} | ${range} |`);
-    }
+    const gen = c.kind === "generate";
+    const show = (k) => (gen ? `${(c.median[k].maxRssBytes / 2 ** 20).toFixed(0)} MiB` : `${fmt(c.median[k].tokensPerSecond)} tok/s`);
+    const ratio = (k) => `**${(gen ? c.ratio[k].maxRss : c.ratio[k].tokensPerSecond).toFixed(2)}×**`;
+    const runsText = keys.map((k) => c[k].map((x) => (gen ? (x.maxRssBytes / 2 ** 20).toFixed(0) : fmt(x.tokensPerSecond))).join(", ")).join("; ");
+    lines.push(`| ${file} | ${caseLabel(c)} | ${show("llamaCpp")} | ${razor.map((x) => `${show(x.key)} | ${ratio(x.key)}`).join(" | ")} | ${runsText} | ${range} |`);
   }
   return lines.join("\n");
 }
@@ -331,13 +352,13 @@ function writeMarkdown(doc, tbl, outPath) {
     "",
     `**llama.cpp:** ${doc.llamaCpp.version} (llama-cpp-python's vendored sources), ${doc.llamaCpp.build}; ${doc.llamaCpp.commit}. llama-bench defaults otherwise (f16 KV cache, weight repacking on, flash attention auto), \`-r 1\` per call.`,
     "",
-    `**razorkv:** ${doc.razorkvSide}. Not yet model-zoo's LlamaModel, which still dequantizes to f32 at load (phase 2 of #19 moves it onto these kernels); the KV cache is core's f32 KvCache.`,
+    `**razorkv:** ${Object.values(doc.razorkvSides).join("; ")}. Ratios are razorkv / llama.cpp: tokens/s (above 1: razorkv faster) or peak RSS (below 1: razorkv smaller).`,
     "",
     `**Files:** ${Object.values(doc.files).map((f) => `${f.label}: \`${f.path.split("/").pop()}\`, ${(f.bytes / 2 ** 20).toFixed(0)} MiB`).join("; ")}.`,
     "",
     tbl,
     "",
-    "Prefill: llama-bench `-p T -n 0` against one kernel-level prefill of T tokens (all T rows per matmul; llama.cpp processes them in ubatches of 512). Decode: llama-bench `-p 0 -n N [-d C]` (its cache filled with C tokens first) against N timed kernel-level decode steps after one untimed step over a cache of C random positions. Peak RSS: GNU time's maximum resident set of the whole process; llama-bench `-p 0 -n 0 -pg P,N` against a kernel-level prefill of P tokens and N decode steps (llama.cpp maps the file, razorkv reads it into memory: both count the weights once).",
+    "Prefill: llama-bench `-p T -n 0` (ubatches of 512) against `model.prefill` of T tokens (model-level: all T rows per matmul) and a kernel-level prefill in 512-token chunks. Decode: llama-bench `-p 0 -n N [-d C]` (its cache filled with C tokens first) against N timed greedy decode steps after one untimed one: model-level after an untimed `prefill` of max(C, 1) tokens, kernel-level over a cache of C random positions. Peak RSS: GNU time's maximum resident set of the whole process; llama-bench `-p 0 -n 0 -pg P,N` against a prefill of P tokens and N decode steps (llama.cpp maps the file, razorkv reads it into memory: both count the weights once).",
     "<!-- bench:vs-llama-cpp:end -->",
   ].join("\n");
   const heading = "## Side by side with llama.cpp (issue #19)";
