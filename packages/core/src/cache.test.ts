@@ -18,6 +18,21 @@ describe("HeadCache", () => {
     expect(h.capacity).toBeGreaterThanOrEqual(37);
   });
 
+  it("grows by an eighth past an exact reserve, not by doubling: a decode after a 2K prefill keeps its arrays near 2K", () => {
+    const h = new HeadCache(4, 1);
+    h.reserve(2048);
+    expect(h.capacity).toBe(2048);
+    for (let p = 0; p < 2049; p++) h.append(p, new Float32Array(4).fill(p), new Float32Array(4).fill(-p));
+    expect(h.capacity).toBe(2048 + 256);
+    expect(h.keys.length).toBe((2048 + 256) * 4);
+    expect(Array.from(h.key(2048))).toEqual([2048, 2048, 2048, 2048]);
+    expect(Array.from(h.value(7))).toEqual([-7, -7, -7, -7]);
+    const small = new HeadCache(4, 1);
+    small.append(0, new Float32Array(4), new Float32Array(4));
+    small.append(1, new Float32Array(4), new Float32Array(4));
+    expect(small.capacity).toBe(65); // at least 64 more slots at a time
+  });
+
   it("refuses a position that does not follow the last one", () => {
     const h = filledHead(mulberry32(2), 4, 3);
     expect(() => h.append(2, new Float32Array(4), new Float32Array(4))).toThrow(/not after the last held position 2/);

@@ -56,9 +56,15 @@ export class HeadCache {
     return this.length + (this.compensation ? 1 : 0);
   }
 
+  /**
+   * Makes room for `capacity` slots. Growth past that is an eighth of the current capacity (at least 64 slots), not a
+   * doubling: a decode step after a 2K prefill would otherwise double every head's arrays, and the KV cache is most of a
+   * small model's resident memory (SmolLM2-135M at 2K: 94 MB of f32 keys and values). Still geometric, so appends stay
+   * amortized O(1).
+   */
   reserve(capacity: number): void {
     if (capacity <= this.capacity) return;
-    const cap = Math.max(capacity, this.capacity * 2);
+    const cap = Math.max(capacity, this.capacity + Math.max(64, this.capacity >> 3));
     const d = this.headDim;
     const positions = new Int32Array(cap);
     positions.set(this.positions.subarray(0, this.length));
