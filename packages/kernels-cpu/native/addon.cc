@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -351,6 +352,31 @@ Napi::Value QuantMatmul(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+/**
+ * quantMatmulDotMany(operands, x, M, K, backend): operands an array of { type, blocks, out, N }; each
+ * out[M × N] = x[M × K] · Wᵀ on the Dot path, in one dispatch (qmatmul.h).
+ */
+Napi::Value QuantMatmulDotMany(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "operands: expected an array");
+  const Napi::Array list = info[0].As<Napi::Array>();
+  const int M = intArg(env, info[2], "M", 0), K = intArg(env, info[3], "K", 0);
+  const float* x = arrayData<float>(env, info[1], "x", static_cast<size_t>(M) * K);
+  std::vector<razorkv::QuantMatmulOperand> operands;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    const Napi::Value item = list.Get(i);
+    if (!item.IsObject()) throw Napi::TypeError::New(env, "operands[" + std::to_string(i) + "]: expected an object");
+    const Napi::Object o = item.As<Napi::Object>();
+    const razorkv::GgmlType type = ggmlTypeArg(env, o.Get("type"));
+    const int N = intArg(env, o.Get("N"), "N", 0);
+    const uint8_t* blocks = weightBlocks(env, o.Get("blocks"), type, N, K);
+    float* out = arrayData<float>(env, o.Get("out"), "out", static_cast<size_t>(M) * N);
+    operands.push_back({type, blocks, out, N});
+  }
+  razorkv::quantMatmulDotMany(operands.data(), static_cast<int>(operands.size()), x, M, K, parseBackend(env, info[4]));
+  return env.Undefined();
+}
+
 /** dequantizeRows(type, blocks, out, rows, K): out[rows × K] = W decoded to f32. */
 Napi::Value DequantizeRows(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -435,6 +461,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("rmsNorm", Napi::Function::New(env, guarded<RmsNorm>, "rmsNorm"));
   exports.Set("swiglu", Napi::Function::New(env, guarded<Swiglu>, "swiglu"));
   exports.Set("quantMatmul", Napi::Function::New(env, guarded<QuantMatmul>, "quantMatmul"));
+  exports.Set("quantMatmulDotMany", Napi::Function::New(env, guarded<QuantMatmulDotMany>, "quantMatmulDotMany"));
   exports.Set("adviseHugePages", Napi::Function::New(env, guarded<AdviseHugePages>, "adviseHugePages"));
   exports.Set("dequantizeRows", Napi::Function::New(env, guarded<DequantizeRows>, "dequantizeRows"));
   return exports;

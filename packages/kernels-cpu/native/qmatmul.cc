@@ -2,11 +2,13 @@
 #include "qmatmul.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "qdot.h"
 #include "threadpool.h"
@@ -88,38 +90,56 @@ struct Chunks {
   }
 };
 
+/** Rows of x in `format` at act (actBytes apart), quantized on up to `threads` threads. */
+void quantizeActivations(ActivationFormat format, const float* x, uint8_t* act, size_t actBytes, int M, int K, int threads, bool simd) {
+  if (format == ActivationFormat::F32) {
+    std::memcpy(act, x, actBytes * M);
+    return;
+  }
+  Chunks rows(M, 1, threads, 8, 64);
+  parallelFor(rows.count, M * K >= (1 << 16) ? threads : 1, [&](int c, int) {
+    for (int m = c * rows.size; m < std::min(M, (c + 1) * rows.size); m++) {
+      quantizeActivationRow(format, x + static_cast<size_t>(m) * K, act + m * actBytes, K, simd);
+    }
+  });
+}
+
+/** One weight matrix of a Dot call with its activations already quantized (all M rows at act, actBytes apart). */
+struct DotOperand {
+  RowsDotFn dot;
+  const uint8_t* w;
+  size_t rowBytes;
+  const uint8_t* act;
+  size_t actBytes;
+  float* out;  // [M × N]
+  int N;
+};
+
+/** out[·, n0 … n1) of one Dot operand: each weight row read once, its blocks decoded once per group of x rows. */
+void dotRows(const DotOperand& op, int M, int K, int n0, int n1) {
+  const int ahead = static_cast<int>((kPrefetchBytes + op.rowBytes - 1) / op.rowBytes);  // rows
+  const int tile = static_cast<int>(std::max<size_t>(kMaxDotRows, kActivationTileBytes / op.actBytes));
+  for (int m0 = 0; m0 < M; m0 += tile) {
+    const int m1 = std::min(M, m0 + tile);
+    for (int n = n0; n < n1; n++) {
+      const uint8_t* row = op.w + n * op.rowBytes;
+      if (n + ahead < op.N) prefetchBytes(row + ahead * op.rowBytes, op.rowBytes);  // past the chunk too: the next chunk is next in memory
+      for (int m = m0; m < m1; m += kMaxDotRows) {
+        op.dot(row, op.act + m * op.actBytes, op.actBytes, std::min(kMaxDotRows, m1 - m), K, op.out + static_cast<size_t>(m) * op.N + n, op.N);
+      }
+    }
+  }
+}
+
 void matmulDot(GgmlType type, const uint8_t* w, size_t rowBytes, const float* x, float* out, int M, int N, int K, bool simd) {
   const ActivationFormat format = activationFormat(type);
   const size_t actBytes = activationRowBytes(format, K);
   uint8_t* act = static_cast<uint8_t*>(t_activations.get(actBytes * M));
   const int threads = threadsFor(static_cast<double>(M) * N * K);
-  if (format == ActivationFormat::F32) {
-    std::memcpy(act, x, actBytes * M);
-  } else {
-    Chunks rows(M, 1, threads, 8, 64);
-    parallelFor(rows.count, M * K >= (1 << 16) ? threads : 1, [&](int c, int) {
-      for (int m = c * rows.size; m < std::min(M, (c + 1) * rows.size); m++) {
-        quantizeActivationRow(format, x + static_cast<size_t>(m) * K, act + m * actBytes, K, simd);
-      }
-    });
-  }
-  const RowsDotFn dot = rowsDotKernel(type, simd);
-  const int ahead = static_cast<int>((kPrefetchBytes + rowBytes - 1) / rowBytes);  // rows
-  const int tile = static_cast<int>(std::max<size_t>(kMaxDotRows, kActivationTileBytes / actBytes));
+  quantizeActivations(format, x, act, actBytes, M, K, threads, simd);
+  const DotOperand op{rowsDotKernel(type, simd), w, rowBytes, act, actBytes, out, N};
   Chunks chunks(N, 1, threads, 8, 256);
-  parallelFor(chunks.count, threads, [&](int c, int) {
-    const int n0 = c * chunks.size, n1 = std::min(N, n0 + chunks.size);
-    for (int m0 = 0; m0 < M; m0 += tile) {
-      const int m1 = std::min(M, m0 + tile);
-      for (int n = n0; n < n1; n++) {
-        const uint8_t* row = w + n * rowBytes;
-        if (n + ahead < N) prefetchBytes(row + ahead * rowBytes, rowBytes);  // past the chunk too: the next chunk is next in memory
-        for (int m = m0; m < m1; m += kMaxDotRows) {
-          dot(row, act + m * actBytes, actBytes, std::min(kMaxDotRows, m1 - m), K, out + static_cast<size_t>(m) * N + n, N);
-        }
-      }
-    }
-  });
+  parallelFor(chunks.count, threads, [&](int c, int) { dotRows(op, M, K, c * chunks.size, std::min(N, (c + 1) * chunks.size)); });
 }
 
 void matmulDequant(GgmlType type, const uint8_t* w, size_t rowBytes, const float* x, float* out, int M, int N, int K, GemmBackend backend) {
@@ -164,6 +184,52 @@ void quantMatmul(GgmlType type, const uint8_t* w, const float* x, float* out, in
   } else {
     matmulDequant(type, w, rowBytes, x, out, M, N, K, backend);
   }
+}
+
+void quantMatmulDotMany(const QuantMatmulOperand* operands, int count, const float* x, int M, int K, GemmBackend backend) {
+  if (!gemmBackendAvailable(backend)) throw std::invalid_argument(std::string("GEMM backend ") + gemmBackendName(backend) + " is not compiled into this build");
+  if (count <= 0 || M <= 0) return;
+  const bool simd = backend != GemmBackend::Scalar && quantSimdCompiled();
+  double work = 0;
+  for (int i = 0; i < count; i++) {
+    const GgmlTypeInfo info = ggmlTypeInfo(operands[i].type);
+    if (info.blockSize == 0) throw std::invalid_argument("quantMatmulDotMany: unsupported ggml type " + std::to_string(static_cast<int>(operands[i].type)));
+    if (K % info.blockSize != 0) {
+      throw std::invalid_argument(std::string("quantMatmulDotMany: K = ") + std::to_string(K) + " is not a multiple of " + info.name + "'s block of " + std::to_string(info.blockSize));
+    }
+    work += static_cast<double>(M) * operands[i].N * K;
+  }
+  const int threads = threadsFor(work);
+  // x quantized once per activation format the operands need (at most three), side by side in one scratch
+  constexpr int kFormats = 3;
+  const ActivationFormat formats[kFormats] = {ActivationFormat::F32, ActivationFormat::Q8x32, ActivationFormat::Q8_K};
+  size_t offset[kFormats], total = 0;
+  bool needed[kFormats] = {false, false, false};
+  for (int i = 0; i < count; i++) needed[static_cast<int>(activationFormat(operands[i].type))] = true;
+  for (int f = 0; f < kFormats; f++) {
+    offset[f] = total;
+    if (needed[f]) total += (activationRowBytes(formats[f], K) * M + 63) / 64 * 64;
+  }
+  uint8_t* act = static_cast<uint8_t*>(t_activations.get(total));
+  for (int f = 0; f < kFormats; f++) {
+    if (needed[f]) quantizeActivations(formats[f], x, act + offset[f], activationRowBytes(formats[f], K), M, K, threads, simd);
+  }
+  // one list of (operand, rows) chunks for all operands: one parallelFor, both threads busy across the small ones
+  std::vector<DotOperand> ops;
+  std::vector<std::array<int, 3>> chunks;  // operand, n0, n1
+  ops.reserve(count);
+  for (int i = 0; i < count; i++) {
+    const QuantMatmulOperand& o = operands[i];
+    const int f = static_cast<int>(activationFormat(o.type));
+    ops.push_back({rowsDotKernel(o.type, simd), o.w, ggmlRowBytes(o.type, K), act + offset[f], activationRowBytes(formats[f], K), o.out, o.N});
+    if (o.N <= 0) continue;
+    const Chunks c(o.N, 1, threads, 8, 256);
+    for (int k = 0; k < c.count; k++) chunks.push_back({i, k * c.size, std::min(o.N, (k + 1) * c.size)});
+  }
+  parallelFor(static_cast<int>(chunks.size()), threads, [&](int c, int) {
+    const auto& [i, n0, n1] = chunks[c];
+    dotRows(ops[i], M, K, n0, n1);
+  });
 }
 
 void dequantizeRows(GgmlType type, const uint8_t* w, float* out, int rows, int K) {

@@ -35,6 +35,23 @@ size_t ggmlRowBytes(GgmlType type, int K);
  */
 void quantMatmul(GgmlType type, const uint8_t* w, const float* x, float* out, int M, int N, int K, QuantPath path, GemmBackend backend);
 
+/** One weight matrix of a fused Dot call: W [N × K] as blocks of `type`, out [M × N] row-major. */
+struct QuantMatmulOperand {
+  GgmlType type;
+  const uint8_t* w;
+  float* out;
+  int N;
+};
+
+/**
+ * The Dot path for several weight matrices that multiply the same x [M × K] (a layer's Q, K and V projections, or
+ * its gate and up): x is quantized once per activation format, and the rows of all the matrices are one list of
+ * chunks for the threads — one dispatch instead of one per matrix, and a 192-row K or V projection no longer a
+ * call of its own (SmolLM2-135M decode: the separate K and V calls cost twice their share of the weights). Every
+ * out[m, n] has the bits quantMatmul's Dot path gives it. Types and K are checked as quantMatmul checks them.
+ */
+void quantMatmulDotMany(const QuantMatmulOperand* operands, int count, const float* x, int M, int K, GemmBackend backend);
+
 /** Decodes rows [0, rows) of W (K elements each) to f32 out [rows × K], on the kernel threads. */
 void dequantizeRows(GgmlType type, const uint8_t* w, float* out, int rows, int K);
 

@@ -19,6 +19,7 @@
  *   quantMatmul       out[M×N] = x[M×K] · Wᵀ with W held as a GGUF tensor's raw blocks (F32, F16, BF16, Q8_0, Q4_0,
  *                     Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K–Q6_K, IQ4_XS): 8-bit activations and integer dot products for
  *                     a decode step, dequantized panels and the SGEMM for a prefill
+ *   quantMatmulDotMany  the dot path for several matrices of one x (Q, K, V; gate, up) in one dispatch
  *   dequantizeRows    the same blocks decoded to f32
  *
  * `loadKernels()` returns null when the addon is missing or fails to load (the reason is in
@@ -74,6 +75,14 @@ export interface QuantMatmulOptions {
    * "openblas": the AVX2 kernels and OpenBLAS's SGEMM. Default: the kernels' default backend.
    */
   readonly backend?: GemmBackend;
+}
+
+/** One weight matrix of `quantMatmulDotMany`: W [N × K] as the raw blocks of `type`, out [M × N]. */
+export interface DotOperand {
+  readonly type: GgmlWeightType | number;
+  readonly blocks: Uint8Array;
+  readonly out: Float32Array;
+  readonly N: number;
 }
 
 export interface MatmulOptions {
@@ -207,6 +216,14 @@ export interface CpuKernels {
    */
   quantMatmul(type: GgmlWeightType | number, blocks: Uint8Array, x: Float32Array, out: Float32Array, M: number, N: number, K: number, options?: QuantMatmulOptions): void;
   /**
+   * quantMatmul's "dot" path for several weight matrices that multiply the same x [M × K] (a layer's Q, K and V
+   * projections; its gate and up): x is quantized once per activation format and the rows of all the matrices are
+   * shared by the threads in one dispatch. Each operand's out gets exactly the bits of
+   * `quantMatmul(type, blocks, x, out, M, N, K, { path: "dot" })`. Throws RangeError naming the operand on a wrong
+   * type, size or K, or when an out overlaps x or another out.
+   */
+  quantMatmulDotMany(operands: readonly DotOperand[], x: Float32Array, M: number, K: number, options?: MatmulOptions): void;
+  /**
    * Asks Linux to back the 2 MiB-aligned interior of `bytes` with transparent huge pages (madvise MADV_HUGEPAGE,
    * for machines whose THP setting is "madvise"): fewer TLB misses when a GEMV streams weights from memory (the
    * Llama-8B-shaped Q4_K_M decode, kernel-level: a few percent). Call it on a fresh buffer before writing the weights
@@ -259,6 +276,7 @@ interface NativeAddon {
     numHeads: number, numKvHeads: number, headDim: number, scale: number, stats?: NativeStats, window?: number, softcap?: number,
   ): void;
   quantMatmul(type: number, blocks: Uint8Array, x: Float32Array, out: Float32Array, M: number, N: number, K: number, path?: QuantPath, backend?: GemmBackend): void;
+  quantMatmulDotMany(operands: { type: number; blocks: Uint8Array; out: Float32Array; N: number }[], x: Float32Array, M: number, K: number, backend?: GemmBackend): void;
   dequantizeRows(type: number, blocks: Uint8Array, out: Float32Array, rows: number, K: number): void;
   adviseHugePages(bytes: Uint8Array): number;
   rmsNorm(x: Float32Array, weight: Float32Array, out: Float32Array, rows: number, n: number, eps: number): void;
@@ -610,6 +628,29 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
     native.quantMatmul(GGML_WEIGHT_TYPES[type].id, blocks, x, out, M, N, K, path, backend);
   }
 
+  function quantMatmulDotMany(operands: readonly DotOperand[], x: Float32Array, M: number, K: number, options?: MatmulOptions): void {
+    const fn = "quantMatmulDotMany";
+    checkCount(fn, "M", M);
+    if (!Array.isArray(operands)) throw new TypeError(`${fn}: operands must be an array`);
+    checkArray(fn, "x", x, "Float32Array");
+    checkLength(fn, "x", x, M * K, `M×K = ${M}×${K}`, false);
+    const nativeOperands = operands.map((op, i) => {
+      const where = `${fn}: operands[${i}]`;
+      checkCount(where, "N", op.N);
+      const type = weightArgs(where, op.type, op.blocks, op.N, K);
+      checkArray(where, "out", op.out, "Float32Array");
+      checkLength(where, "out", op.out, M * op.N, `M×N = ${M}×${op.N}`, false);
+      if (overlaps(op.out, x)) throw new RangeError(`${where}.out must not overlap x`);
+      for (let j = 0; j < i; j++) if (overlaps(op.out, operands[j].out)) throw new RangeError(`${where}.out overlaps operands[${j}].out`);
+      return { type: GGML_WEIGHT_TYPES[type].id, blocks: op.blocks, out: op.out, N: op.N };
+    });
+    const backend = options?.backend ?? defaultBackend;
+    if (!available.includes(backend)) {
+      throw new RangeError(`${fn}: backend "${backend}" is not compiled into this build (available: ${available.join(", ")})`);
+    }
+    native.quantMatmulDotMany(nativeOperands, x, M, K, backend);
+  }
+
   function dequantizeRows(typeArg: GgmlWeightType | number, blocks: Uint8Array, out: Float32Array, rows: number, K: number): void {
     const fn = "dequantizeRows";
     checkCount(fn, "rows", rows);
@@ -637,6 +678,7 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
     rmsNorm,
     swiglu,
     quantMatmul,
+    quantMatmulDotMany,
     dequantizeRows,
     adviseHugePages: (bytes: Uint8Array) => {
       checkArray("adviseHugePages", "bytes", bytes, "Uint8Array");

@@ -194,3 +194,44 @@ describe.skipIf(kernelsDisabled)("quantMatmul", () => {
     expect(() => k.dequantizeRows("Q6_K", new Uint8Array(200), new Float32Array(256), 1, 256)).toThrow(/dequantizeRows: blocks has 200 values, expected at least rows×\(K\/256\)×210 bytes = 1×1×210 = 210/);
   });
 });
+
+describe.skipIf(kernelsDisabled)("quantMatmulDotMany", () => {
+  it("gives every operand the bits of its own dot-path quantMatmul, over mixed types (all three activation formats)", () => {
+    const k = kernels();
+    const K = 512; // a multiple of 32 and of 256: every type
+    // Q/K/V-like (one big, two small) with the types a Q4_K_M file mixes, plus the plain and 32-element families
+    const shapes: [GgmlWeightType, number][] = [["Q4_K", 129], ["Q6_K", 37], ["Q4_K", 37], ["Q8_0", 70], ["Q4_1", 33], ["F16", 19], ["BF16", 5], ["F32", 3]];
+    const cases = shapes.map(([type, N], i) => makeCase(type, N, K, 1000 + i));
+    const rand = mulberry32(77);
+    for (const backend of [...new Set([k.gemmBackend(), "scalar" as GemmBackend])]) {
+      for (const M of [1, 5, 17]) {
+        const x = randomX(rand, M * K);
+        const outs = cases.map((c) => new Float32Array(M * c.N).fill(Number.NaN));
+        k.quantMatmulDotMany(cases.map((c, i) => ({ type: c.type, blocks: c.blocks, out: outs[i], N: c.N })), x, M, K, { backend });
+        cases.forEach((c, i) => {
+          const alone = run(k, c, x, M, { path: "dot", backend });
+          expect(sameBits(outs[i], alone), `${c.type} N=${c.N} M=${M} ${backend}`).toBe(true);
+        });
+      }
+    }
+  });
+
+  it("refuses, naming the operand, a wrong size, a K off the block, and outs that overlap", () => {
+    const k = kernels();
+    const c = makeCase("Q4_K", 8, 256, 5);
+    const x = new Float32Array(2 * 256);
+    const shared = new Float32Array(32);
+    expect(() => k.quantMatmulDotMany([{ type: "Q4_K", blocks: c.blocks, out: new Float32Array(15), N: 8 }], x, 2, 256)).toThrow(/operands\[0\].*out/);
+    expect(() => k.quantMatmulDotMany([{ type: "Q4_K", blocks: c.blocks.subarray(1), out: new Float32Array(16), N: 8 }], x, 2, 256)).toThrow(/operands\[0\].*blocks/);
+    expect(() => k.quantMatmulDotMany([{ type: "Q4_K", blocks: c.blocks, out: new Float32Array(16), N: 8 }], new Float32Array(2 * 128), 2, 128)).toThrow(/multiple of Q4_K's block/);
+    expect(() =>
+      k.quantMatmulDotMany(
+        [
+          { type: "Q4_K", blocks: c.blocks, out: shared.subarray(0, 16), N: 8 },
+          { type: "Q4_K", blocks: c.blocks, out: shared.subarray(8, 24), N: 8 },
+        ],
+        x, 2, 256,
+      ),
+    ).toThrow(/operands\[1\]\.out overlaps operands\[0\]\.out/);
+  });
+});
