@@ -9,7 +9,7 @@ import { attendReference, type AttentionArgs, type LayerAttentionStats } from "@
 import type { StepAttentionArgs } from "@razorkv/kernels-cpu";
 import { dequantize } from "../formats/dequant.js";
 import { gegluTanh, matmulBlocksReference, matmulTransposedReference, rmsNorm, swiglu } from "./ops.js";
-import type { WeightMatrix } from "./types.js";
+import type { BlockMatrix, WeightMatrix } from "./types.js";
 
 /**
  * How a product with a quantized matrix treats x: "dot" quantizes each row of x to 8-bit blocks and sums integer
@@ -36,6 +36,12 @@ export interface ComputeBackend {
    * docstring states the dot path's error bound). Absent: `matmulBlocksReference` (decode rows, then f32 dots).
    */
   quantMatmul?(type: number, blocks: Uint8Array, x: Float32Array, out: Float32Array, M: number, N: number, K: number, options?: { readonly path?: QuantPath }): void;
+  /**
+   * The "dot" path of several block matrices that multiply the same x [M×K], in one call (kernels-cpu's
+   * quantMatmulDotMany: x quantized once, one dispatch). Each out gets the bits quantMatmul's "dot" path gives it.
+   * Absent: one quantMatmul per matrix.
+   */
+  quantMatmulDotMany?(operands: readonly { type: number; blocks: Uint8Array; out: Float32Array; N: number }[], x: Float32Array, M: number, K: number): void;
   /** out[rows×K] = the first `rows` rows of the blocks decoded to f32 (gguf-py's values). Absent: formats/dequant.ts. */
   dequantizeRows?(type: number, blocks: Uint8Array, out: Float32Array, rows: number, K: number): void;
   /**
@@ -54,6 +60,20 @@ export function matmulWeight(backend: ComputeBackend, w: WeightMatrix, x: Float3
   if (w.kind === "f32") backend.matmulTransposed(x, w.data, out, M, w.rows, w.cols);
   else if (backend.quantMatmul) backend.quantMatmul(w.type, w.bytes, x, out, M, w.rows, w.cols, { path });
   else matmulBlocksReference(w.type, w.bytes, w.rowBytes, x, out, M, w.rows, w.cols, w.name);
+}
+
+/**
+ * outs[i][M × ws[i].rows] = x[M × K] · ws[i]ᵀ for matrices that share x (a layer's Q, K, V; its gate and up), on the
+ * "dot" path: one quantMatmulDotMany call when the backend has it and every matrix is blocks, else one matmulWeight
+ * per matrix. The bits are the same either way.
+ */
+export function matmulWeightsDot(backend: ComputeBackend, ws: readonly WeightMatrix[], x: Float32Array, outs: readonly Float32Array[], M: number): void {
+  const blocks = ws.filter((w): w is BlockMatrix => w.kind === "blocks");
+  if (backend.quantMatmulDotMany && ws.length > 1 && blocks.length === ws.length && ws.every((w) => w.cols === ws[0].cols)) {
+    backend.quantMatmulDotMany(blocks.map((w, i) => ({ type: w.type, blocks: w.bytes, out: outs[i], N: w.rows })), x, M, ws[0].cols);
+    return;
+  }
+  ws.forEach((w, i) => matmulWeight(backend, w, x, outs[i], M, "dot"));
 }
 
 /** Row `row` of `w` as f32 into out[0 … w.cols) (the embedding lookup: one row decoded per token). */

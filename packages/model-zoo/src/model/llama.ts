@@ -11,7 +11,7 @@
  * layer can attend (core's `trimToWindows`), so such a head holds the last min(N, W) positions (DESIGN §3).
  */
 import { KvCache, trimToWindows, type AttentionStatsRequest, type CacheLayout, type LayerAttentionStats } from "@razorkv/core";
-import { matmulWeight, typescriptBackend, weightRow, type ComputeBackend } from "./backend.js";
+import { matmulWeight, matmulWeightsDot, typescriptBackend, weightRow, type ComputeBackend } from "./backend.js";
 import { checkNoUnusedTensors } from "../formats/llama-tensors.js";
 import { addBias, addInPlace, gegluTanh, softcapInPlace } from "./ops.js";
 import { Rope } from "./rope.js";
@@ -219,13 +219,16 @@ export class LlamaModel {
     // rows [0, P) belong to multi-token segments, [P, T) to single-token ones
     const P = options.exactProducts ? T : layout.reduce((n, s) => n + (s.tokens.length > 1 ? s.tokens.length : 0), 0);
     const backend = this.backend;
-    const mm = (w: WeightMatrix, input: Float32Array, out: Float32Array, rows: number, K: number): void => {
-      const N = w.rows;
-      const byRows = rows === T;
-      const prefillRows = byRows ? P : rows;
-      if (prefillRows > 0) matmulWeight(backend, w, input.subarray(0, prefillRows * K), out.subarray(0, prefillRows * N), prefillRows, "dequant");
+    // outs[i] = input · ws[i]ᵀ over `rows` rows: the prefill rows on the dequant path one matrix at a time, the decode
+    // rows on the dot path in one call for all the matrices (they share the input: Q, K, V; gate, up)
+    const mm = (ws: readonly WeightMatrix[], input: Float32Array, outs: readonly Float32Array[], rows: number, K: number): void => {
+      const prefillRows = rows === T ? P : rows;
+      if (prefillRows > 0) {
+        ws.forEach((w, i) => matmulWeight(backend, w, input.subarray(0, prefillRows * K), outs[i].subarray(0, prefillRows * w.rows), prefillRows, "dequant"));
+      }
       if (rows > prefillRows) {
-        matmulWeight(backend, w, input.subarray(prefillRows * K, rows * K), out.subarray(prefillRows * N, rows * N), rows - prefillRows, "dot");
+        const decodeOuts = ws.map((w, i) => outs[i].subarray(prefillRows * w.rows, rows * w.rows));
+        matmulWeightsDot(backend, ws, input.subarray(prefillRows * K, rows * K), decodeOuts, rows - prefillRows);
       }
     };
 
@@ -256,9 +259,7 @@ export class LlamaModel {
     for (let l = 0; l < c.numLayers; l++) {
       const w = this.layers[l];
       backend.rmsNorm(x, w.attnNorm, normed, T, c.rmsNormEps);
-      mm(w.wq, normed, q, T, H);
-      mm(w.wk, normed, k, T, H);
-      mm(w.wv, normed, v, T, H);
+      mm([w.wq, w.wk, w.wv], normed, [q, k, v], T, H);
       if (w.bq && w.bk && w.bv) {
         addBias(q, w.bq, T);
         addBias(k, w.bk, T);
@@ -314,16 +315,15 @@ export class LlamaModel {
         });
         if (stats) stepped.forEach((s, i) => stats[s.index].push(results[i]));
       }
-      mm(w.wo, attn, proj, T, qDim);
+      mm([w.wo], attn, [proj], T, qDim);
       if (w.postAttnNorm) backend.rmsNorm(proj, w.postAttnNorm, proj, T, c.rmsNormEps);
       addInPlace(x, proj);
 
       backend.rmsNorm(x, w.ffnNorm, normed, T, c.rmsNormEps);
-      mm(w.wGate, normed, gate, T, H);
-      mm(w.wUp, normed, up, T, H);
+      mm([w.wGate, w.wUp], normed, [gate, up], T, H);
       if (c.mlpActivation === "gelu-tanh") (backend.gegluTanh ?? gegluTanh)(gate, up);
       else backend.swiglu(gate, up);
-      mm(w.wDown, gate, proj, T, F);
+      mm([w.wDown], gate, [proj], T, F);
       if (w.postFfnNorm) backend.rmsNorm(proj, w.postFfnNorm, proj, T, c.rmsNormEps);
       addInPlace(x, proj);
     }
