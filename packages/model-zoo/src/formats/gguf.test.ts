@@ -170,6 +170,29 @@ describe("tiny GGUF files", () => {
     expectSame(model.tensor("blk.0.ffn_up.weight").data, first.data);
   });
 
+  it("holds every block matrix in one 64-byte-aligned buffer, rows as rawTensor gives them (Q/K un-permuted), and a fresh array after clearCache", async () => {
+    const weights = randomWeights(llamaConfig, 9);
+    const model = await openGguf(writeTemp(buildLlamaGguf(weights, { type: GgmlType.Q8_0 })));
+    const names = [...model.tensorInfos.keys()].filter((name) => model.tensorInfos.get(name)!.shape.length === 2);
+    expect(names).toContain("blk.1.attn_q.weight");
+    const matrices = names.map((name) => model.matrix(name));
+    const buffer = matrices[0].kind === "blocks" ? matrices[0].bytes.buffer : null;
+    for (const [i, m] of matrices.entries()) {
+      if (m.kind !== "blocks") throw new Error(`${names[i]}: expected blocks, got ${m.kind}`);
+      expect(m.bytes.buffer).toBe(buffer);
+      expect(m.bytes.byteOffset % 64).toBe(0);
+      expect(m.bytes).toEqual(model.rawTensor(names[i]).bytes);
+    }
+    // the slices do not overlap
+    const spans = matrices.map((m) => (m.kind === "blocks" ? [m.bytes.byteOffset, m.bytes.byteOffset + m.bytes.length] : [0, 0])).sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < spans.length; i++) expect(spans[i][0]).toBeGreaterThanOrEqual(spans[i - 1][1]);
+    model.clearCache();
+    const again = model.matrix("blk.1.attn_q.weight");
+    if (again.kind !== "blocks") throw new Error("expected blocks");
+    expect(again.bytes.buffer).not.toBe(buffer);
+    expect(again.bytes).toEqual(model.rawTensor("blk.1.attn_q.weight").bytes);
+  });
+
   it("honours general.alignment", async () => {
     const weights = randomWeights(llamaConfig, 2);
     const path = writeTemp(buildLlamaGguf(weights, { extraMetadata: { "general.alignment": 64 } }));

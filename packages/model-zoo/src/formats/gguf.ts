@@ -31,6 +31,7 @@ import {
   isDequantizable,
 } from "./dequant.js";
 import { ModelFileError } from "./errors.js";
+import { WeightArena } from "./weight-arena.js";
 import { checkLlamaTensors, llamaTensorShapes, splitFusedTensors } from "./llama-tensors.js";
 
 const GGUF_MAGIC = "GGUF";
@@ -551,6 +552,7 @@ class GgufWeights implements GgufModel {
   readonly source: string;
   private readonly cache = new Map<string, Tensor>();
   private readonly matrices = new Map<string, WeightMatrix>();
+  private arena: WeightArena | undefined;
 
   constructor(
     header: GgufHeader,
@@ -623,7 +625,7 @@ class GgufWeights implements GgufModel {
       if (!isDequantizable(info.type)) {
         throw new ModelFileError(this.path, `tensor ${name} has type ${info.typeName}, which cannot be computed with (supported: ${SUPPORTED_TYPE_NAMES.join(", ")})`);
       }
-      const { bytes } = this.rawTensor(name);
+      const bytes = this.matrixBytes(name, info);
       matrix = { kind: "blocks", name, rows, cols, type: info.type, typeName: info.typeName, bytes, rowBytes: bytes.length / rows };
     }
     this.matrices.set(name, matrix);
@@ -649,9 +651,31 @@ class GgufWeights implements GgufModel {
     return match[1] === "q" ? this.config.numHeads : this.config.numKvHeads;
   }
 
-  private readBytes(info: GgufTensorInfo): Uint8Array {
+  /**
+   * A block matrix's bytes (rows un-permuted as rawTensor gives them) in the weight arena, one buffer for every
+   * matrix of the file on huge pages (weight-arena.ts); a fresh array once the arena is spent (after clearCache).
+   */
+  private matrixBytes(name: string, info: GgufTensorInfo): Uint8Array {
+    this.arena ??= new WeightArena(WeightArena.sizeFor(this.blockMatrixLengths()));
+    const slice = this.arena.slice(info.byteLength as number);
+    if (slice === null) return this.rawTensor(name).bytes;
+    const heads = this.permutedHeads(name);
+    if (heads === undefined) this.readBytes(info, slice);
+    else slice.set(ggufRowsToHf(this.readBytes(info), heads, slice.length / info.shape[0]));
+    return slice;
+  }
+
+  /** Byte lengths of the tensors `matrix` holds as blocks: every 2-D tensor of a type other than F32. */
+  private *blockMatrixLengths(): Iterable<number> {
+    for (const info of this.modelTensorInfos.values()) {
+      if (info.shape.length === 2 && info.type !== GgmlType.F32 && info.byteLength !== undefined && isDequantizable(info.type)) yield info.byteLength;
+    }
+  }
+
+  /** The tensor's bytes from the file, into `into` (info.byteLength bytes) or a new array. */
+  private readBytes(info: GgufTensorInfo, into?: Uint8Array): Uint8Array {
     const length = info.byteLength as number; // sized: checked by the callers' type checks
-    const bytes = new Uint8Array(length);
+    const bytes = into ?? new Uint8Array(length);
     const fd = openSync(this.path, "r");
     try {
       let done = 0;
