@@ -4,9 +4,9 @@
  *
  * Why: a decode step streams every weight once, and with 4 KiB pages it walks a new page every 4 KiB — about 24 000
  * pages per step for SmolLM2-135M's 94 MB, more than the TLB holds. One allocation per tensor cannot use 2 MiB pages
- * (most of a small model's tensors are under 1 MiB), so the tensors share this buffer. SmolLM2-135M Q4_1 decode at a
- * short context, alternated runs of 128 tokens: 84–90 tokens/s with the arena on huge pages against 80–85 with one
- * buffer per tensor (BENCHMARKS.md, "Side by side with llama.cpp").
+ * (most of a small model's tensors are under 1 MiB), so the tensors share this buffer. Model-level greedy decode at
+ * a short context (bench/lib/model-forward.js), 4 alternated pairs against the build before the arena: SmolLM2-135M
+ * Q4_1, 128 tokens, 70–74 → 84–91 tokens/s; Llama-3.2-1B-shaped Q4_K_M, 32 tokens, 12.9–13.8 → 14.2–15.4.
  *
  * Pages no slice reaches are never touched, so they cost no resident memory.
  */
