@@ -13,18 +13,20 @@
 import { loadKernels } from "@razorkv/kernels-cpu";
 
 const ALIGN = 64;
+/**
+ * Bytes per underlying buffer. One typed array holds at most 2^32 − 1 bytes on Node 20, fewer than an 8B model's
+ * 4.6 GB of blocks, so the arena is a run of buffers; a slice never straddles two.
+ */
+export const ARENA_CHUNK_BYTES = 1 << 30;
 
 export class WeightArena {
-  private readonly bytes: Uint8Array;
-  private used = 0;
-  /** Bytes the kernels asked Linux to back with huge pages (0 without the native kernels, off Linux, or refused). */
-  readonly hugePageBytes: number;
+  private chunk: Uint8Array | null = null;
+  private chunkUsed = 0;
+  private handedOut = 0;
+  private hugePages = 0;
 
   /** `capacity`: the sum of the slices' lengths, each rounded up to 64 bytes (`WeightArena.sizeFor`). */
-  constructor(capacity: number) {
-    this.bytes = new Uint8Array(capacity);
-    this.hugePageBytes = loadKernels()?.adviseHugePages(this.bytes) ?? 0;
-  }
+  constructor(readonly capacity: number) {}
 
   /** The capacity that holds slices of these lengths. */
   static sizeFor(lengths: Iterable<number>): number {
@@ -33,11 +35,24 @@ export class WeightArena {
     return total;
   }
 
-  /** A fresh slice of `length` bytes (zeroed), or null when the arena has no room left for it. */
+  /** Bytes the kernels asked Linux to back with huge pages (0 without the native kernels, off Linux, or refused). */
+  get hugePageBytes(): number {
+    return this.hugePages;
+  }
+
+  /** A fresh slice of `length` bytes (zeroed), or null once the slices handed out would pass the capacity. */
   slice(length: number): Uint8Array | null {
-    if (this.used + length > this.bytes.length) return null;
-    const slice = this.bytes.subarray(this.used, this.used + length);
-    this.used += alignUp(length);
+    const need = alignUp(length);
+    if (this.handedOut + need > this.capacity) return null;
+    if (this.chunk === null || this.chunkUsed + length > this.chunk.length) {
+      // a new buffer for what is left (a chunk at most), or for this slice alone if it is larger
+      this.chunk = new Uint8Array(Math.max(length, Math.min(this.capacity - this.handedOut, ARENA_CHUNK_BYTES)));
+      this.chunkUsed = 0;
+      this.hugePages += loadKernels()?.adviseHugePages(this.chunk) ?? 0;
+    }
+    const slice = this.chunk.subarray(this.chunkUsed, this.chunkUsed + length);
+    this.chunkUsed += need;
+    this.handedOut += need;
     return slice;
   }
 }
