@@ -6,6 +6,11 @@
  * keys with the smallest L2 norm, which draw the most attention (Devoto et al. 2024, "A Simple and Effective L2
  * Norm-Based Strategy for KV Cache Compression", arXiv 2406.11430), plus a window of recent tokens. Replace
  * `scores` and `params` with the method's own; docs/adding-a-policy.md walks through the rest.
+ *
+ * A method that measures the model once before any sample (a head-level method choosing which heads keep their
+ * whole cache, a calibration) adds a `prepare` step to the definition below: docs/adding-a-policy.md, section 6,
+ * and packages/policy-random-heads, the smallest package that has one (its artefact, `headSelection` for the report,
+ * and the layout from core's protectedHeadsPolicy).
  */
 import {
   definePolicy, entriesToKeep, keepRecentAndTop, param, selectPerHead, type CompressionPolicy, type HeadCache, type ParamsOf,
