@@ -56,7 +56,7 @@ export function cellId(label: string, budget: Cell["budget"]): string {
   return `${label}@${describeBudget(budget)}`;
 }
 
-interface Unit {
+export interface Unit {
   readonly modelRef: string;
   readonly task: TaskSpec;
   readonly sample: Sample;
@@ -139,8 +139,8 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
     for (const kc of allUnitCells) order.push(...kc.map((c) => c.key));
     // every row of a sample costs the same share of its prefill and decode
     const rowWork = (u: Unit) => sampleWork(u.sample.contextLength);
-    const shardOf = shard ? assignByCost(allUnits.map(rowWork), shard.count) : null;
-    const mine = (_: unknown, i: number) => shardOf === null || shardOf[i] === shard!.index;
+    const inShard = unitsInShard(allUnits, shard);
+    const mine = (_: unknown, i: number) => inShard[i];
     const units = allUnits.filter(mine);
     const unitCells = allUnitCells.filter(mine);
     for (const kc of unitCells) assigned.push(...kc.map((c) => c.key));
@@ -231,7 +231,17 @@ async function modelCells(manifest: Manifest, outDir: string, modelRef: string, 
   return cellsOf(preparations, modelRef);
 }
 
-function modelUnits(manifest: Manifest, modelRef: string, lm: LanguageModel): Unit[] {
+/**
+ * Which of a model's units (in sweep order) shard `shard` computes: all of them without a shard, else its share of
+ * assignByCost over each unit's progress cost (sampleWork of its context). The run and `--dry-run` both ask here.
+ */
+export function unitsInShard(units: readonly Unit[], shard: Shard | undefined): boolean[] {
+  if (!shard) return units.map(() => true);
+  return assignByCost(units.map((u) => sampleWork(u.sample.contextLength)), shard.count).map((owner) => owner === shard.index);
+}
+
+/** A model's units: every task's samples × the task's modes, in sweep order. */
+export function modelUnits(manifest: Manifest, modelRef: string, lm: LanguageModel): Unit[] {
   const units: Unit[] = [];
   for (const task of manifest.tasks) {
     for (const sample of taskSamples(task, lm.tokenizer, manifest.seed)) {

@@ -53,6 +53,23 @@ describe("a sweep in shards, merged (real model)", () => {
     expect(Math.min(...plans.map((p) => p.assigned.length))).toBeLessThan(Math.max(...plans.map((p) => p.assigned.length)));
   });
 
+  it("--dry-run --shard plans the shard's own share: the rows its run computed, and the shares add up to the sweep", async () => {
+    const rowsOf = (stdout: string) => Number(/= (\d+) result rows/.exec(stdout)?.[1]);
+    const whole = await cli(["run", manifest, "--out", sharded, "--dry-run"]);
+    expect(whole.code, whole.stderr).toBe(0);
+    expect(rowsOf(whole.stdout)).toBe(40);
+    let sum = 0;
+    for (const k of [0, 1, 2]) {
+      const r = await cli(["run", manifest, "--out", sharded, "--dry-run", "--shard", `${k}/3`]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^shard ${k}/3 \\(\\d+ of the sweep's 8 sample-modes\\): `));
+      const plan = JSON.parse(readFileSync(join(sharded, "shards", `${k}-of-3`, "plan.json"), "utf8")) as { assigned: string[] };
+      expect(rowsOf(r.stdout)).toBe(plan.assigned.length);
+      sum += rowsOf(r.stdout);
+    }
+    expect(sum).toBe(40);
+  }, 120_000);
+
   it("merging a shard that has not finished is refused, naming it and the rerun", async () => {
     const plan = join(sharded, "shards", "1-of-3", "plan.json");
     renameSync(plan, `${plan}.away`);

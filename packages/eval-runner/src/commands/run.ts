@@ -13,7 +13,7 @@ import { RazorkvError } from "@razorkv/core";
 import { renderReport, ReportInputError } from "@razorkv/report";
 import { loadLanguageModel } from "@razorkv/model-zoo";
 import { loadManifest } from "../manifest.js";
-import { checkPolicies, runExperiment, sweepCells, taskSamples } from "../experiment.js";
+import { checkPolicies, modelUnits, runExperiment, sweepCells, unitsInShard } from "../experiment.js";
 import { findInfeasible, type SampleUnit } from "../feasibility.js";
 import { estimateSweep } from "../estimate.js";
 import { formatDuration } from "../progress.js";
@@ -53,20 +53,16 @@ export function runCommand(): Command {
       if (opts.dryRun) {
         for (const modelRef of manifest.models) {
           const lm = await loadLanguageModel(modelRef);
-          const samples: Sample[] = [];
-          const units: SampleUnit[] = [];
-          for (const t of manifest.tasks) {
-            for (const s of taskSamples(t, lm.tokenizer, manifest.seed)) {
-              for (const mode of t.modes) {
-                samples.push(s);
-                units.push({ task: t.label, sample: s, mode });
-              }
-            }
-          }
+          // a shard's plan is its own share of the units, as the run assigns them
+          const all = modelUnits(manifest, modelRef, lm);
+          const inShard = unitsInShard(all, shard);
+          const units: SampleUnit[] = all.filter((_, i) => inShard[i]).map((u) => ({ task: u.task.label, sample: u.sample, mode: u.mode }));
+          const samples: Sample[] = units.map((u) => u.sample);
           const budgets = manifest.policies.flatMap((p) => p.budgets);
           const e = estimateSweep(lm, samples, budgets, opts.sharePrefill);
+          const share = shard ? `shard ${describeShard(shard)} (${units.length} of the sweep's ${all.length} sample-modes): ` : "";
           process.stdout.write(
-            `${manifest.name} on ${modelRef}: ${e.samples} samples × ${e.cells} cells = ${e.samples * e.cells} result rows; ` +
+            `${share}${manifest.name} on ${modelRef}: ${e.samples} samples × ${e.cells} cells = ${e.samples * e.cells} result rows; ` +
               `${e.prefillTokens} prefill tokens, ${e.decodeSteps} answer tokens per cell at most; estimated ${formatDuration(e.seconds * 1000)} at most ` +
               `(${opts.sharePrefill ? "shared prefill" : "prefill per cell"}, backend ${lm.model.backend.name})\n`,
           );
