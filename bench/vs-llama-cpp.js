@@ -259,17 +259,20 @@ async function compare(opts, argv) {
   const write = (finished) => {
     const doc = {
       schema: 1,
-      benchmark: "side by side with llama.cpp (issue #19): llama-bench against razorkv's kernel-level forward pass, alternated",
+      benchmark: "side by side with llama.cpp (issue #19): llama-bench against razorkv's forward pass (model-level and/or kernel-level), alternated",
       command: ["pnpm run bench -- --vs-llama-cpp", ...argv.filter((a) => a !== "--" && a !== "--vs-llama-cpp")].join(" "),
       finished, date: startedAt.toISOString(), gitCommit: gitCommit(ROOT),
       options: { models, sides, runs, threads, waitIdleSeconds: waitLimit },
       machine: { ...machine, loadAverageAtEnd: os.loadavg().map((x) => Number(x.toFixed(2))) },
       llamaCpp: llama,
       files: Object.fromEntries(models.map((m) => [m, { path: files[m], bytes: statSync(files[m]).size, label: MODELS[m].label }])),
-      razorkvSides: {
-        razorkvModel: "model-level: bench/lib/model-forward.js, model-zoo's LlamaModel (openModel + LlamaModel on the native backend: weights in their GGUF blocks, quantMatmul, attendStep, core's f32 KvCache)",
-        razorkvKernel: "kernel-level: bench/lib/kernel-forward.js (quantMatmul on the file's blocks, attendStep / attend, rmsNorm, swiglu, RoPE in JavaScript, prefill in 512-token chunks; no model-zoo)",
-      },
+      // the razorkv sides that ran, each described
+      razorkvSides: Object.fromEntries(
+        [
+          ["model", "razorkvModel", "model-level: bench/lib/model-forward.js, model-zoo's LlamaModel (openModel + LlamaModel on the native backend: weights in their GGUF blocks, quantMatmul, attendStep, core's f32 KvCache)"],
+          ["kernel", "razorkvKernel", "kernel-level: bench/lib/kernel-forward.js (quantMatmul on the file's blocks, attendStep / attend, rmsNorm, swiglu, RoPE in JavaScript, prefill in 512-token chunks; no model-zoo)"],
+        ].filter(([side]) => sides.includes(side)).map(([, key, text]) => [key, text]),
+      ),
       cases: results,
     };
     writeFileSync(outPath, JSON.stringify(doc, null, 2) + "\n");
