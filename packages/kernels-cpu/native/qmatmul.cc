@@ -41,6 +41,10 @@ constexpr double kParallelMinWork = 1 << 15;
 constexpr size_t kPanelBytes = size_t(32) << 20;
 constexpr int kPanelMinRows = 64;
 constexpr int kPanelMaxRows = 4096;
+// Up to this many rows of x the Dequant path decodes W row by row into a buffer in L1 and takes f32 dot products
+// from it (the F32 Dot kernel) instead of panels and the SGEMM: for a prefill's last-row logits (M = 1) the panels
+// would write the whole LM head out as f32 and OpenBLAS would repack it, all for one row.
+constexpr int kDequantRowwiseMaxRows = 4;
 // The rows of quantized x a Dot chunk sweeps per weight row are cut into tiles of about this many bytes (in L2).
 constexpr size_t kActivationTileBytes = 256 << 10;
 
@@ -142,6 +146,25 @@ void matmulDot(GgmlType type, const uint8_t* w, size_t rowBytes, const float* x,
   parallelFor(chunks.count, threads, [&](int c, int) { dotRows(op, M, K, c * chunks.size, std::min(N, (c + 1) * chunks.size)); });
 }
 
+void matmulDequantRowwise(GgmlType type, const uint8_t* w, size_t rowBytes, const float* x, float* out, int M, int N, int K, bool simd) {
+  const RowsDotFn dot = rowsDotKernel(GgmlType::F32, simd);
+  const size_t xBytes = sizeof(float) * static_cast<size_t>(K);
+  const int threads = threadsFor(static_cast<double>(M) * N * K);
+  const int ahead = static_cast<int>((kPrefetchBytes + rowBytes - 1) / rowBytes);  // rows
+  Chunks chunks(N, 1, threads, 8, 256);
+  parallelFor(chunks.count, threads, [&](int c, int) {
+    float* row = static_cast<float*>(t_panel.get(xBytes));
+    const uint8_t* rowBytesF32 = reinterpret_cast<const uint8_t*>(row);
+    for (int n = c * chunks.size; n < std::min(N, (c + 1) * chunks.size); n++) {
+      if (n + ahead < N) prefetchBytes(w + (n + ahead) * rowBytes, rowBytes);
+      dequantizeRow(type, w + n * rowBytes, row, K);
+      for (int m = 0; m < M; m += kMaxDotRows) {
+        dot(rowBytesF32, reinterpret_cast<const uint8_t*>(x + static_cast<size_t>(m) * K), xBytes, std::min(kMaxDotRows, M - m), K, out + static_cast<size_t>(m) * N + n, N);
+      }
+    }
+  });
+}
+
 void matmulDequant(GgmlType type, const uint8_t* w, size_t rowBytes, const float* x, float* out, int M, int N, int K, GemmBackend backend) {
   const int threads = threadsFor(static_cast<double>(M) * N * K);
   const int panelRows = std::max(kPanelMinRows, std::min<int>(kPanelMaxRows, static_cast<int>(kPanelBytes / (sizeof(float) * K))));
@@ -181,6 +204,8 @@ void quantMatmul(GgmlType type, const uint8_t* w, const float* x, float* out, in
     matmulDot(type, w, rowBytes, x, out, M, N, K, backend != GemmBackend::Scalar && quantSimdCompiled());
   } else if (type == GgmlType::F32 && reinterpret_cast<uintptr_t>(w) % alignof(float) == 0) {
     matmulTransposed(x, reinterpret_cast<const float*>(w), out, M, N, K, backend);  // nothing to decode
+  } else if (M <= kDequantRowwiseMaxRows) {
+    matmulDequantRowwise(type, w, rowBytes, x, out, M, N, K, backend != GemmBackend::Scalar && quantSimdCompiled());
   } else {
     matmulDequant(type, w, rowBytes, x, out, M, N, K, backend);
   }

@@ -11,7 +11,8 @@
 //             rows share its group): a sequence gets the same bits in a batch as alone.
 //   Dequant   decode a panel of weight rows to f32 (two panels per thread, at most 32 MiB each), then the f32 SGEMM
 //             of gemm.h (OpenBLAS or the own kernel) on x and the panel; threads split N into panels. Prefill: the
-//             decode is paid once per M rows of x.
+//             decode is paid once per M rows of x. Up to 4 rows of x (a prefill's last-row logits) W is instead
+//             decoded row by row into an L1 buffer and dotted in f32 with each row of x: no f32 copy of W is written.
 // Auto takes Dot up to kQuantDotMaxRows rows and Dequant above (figures at the constant in qmatmul.cc).
 #pragma once
 

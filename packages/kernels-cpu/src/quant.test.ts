@@ -235,3 +235,30 @@ describe.skipIf(kernelsDisabled)("quantMatmulDotMany", () => {
     ).toThrow(/operands\[1\]\.out overlaps operands\[0\]\.out/);
   });
 });
+
+describe.skipIf(kernelsDisabled)("quantMatmul's dequant path for a few rows (a prefill's last-row logits)", () => {
+  it("is f32 arithmetic on the decoded weights, not the 8-bit dot: within 1e-5 · Σ|w·x| of float64, every type, M = 1 … 5", () => {
+    const k = kernels();
+    for (const type of TYPES) {
+      const K = kValues(type).at(-1)!;
+      const c = makeCase(type, 37, K, 4242 + GGML_WEIGHT_TYPES[type].id);
+      const rand = mulberry32(K + 11);
+      for (const M of [1, 2, 4, 5]) {
+        const x = randomX(rand, M * K);
+        for (const backend of [...new Set([k.gemmBackend(), "scalar" as GemmBackend])]) {
+          const out = run(k, c, x, M, { path: "dequant", backend });
+          for (let m = 0; m < M; m++) {
+            for (let n = 0; n < c.N; n++) {
+              let exact = 0, magnitude = 0;
+              for (let i = 0; i < K; i++) {
+                exact += c.w[n * K + i] * x[m * K + i];
+                magnitude += Math.abs(c.w[n * K + i] * x[m * K + i]);
+              }
+              expect(Math.abs(out[m * c.N + n] - exact), `${type} M=${M} m=${m} n=${n} ${backend}`).toBeLessThanOrEqual(1e-5 * magnitude + 1e-30);
+            }
+          }
+        }
+      }
+    }
+  });
+});
