@@ -135,15 +135,57 @@ void dotRows(const DotOperand& op, int M, int K, int n0, int n1) {
   }
 }
 
-void matmulDot(GgmlType type, const uint8_t* w, size_t rowBytes, const float* x, float* out, int M, int N, int K, bool simd) {
-  const ActivationFormat format = activationFormat(type);
-  const size_t actBytes = activationRowBytes(format, K);
-  uint8_t* act = static_cast<uint8_t*>(t_activations.get(actBytes * M));
-  const int threads = threadsFor(static_cast<double>(M) * N * K);
-  quantizeActivations(format, x, act, actBytes, M, K, threads, simd);
-  const DotOperand op{rowsDotKernel(type, simd), w, rowBytes, act, actBytes, out, N};
-  Chunks chunks(N, 1, threads, 8, 256);
-  parallelFor(chunks.count, threads, [&](int c, int) { dotRows(op, M, K, c * chunks.size, std::min(N, (c + 1) * chunks.size)); });
+/** Throws naming `who` unless quantMatmul has kernels for `type` and K is a whole number of its blocks. */
+void checkTypeAndK(const char* who, GgmlType type, int K) {
+  const GgmlTypeInfo info = ggmlTypeInfo(type);
+  if (info.blockSize == 0) throw std::invalid_argument(std::string(who) + ": unsupported ggml type " + std::to_string(static_cast<int>(type)));
+  if (K % info.blockSize != 0) {
+    throw std::invalid_argument(std::string(who) + ": K = " + std::to_string(K) + " is not a multiple of " + info.name + "'s block of " + std::to_string(info.blockSize));
+  }
+}
+
+void checkBackend(GemmBackend backend) {
+  if (!gemmBackendAvailable(backend)) throw std::invalid_argument(std::string("GEMM backend ") + gemmBackendName(backend) + " is not compiled into this build");
+}
+
+/**
+ * The Dot path for operands that share x [M × K] (checked, M and K > 0): x quantized once per activation format
+ * they need, then one list of (operand, rows) chunks for the threads. One operand is quantMatmul's Dot path.
+ */
+void matmulDotMany(const QuantMatmulOperand* operands, int count, const float* x, int M, int K, bool simd) {
+  double work = 0;
+  for (int i = 0; i < count; i++) work += static_cast<double>(M) * operands[i].N * K;
+  const int threads = threadsFor(work);
+  // x quantized once per activation format the operands need (at most three), side by side in one scratch
+  constexpr int kFormats = 3;
+  const ActivationFormat formats[kFormats] = {ActivationFormat::F32, ActivationFormat::Q8x32, ActivationFormat::Q8_K};
+  size_t offset[kFormats], total = 0;
+  bool needed[kFormats] = {false, false, false};
+  for (int i = 0; i < count; i++) needed[static_cast<int>(activationFormat(operands[i].type))] = true;
+  for (int f = 0; f < kFormats; f++) {
+    offset[f] = total;
+    if (needed[f]) total += (activationRowBytes(formats[f], K) * M + 63) / 64 * 64;
+  }
+  uint8_t* act = static_cast<uint8_t*>(t_activations.get(total));
+  for (int f = 0; f < kFormats; f++) {
+    if (needed[f]) quantizeActivations(formats[f], x, act + offset[f], activationRowBytes(formats[f], K), M, K, threads, simd);
+  }
+  // one list of (operand, rows) chunks for all operands: one parallelFor, both threads busy across the small ones
+  std::vector<DotOperand> ops;
+  std::vector<std::array<int, 3>> chunks;  // operand, n0, n1
+  ops.reserve(count);
+  for (int i = 0; i < count; i++) {
+    const QuantMatmulOperand& o = operands[i];
+    const int f = static_cast<int>(activationFormat(o.type));
+    ops.push_back({rowsDotKernel(o.type, simd), o.w, ggmlRowBytes(o.type, K), act + offset[f], activationRowBytes(formats[f], K), o.out, o.N});
+    if (o.N <= 0) continue;
+    const Chunks c(o.N, 1, threads, 8, 256);
+    for (int k = 0; k < c.count; k++) chunks.push_back({i, k * c.size, std::min(o.N, (k + 1) * c.size)});
+  }
+  parallelFor(static_cast<int>(chunks.size()), threads, [&](int c, int) {
+    const auto& [i, n0, n1] = chunks[c];
+    dotRows(ops[i], M, K, n0, n1);
+  });
 }
 
 void matmulDequantRowwise(GgmlType type, const uint8_t* w, size_t rowBytes, const float* x, float* out, int M, int N, int K, bool simd) {
@@ -187,12 +229,8 @@ size_t ggmlRowBytes(GgmlType type, int K) {
 }
 
 void quantMatmul(GgmlType type, const uint8_t* w, const float* x, float* out, int M, int N, int K, QuantPath path, GemmBackend backend) {
-  if (!gemmBackendAvailable(backend)) throw std::invalid_argument(std::string("GEMM backend ") + gemmBackendName(backend) + " is not compiled into this build");
-  const GgmlTypeInfo info = ggmlTypeInfo(type);
-  if (info.blockSize == 0) throw std::invalid_argument("quantMatmul: unsupported ggml type " + std::to_string(static_cast<int>(type)));
-  if (K % info.blockSize != 0) {
-    throw std::invalid_argument(std::string("quantMatmul: K = ") + std::to_string(K) + " is not a multiple of " + info.name + "'s block of " + std::to_string(info.blockSize));
-  }
+  checkBackend(backend);
+  checkTypeAndK("quantMatmul", type, K);
   if (M <= 0 || N <= 0) return;
   if (K == 0) {
     std::fill(out, out + static_cast<size_t>(M) * N, 0.0f);
@@ -201,7 +239,8 @@ void quantMatmul(GgmlType type, const uint8_t* w, const float* x, float* out, in
   if (path == QuantPath::Auto) path = M <= kQuantDotMaxRows ? QuantPath::Dot : QuantPath::Dequant;
   const size_t rowBytes = ggmlRowBytes(type, K);
   if (path == QuantPath::Dot) {
-    matmulDot(type, w, rowBytes, x, out, M, N, K, backend != GemmBackend::Scalar && quantSimdCompiled());
+    const QuantMatmulOperand operand{type, w, out, N};
+    matmulDotMany(&operand, 1, x, M, K, backend != GemmBackend::Scalar && quantSimdCompiled());
   } else if (type == GgmlType::F32 && reinterpret_cast<uintptr_t>(w) % alignof(float) == 0) {
     matmulTransposed(x, reinterpret_cast<const float*>(w), out, M, N, K, backend);  // nothing to decode
   } else if (M <= kDequantRowwiseMaxRows) {
@@ -212,49 +251,14 @@ void quantMatmul(GgmlType type, const uint8_t* w, const float* x, float* out, in
 }
 
 void quantMatmulDotMany(const QuantMatmulOperand* operands, int count, const float* x, int M, int K, GemmBackend backend) {
-  if (!gemmBackendAvailable(backend)) throw std::invalid_argument(std::string("GEMM backend ") + gemmBackendName(backend) + " is not compiled into this build");
+  checkBackend(backend);
+  for (int i = 0; i < count; i++) checkTypeAndK("quantMatmulDotMany", operands[i].type, K);
   if (count <= 0 || M <= 0) return;
-  const bool simd = backend != GemmBackend::Scalar && quantSimdCompiled();
-  double work = 0;
-  for (int i = 0; i < count; i++) {
-    const GgmlTypeInfo info = ggmlTypeInfo(operands[i].type);
-    if (info.blockSize == 0) throw std::invalid_argument("quantMatmulDotMany: unsupported ggml type " + std::to_string(static_cast<int>(operands[i].type)));
-    if (K % info.blockSize != 0) {
-      throw std::invalid_argument(std::string("quantMatmulDotMany: K = ") + std::to_string(K) + " is not a multiple of " + info.name + "'s block of " + std::to_string(info.blockSize));
-    }
-    work += static_cast<double>(M) * operands[i].N * K;
+  if (K == 0) {  // as quantMatmul: every product is an empty sum
+    for (int i = 0; i < count; i++) std::fill(operands[i].out, operands[i].out + static_cast<size_t>(M) * std::max(0, operands[i].N), 0.0f);
+    return;
   }
-  const int threads = threadsFor(work);
-  // x quantized once per activation format the operands need (at most three), side by side in one scratch
-  constexpr int kFormats = 3;
-  const ActivationFormat formats[kFormats] = {ActivationFormat::F32, ActivationFormat::Q8x32, ActivationFormat::Q8_K};
-  size_t offset[kFormats], total = 0;
-  bool needed[kFormats] = {false, false, false};
-  for (int i = 0; i < count; i++) needed[static_cast<int>(activationFormat(operands[i].type))] = true;
-  for (int f = 0; f < kFormats; f++) {
-    offset[f] = total;
-    if (needed[f]) total += (activationRowBytes(formats[f], K) * M + 63) / 64 * 64;
-  }
-  uint8_t* act = static_cast<uint8_t*>(t_activations.get(total));
-  for (int f = 0; f < kFormats; f++) {
-    if (needed[f]) quantizeActivations(formats[f], x, act + offset[f], activationRowBytes(formats[f], K), M, K, threads, simd);
-  }
-  // one list of (operand, rows) chunks for all operands: one parallelFor, both threads busy across the small ones
-  std::vector<DotOperand> ops;
-  std::vector<std::array<int, 3>> chunks;  // operand, n0, n1
-  ops.reserve(count);
-  for (int i = 0; i < count; i++) {
-    const QuantMatmulOperand& o = operands[i];
-    const int f = static_cast<int>(activationFormat(o.type));
-    ops.push_back({rowsDotKernel(o.type, simd), o.w, ggmlRowBytes(o.type, K), act + offset[f], activationRowBytes(formats[f], K), o.out, o.N});
-    if (o.N <= 0) continue;
-    const Chunks c(o.N, 1, threads, 8, 256);
-    for (int k = 0; k < c.count; k++) chunks.push_back({i, k * c.size, std::min(o.N, (k + 1) * c.size)});
-  }
-  parallelFor(static_cast<int>(chunks.size()), threads, [&](int c, int) {
-    const auto& [i, n0, n1] = chunks[c];
-    dotRows(ops[i], M, K, n0, n1);
-  });
+  matmulDotMany(operands, count, x, M, K, backend != GemmBackend::Scalar && quantSimdCompiled());
 }
 
 void dequantizeRows(GgmlType type, const uint8_t* w, float* out, int rows, int K) {

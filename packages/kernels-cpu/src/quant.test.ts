@@ -216,6 +216,13 @@ describe.skipIf(kernelsDisabled)("quantMatmulDotMany", () => {
     }
   });
 
+  it("K = 0 writes zeros, as quantMatmul does (empty sums)", () => {
+    const k = kernels();
+    const outs = [new Float32Array(6).fill(7), new Float32Array(4).fill(7)];
+    k.quantMatmulDotMany([{ type: "Q4_K", blocks: new Uint8Array(0), out: outs[0], N: 3 }, { type: "Q8_0", blocks: new Uint8Array(0), out: outs[1], N: 2 }], new Float32Array(0), 2, 0);
+    expect(outs.map((o) => Array.from(o))).toEqual([[0, 0, 0, 0, 0, 0], [0, 0, 0, 0]]);
+  });
+
   it("refuses, naming the operand, a wrong size, a K off the block, and outs that overlap", () => {
     const k = kernels();
     const c = makeCase("Q4_K", 8, 256, 5);
