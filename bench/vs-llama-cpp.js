@@ -35,7 +35,7 @@ import os from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { cpuModel, gitCommit, lscpu, machineBusySeconds, median, waitIdle } from "./lib/machine.js";
+import { cpuModel, gitCommit, IDLE_CPU, lscpu, machineBusySeconds, median, waitIdle } from "./lib/machine.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const CACHE = join(process.env.XDG_CACHE_HOME ?? join(os.homedir(), ".cache"), "razorkv", "bench");
@@ -323,6 +323,9 @@ async function compare(opts, argv) {
 
 const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
+/** The CPU seconds per second the other processes took during each run of case `c`, every side that ran. */
+const othersCpuOf = (c) => Object.values(SIDES).flatMap((side) => (c[side.key] ?? []).map((x) => x.othersCpuPerWall)).filter((x) => x !== null && x !== undefined);
+
 function table(doc) {
   const razor = doc.options.sides.filter((x) => x !== "llama").map((x) => SIDES[x]);
   const lines = [
@@ -331,7 +334,7 @@ function table(doc) {
   ];
   for (const c of doc.cases) {
     const keys = ["llamaCpp", ...razor.map((x) => x.key)];
-    const others = keys.flatMap((k) => c[k].map((x) => x.othersCpuPerWall)).filter((x) => x !== null);
+    const others = othersCpuOf(c);
     const range = others.length ? `${Math.min(...others).toFixed(2)}–${Math.max(...others).toFixed(2)}` : "?";
     const file = doc.files[c.model].label;
     const gen = c.kind === "generate";
@@ -347,11 +350,11 @@ function writeMarkdown(doc, tbl, outPath) {
   const mdPath = resolve(ROOT, "BENCHMARKS.md");
   const m = doc.machine;
   // say what the runs shared the machine with, from the CPU the other processes took while each run ran
-  const others = doc.cases.flatMap((c) => Object.values(SIDES).flatMap((side) => (c[side.key] ?? []).map((x) => x.othersCpuPerWall))).filter((x) => x !== null && x !== undefined);
+  const others = doc.cases.flatMap(othersCpuOf);
   const busiest = others.length > 0 ? Math.max(...others) : null;
   const sharing =
     busiest === null ? "the CPU other processes took was not measured"
-    : busiest < 0.25 ? `nothing else ran: other processes took at most ${busiest} CPU seconds per second during any run`
+    : busiest < IDLE_CPU ? `nothing else ran: other processes took at most ${busiest} CPU seconds per second during any run`
     : `the machine is shared, and other processes took up to ${busiest} CPU seconds per second during a run (per case in the last column)`;
   const cpu = `${m.cpuModel}, ${m.logicalCpus} logical CPUs${m.lscpu ? ` (L2 ${m.lscpu.l2}, L3 ${m.lscpu.l3}; ${m.lscpu.simd.join(", ")})` : ""}, ${m.memoryGiB} GiB`;
   const block = [

@@ -20,7 +20,7 @@
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
+import { forwardArgs } from "./forward-args.js";
 import { readGgufHeader, readTensorBytes } from "./gguf.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -32,22 +32,11 @@ async function importBuilt(pkg) {
 const { loadKernels, kernelsUnavailableReason, ggmlWeightType, ggmlRowBytes } = await importBuilt("kernels-cpu");
 const { KvCache } = await importBuilt("core");
 
-const { values: opts } = parseArgs({
-  options: {
-    model: { type: "string" },
-    prefill: { type: "string" },
-    decode: { type: "string" },
-    context: { type: "string", default: "0" },
-    generate: { type: "string" },
-    prompt: { type: "string", default: "16" },
-  },
-  strict: true,
-});
+const opts = forwardArgs("kernel-forward");
 const fail = (message) => {
   console.error(`kernel-forward: ${message}`);
   process.exit(2);
 };
-if (!opts.model) fail("--model FILE is required");
 const kernels = loadKernels();
 if (!kernels) fail(kernelsUnavailableReason());
 

@@ -54,7 +54,10 @@ export function machineBusySeconds() {
  * Waits (up to `limitSeconds`) until the other processes use less than `threshold` CPU over a second. Returns the
  * seconds waited.
  */
-export function waitIdle(limitSeconds, threshold = 0.25) {
+/** CPU seconds per second of the other processes below which the machine counts as idle. */
+export const IDLE_CPU = 0.25;
+
+export function waitIdle(limitSeconds, threshold = IDLE_CPU) {
   if (!(limitSeconds > 0) || machineBusySeconds() === null) return 0;
   const t0 = Date.now();
   const sleep = new Int32Array(new SharedArrayBuffer(4));

@@ -13,7 +13,7 @@
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
+import { forwardArgs } from "./forward-args.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const path = resolve(ROOT, "packages/model-zoo/dist/index.js");
@@ -23,21 +23,7 @@ if (!existsSync(path)) {
 }
 const { openModel, LlamaModel, defaultBackend, argmax } = await import(pathToFileURL(path).href);
 
-const { values: opts } = parseArgs({
-  options: {
-    model: { type: "string" },
-    prefill: { type: "string" },
-    decode: { type: "string" },
-    context: { type: "string", default: "0" },
-    generate: { type: "string" },
-    prompt: { type: "string", default: "16" },
-  },
-  strict: true,
-});
-if (!opts.model) {
-  console.error("model-forward: --model FILE is required");
-  process.exit(2);
-}
+const opts = forwardArgs("model-forward");
 
 const t0Load = performance.now();
 const backend = await defaultBackend();

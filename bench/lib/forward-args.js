@@ -1,0 +1,26 @@
+// The command line that bench/lib/model-forward.js and kernel-forward.js share, so that bench/vs-llama-cpp.js runs
+// both sides the same way:
+//   --model FILE --prefill T             time a prefill of T tokens
+//   --model FILE --decode N --context C  N timed greedy decode steps over a cache of C positions
+//   --model FILE --generate N --prompt P a timed prefill of P tokens, then N greedy decode steps
+import { parseArgs } from "node:util";
+
+/** The parsed options; exits with status 2 and a line on stderr naming `script` when --model is missing. */
+export function forwardArgs(script) {
+  const { values } = parseArgs({
+    options: {
+      model: { type: "string" },
+      prefill: { type: "string" },
+      decode: { type: "string" },
+      context: { type: "string", default: "0" },
+      generate: { type: "string" },
+      prompt: { type: "string", default: "16" },
+    },
+    strict: true,
+  });
+  if (!values.model) {
+    console.error(`${script}: --model FILE is required`);
+    process.exit(2);
+  }
+  return values;
+}
