@@ -65,6 +65,23 @@ export function kvHeadScore(selection: Pick<HeadSelection, "numHeads" | "numKvHe
   return score.groupReduce === "max" ? Math.max(...group) : group.reduce((a, b) => a + b, 0) / group.length;
 }
 
+/**
+ * The head counts a head-level artefact carries (a head selection, a policy's prepared scores): numLayers, numHeads
+ * and numKvHeads positive integers, numHeads a multiple of numKvHeads. `fail(field, expected, found)` reports the
+ * first that is not, and must throw.
+ */
+export function checkHeadCounts(
+  v: Readonly<Record<string, unknown>>,
+  fail: (field: string, expected: string, found: unknown) => never,
+): { numLayers: number; numHeads: number; numKvHeads: number } {
+  for (const k of ["numLayers", "numHeads", "numKvHeads"]) {
+    if (typeof v[k] !== "number" || !Number.isInteger(v[k]) || (v[k] as number) <= 0) fail(k, "a positive integer", v[k]);
+  }
+  const [numLayers, numHeads, numKvHeads] = [v.numLayers, v.numHeads, v.numKvHeads] as number[];
+  if (numHeads % numKvHeads !== 0) fail("numHeads", `a multiple of numKvHeads (${numKvHeads})`, numHeads);
+  return { numLayers, numHeads, numKvHeads };
+}
+
 /** Checks a parsed head-selection file; `source` (a path) names it in the one-line error. */
 export function parseHeadSelection(value: unknown, source: string): HeadSelection {
   const fail = (field: string, expected: string, found: unknown): never => {
@@ -75,11 +92,7 @@ export function parseHeadSelection(value: unknown, source: string): HeadSelectio
   const v = value as Record<string, unknown>;
   if (v.format !== HEAD_SELECTION_FORMAT) fail("format", `"${HEAD_SELECTION_FORMAT}"`, v.format);
   for (const k of ["policy", "title", "description", "rule", "model"]) if (typeof v[k] !== "string") fail(k, "a string", v[k]);
-  for (const k of ["numLayers", "numHeads", "numKvHeads"]) {
-    if (typeof v[k] !== "number" || !Number.isInteger(v[k]) || (v[k] as number) <= 0) fail(k, "a positive integer", v[k]);
-  }
-  const [L, H, K] = [v.numLayers, v.numHeads, v.numKvHeads] as number[];
-  if (H % K !== 0) fail("numHeads", `a multiple of numKvHeads (${K})`, H);
+  const { numLayers: L, numHeads: H, numKvHeads: K } = checkHeadCounts(v, fail);
   if (!Array.isArray(v.scores)) fail("scores", "an array of scores", v.scores);
   (v.scores as unknown[]).forEach((s, i) => {
     const e = (s ?? {}) as Record<string, unknown>;

@@ -20,7 +20,7 @@ export type {
   AttentionObserver, AttentionView, ForwardObservation, ModelShape, ObserveOptions, PreparationChatMessage, PreparationModel,
   PreparationModelInfo, PreparationStep, PreparationTokenizer, PreparedSequence, RotaryEmbedding,
 } from "./preparation.js";
-export { HEAD_SELECTION_FORMAT, kvHeadScore, parseHeadSelection } from "./head-selection.js";
+export { checkHeadCounts, HEAD_SELECTION_FORMAT, kvHeadScore, parseHeadSelection } from "./head-selection.js";
 export { pool1d } from "./pooling.js";
 export type { HeadRef, HeadScore, HeadSelection } from "./head-selection.js";
 export {

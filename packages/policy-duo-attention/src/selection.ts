@@ -3,7 +3,7 @@
  * (scores.ts) — and the split it gives: the top share of KV heads by score are retrieval heads (whole cache), the
  * rest streaming heads (sinks + recent window). Exported as core's HeadSelection, which the report draws.
  */
-import { HEAD_SELECTION_FORMAT, RazorkvError, type HeadRef, type HeadSelection } from "@razorkv/core";
+import { checkHeadCounts, HEAD_SELECTION_FORMAT, RazorkvError, type HeadRef, type HeadSelection } from "@razorkv/core";
 
 /** Where the scores came from. */
 export type ScoreSource = "on-the-fly" | "pattern";
@@ -31,11 +31,7 @@ export function parseDuoHeadScores(value: unknown, source: string): DuoHeadScore
   if (!value || typeof value !== "object" || Array.isArray(value)) fail("artefact", "a DuoAttention head-score object");
   const v = value as Record<string, unknown>;
   if (typeof v.model !== "string") fail("model", "a string");
-  const [L, H, K] = ["numLayers", "numHeads", "numKvHeads"].map((k) => {
-    if (!Number.isInteger(v[k]) || (v[k] as number) <= 0) fail(k, "a positive integer");
-    return v[k] as number;
-  });
-  if (H % K !== 0) fail("numHeads", `a multiple of numKvHeads (${K})`);
+  const { numLayers: L, numHeads: H, numKvHeads: K } = checkHeadCounts(v, fail);
   if (v.source !== "on-the-fly" && v.source !== "pattern") fail("source", '"on-the-fly" or "pattern"');
   if (v.per !== "query-head" && v.per !== "kv-head") fail("per", '"query-head" or "kv-head"');
   const width = v.per === "query-head" ? H : K;

@@ -12,7 +12,7 @@
  * (the authors allocate per query head over repeated KV heads).
  */
 import {
-  aggregateGroup, definePolicy, entriesToKeep, entriesToKeepOf, gqaAggregationParam, HEAD_SELECTION_FORMAT, keepRecentAndTop, layerStat, param,
+  aggregateGroup, checkHeadCounts, definePolicy, entriesToKeep, entriesToKeepOf, gqaAggregationParam, HEAD_SELECTION_FORMAT, keepRecentAndTop, layerStat, param,
   RazorkvError, requireWindow, selectPerHead, type CacheLayout, type CompressionPolicy, type GqaAggregation, type HeadSelection, type ParamsOf,
   type PolicyContext, type PreparationStep, pool1d } from "@razorkv/core";
 import { allocateHeadBudgets, scoreShares } from "./allocation.js";
@@ -112,11 +112,7 @@ export function parseHeadKvScores(value: unknown, source: string): HeadKvScores 
   if (!value || typeof value !== "object" || Array.isArray(value)) fail("artefact", "a HeadKV score object");
   const v = value as Record<string, unknown>;
   if (typeof v.model !== "string") fail("model", "a string");
-  const [L, H, K] = ["numLayers", "numHeads", "numKvHeads"].map((k) => {
-    if (!Number.isInteger(v[k]) || (v[k] as number) <= 0) fail(k, "a positive integer");
-    return v[k] as number;
-  });
-  if (H % K !== 0) fail("numHeads", `a multiple of numKvHeads (${K})`);
+  const { numLayers: L, numHeads: H, numKvHeads: K } = checkHeadCounts(v, fail);
   if (!v.settings || typeof v.settings !== "object") fail("settings", "the scoring settings");
   if (!Array.isArray(v.samples)) fail("samples", "an array of scored prompts");
   (v.samples as unknown[]).forEach((s, i) => {
