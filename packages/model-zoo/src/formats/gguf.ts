@@ -659,9 +659,8 @@ class GgufWeights implements GgufModel {
     this.arena ??= new WeightArena(WeightArena.sizeFor(this.blockMatrixLengths()));
     const slice = this.arena.slice(info.byteLength as number);
     if (slice === null) return this.rawTensor(name).bytes;
-    const heads = this.permutedHeads(name);
-    if (heads === undefined) this.readBytes(info, slice);
-    else slice.set(ggufRowsToHf(this.readBytes(info), heads, slice.length / info.shape[0]));
+    if (this.permutedHeads(name) === undefined) this.readBytes(info, slice);
+    else slice.set(this.rawTensor(name).bytes); // llama.cpp's Q/K row order undone there
     return slice;
   }
 

@@ -69,7 +69,7 @@ export function matmulWeight(backend: ComputeBackend, w: WeightMatrix, x: Float3
  */
 export function matmulWeightsDot(backend: ComputeBackend, ws: readonly WeightMatrix[], x: Float32Array, outs: readonly Float32Array[], M: number): void {
   const blocks = ws.filter((w): w is BlockMatrix => w.kind === "blocks");
-  if (backend.quantMatmulDotMany && ws.length > 1 && blocks.length === ws.length && ws.every((w) => w.cols === ws[0].cols)) {
+  if (backend.quantMatmulDotMany && ws.length > 1 && blocks.length === ws.length) {
     backend.quantMatmulDotMany(blocks.map((w, i) => ({ type: w.type, blocks: w.bytes, out: outs[i], N: w.rows })), x, M, ws[0].cols);
     return;
   }
