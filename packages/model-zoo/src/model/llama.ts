@@ -219,16 +219,13 @@ export class LlamaModel {
     // rows [0, P) belong to multi-token segments, [P, T) to single-token ones
     const P = options.exactProducts ? T : layout.reduce((n, s) => n + (s.tokens.length > 1 ? s.tokens.length : 0), 0);
     const backend = this.backend;
-    // outs[i] = input · ws[i]ᵀ over `rows` rows: the prefill rows on the dequant path one matrix at a time, the decode
-    // rows on the dot path in one call for all the matrices (they share the input: Q, K, V; gate, up)
-    const mm = (ws: readonly WeightMatrix[], input: Float32Array, outs: readonly Float32Array[], rows: number, K: number): void => {
-      const prefillRows = rows === T ? P : rows;
-      if (prefillRows > 0) {
-        ws.forEach((w, i) => matmulWeight(backend, w, input.subarray(0, prefillRows * K), outs[i].subarray(0, prefillRows * w.rows), prefillRows, "dequant"));
-      }
-      if (rows > prefillRows) {
-        const decodeOuts = ws.map((w, i) => outs[i].subarray(prefillRows * w.rows, rows * w.rows));
-        matmulWeightsDot(backend, ws, input.subarray(prefillRows * K, rows * K), decodeOuts, rows - prefillRows);
+    // outs[i] = input · ws[i]ᵀ over the T rows: the prefill rows [0, P) on the dequant path one matrix at a time, the
+    // decode rows [P, T) on the dot path in one call for all the matrices (they share the input: Q, K, V; gate, up)
+    const mm = (ws: readonly WeightMatrix[], input: Float32Array, outs: readonly Float32Array[], K: number): void => {
+      if (P > 0) ws.forEach((w, i) => matmulWeight(backend, w, input.subarray(0, P * K), outs[i].subarray(0, P * w.rows), P, "dequant"));
+      if (T > P) {
+        const decodeOuts = ws.map((w, i) => outs[i].subarray(P * w.rows, T * w.rows));
+        matmulWeightsDot(backend, ws, input.subarray(P * K, T * K), decodeOuts, T - P);
       }
     };
 
@@ -259,7 +256,7 @@ export class LlamaModel {
     for (let l = 0; l < c.numLayers; l++) {
       const w = this.layers[l];
       backend.rmsNorm(x, w.attnNorm, normed, T, c.rmsNormEps);
-      mm([w.wq, w.wk, w.wv], normed, [q, k, v], T, H);
+      mm([w.wq, w.wk, w.wv], normed, [q, k, v], H);
       if (w.bq && w.bk && w.bv) {
         addBias(q, w.bq, T);
         addBias(k, w.bk, T);
@@ -315,15 +312,15 @@ export class LlamaModel {
         });
         if (stats) stepped.forEach((s, i) => stats[s.index].push(results[i]));
       }
-      mm([w.wo], attn, [proj], T, qDim);
+      mm([w.wo], attn, [proj], qDim);
       if (w.postAttnNorm) backend.rmsNorm(proj, w.postAttnNorm, proj, T, c.rmsNormEps);
       addInPlace(x, proj);
 
       backend.rmsNorm(x, w.ffnNorm, normed, T, c.rmsNormEps);
-      mm([w.wGate, w.wUp], normed, [gate, up], T, H);
+      mm([w.wGate, w.wUp], normed, [gate, up], H);
       if (c.mlpActivation === "gelu-tanh") (backend.gegluTanh ?? gegluTanh)(gate, up);
       else backend.swiglu(gate, up);
-      mm([w.wDown], gate, [proj], T, F);
+      mm([w.wDown], gate, [proj], F);
       if (w.postFfnNorm) backend.rmsNorm(proj, w.postFfnNorm, proj, T, c.rmsNormEps);
       addInPlace(x, proj);
     }
