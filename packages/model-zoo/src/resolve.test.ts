@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
+import { getHFHubCachePath, getRepoFolderName } from "@huggingface/hub";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { MODEL_ALIASES, aliasTarget, knownAliases } from "./aliases.js";
 import { ModelFileError, ModelNotFoundError, ModelRefError } from "./formats/errors.js";
@@ -109,6 +110,20 @@ describe("the hub cache", () => {
     process.env["HF_HUB_CACHE"] = "/fast/hub";
     expect(hubCacheDir()).toBe("/fast/hub");
     expect(hubSnapshotPath("org/name", REV, "a.gguf")).toBe(`/fast/hub/models--org--name/snapshots/${REV}/a.gguf`);
+  });
+
+  it("is where @huggingface/hub puts files, whichever variables are set (it is imported only to download)", () => {
+    const variables = ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"];
+    for (let set = 0; set < 1 << variables.length; set++) {
+      variables.forEach((key, i) => {
+        if (set & (1 << i)) process.env[key] = `/env/${key.toLowerCase()}`;
+        else delete process.env[key];
+      });
+      expect(hubCacheDir(), `variables set: ${set.toString(2)}`).toBe(getHFHubCachePath());
+    }
+    for (const repo of ["org/name", "HuggingFaceTB/SmolLM2-135M-Instruct", "a/b.c-d_e"]) {
+      expect(hubSnapshotPath(repo, REV)).toBe(join(getHFHubCachePath(), getRepoFolderName({ type: "model", name: repo }), "snapshots", REV));
+    }
   });
 
   it("a pinned file present in the cache resolves without touching the network", async () => {

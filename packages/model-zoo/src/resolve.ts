@@ -11,11 +11,14 @@
  * @huggingface/hub computes it): models--<org>--<name>/snapshots/<revision>/<file>. Revisions are pinned commits,
  * so a file present there is the file, and nothing touches the network. A missing file is fetched through
  * @huggingface/hub (giving up quickly when the hub does not answer), unless `HF_HUB_OFFLINE` is set.
+ *
+ * @huggingface/hub is imported only to download: loading it costs about 11 MB of resident memory (it brings
+ * @huggingface/tasks), which a run from the cache or from a path does not need. So the cache layout is computed
+ * here, by the library's rules (resolve.test.ts checks the two agree).
  */
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
-import { downloadFileToCacheDir, getHFHubCachePath, getRepoFolderName } from "@huggingface/hub";
 import { CACHE_SEEDERS, aliasTarget, knownAliases } from "./aliases.js";
 import { ModelFileError, ModelNotFoundError, ModelRefError, oneLine } from "./formats/errors.js";
 
@@ -53,7 +56,7 @@ export interface ResolvedModel {
 }
 
 export interface ResolveOptions {
-  /** Hub cache directory; default `getHFHubCachePath()` (HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub). */
+  /** Hub cache directory; default `hubCacheDir()` (HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub). */
   readonly cacheDir?: string;
   /** Never contact the hub; default true when HF_HUB_OFFLINE is set to a true value. */
   readonly offline?: boolean;
@@ -131,14 +134,27 @@ export async function resolveModelRef(ref: string, options: ResolveOptions = {})
   return { ref, parsed, ...(await resolveHub(parsed, options)) };
 }
 
-/** The hub cache directory references resolve through. */
+/**
+ * The hub cache directory references resolve through: `options.cacheDir`, else @huggingface/hub's
+ * getHFHubCachePath() rules: HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE, else HF_HOME/hub, else
+ * $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
+ */
 export function hubCacheDir(options: ResolveOptions = {}): string {
-  return options.cacheDir ?? getHFHubCachePath();
+  const env = process.env;
+  return (
+    options.cacheDir ??
+    env["HF_HUB_CACHE"] ??
+    env["HUGGINGFACE_HUB_CACHE"] ??
+    join(env["HF_HOME"] ?? join(env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "huggingface"), "hub")
+  );
 }
 
-/** Where a Hub file lives in the cache: <cache>/models--<org>--<name>/snapshots/<revision>/<file>. */
+/**
+ * Where a Hub file lives in the cache: <cache>/models--<org>--<name>/snapshots/<revision>/<file> (the folder name is
+ * @huggingface/hub's getRepoFolderName for a model repository).
+ */
 export function hubSnapshotPath(repo: string, revision: string, file?: string, options: ResolveOptions = {}): string {
-  const snapshot = join(hubCacheDir(options), getRepoFolderName({ type: "model", name: repo }), "snapshots", revision);
+  const snapshot = join(hubCacheDir(options), ["models", ...repo.split("/")].join("--"), "snapshots", revision);
   return file === undefined ? snapshot : join(snapshot, file);
 }
 
@@ -233,6 +249,7 @@ async function hubFile(
   } else {
     try {
       const token = process.env["HF_TOKEN"];
+      const { downloadFileToCacheDir } = await import("@huggingface/hub");
       return await downloadFileToCacheDir({
         repo: { type: "model", name: ref.repo },
         path: file,

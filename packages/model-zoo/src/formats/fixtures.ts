@@ -183,7 +183,15 @@ export function llamaCppPermute(w: Float32Array, nHead: number, rest: number): F
 // ---------------------------------------------------------------------------------------------------------------
 // GGUF writer (v3, little-endian)
 
-/** A metadata value: numbers are written as UINT32 (non-negative integers), INT32 or FLOAT32 unless wrapped. */
+/** A GGUF scalar value type, by the short name used in `GgufValue`'s explicit forms. */
+export type GgufScalarTypeName = "u8" | "i8" | "u16" | "i16" | "u32" | "i32" | "f32" | "bool" | "string" | "u64" | "i64" | "f64";
+
+type GgufScalar = number | bigint | boolean | string;
+
+/**
+ * A metadata value: numbers are written as UINT32 (non-negative integers), INT32 or FLOAT32 unless wrapped; `type`
+ * and `arrayOf` write a scalar or an array of any GGUF type.
+ */
 export type GgufValue =
   | string
   | boolean
@@ -193,7 +201,9 @@ export type GgufValue =
   | readonly number[]
   | { readonly f32: number }
   | { readonly u32: number }
-  | { readonly u64: bigint };
+  | { readonly u64: bigint }
+  | { readonly type: GgufScalarTypeName; readonly value: GgufScalar }
+  | { readonly arrayOf: GgufScalarTypeName; readonly values: readonly GgufScalar[] };
 
 export interface GgufTensorSpec {
   readonly name: string;
@@ -204,9 +214,17 @@ export interface GgufTensorSpec {
   readonly data: Uint8Array;
 }
 
-// GGUF metadata value types (gguf.h `enum gguf_type`), the ones this writer emits.
-const ValueType = { UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7, STRING: 8, ARRAY: 9, UINT64: 10 } as const;
+// GGUF metadata value types (gguf.h `enum gguf_type`).
+const ValueType = {
+  UINT8: 0, INT8: 1, UINT16: 2, INT16: 3, UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7, STRING: 8, ARRAY: 9, UINT64: 10, INT64: 11, FLOAT64: 12,
+} as const;
 type ValueType = (typeof ValueType)[keyof typeof ValueType];
+
+const SCALAR_TYPES: Readonly<Record<GgufScalarTypeName, ValueType>> = {
+  u8: ValueType.UINT8, i8: ValueType.INT8, u16: ValueType.UINT16, i16: ValueType.INT16, u32: ValueType.UINT32,
+  i32: ValueType.INT32, f32: ValueType.FLOAT32, bool: ValueType.BOOL, string: ValueType.STRING, u64: ValueType.UINT64,
+  i64: ValueType.INT64, f64: ValueType.FLOAT64,
+};
 
 class ByteWriter {
   private chunks: Uint8Array[] = [];
@@ -216,7 +234,8 @@ class ByteWriter {
     this.chunks.push(data);
     this.length += data.length;
   }
-  private fixed(size: number, write: (view: DataView) => void): void {
+  /** Any fixed-size value, through its DataView setter. */
+  fixed(size: number, write: (view: DataView) => void): void {
     const chunk = new Uint8Array(size);
     write(new DataView(chunk.buffer));
     this.bytes(chunk);
@@ -258,13 +277,21 @@ function numberType(values: readonly number[]): ValueType {
   return ValueType.FLOAT32;
 }
 
-function writeScalar(w: ByteWriter, type: ValueType, value: number | bigint | string | boolean): void {
-  if (type === ValueType.UINT32) w.u32(value as number);
-  else if (type === ValueType.INT32) w.i32(value as number);
-  else if (type === ValueType.FLOAT32) w.f32(value as number);
+function writeScalar(w: ByteWriter, type: ValueType, value: GgufScalar): void {
+  const n = value as number;
+  if (type === ValueType.UINT8) w.fixed(1, (view) => view.setUint8(0, n));
+  else if (type === ValueType.INT8) w.fixed(1, (view) => view.setInt8(0, n));
+  else if (type === ValueType.UINT16) w.fixed(2, (view) => view.setUint16(0, n, true));
+  else if (type === ValueType.INT16) w.fixed(2, (view) => view.setInt16(0, n, true));
+  else if (type === ValueType.UINT32) w.u32(n);
+  else if (type === ValueType.INT32) w.i32(n);
+  else if (type === ValueType.FLOAT32) w.f32(n);
   else if (type === ValueType.UINT64) w.u64(value as bigint);
+  else if (type === ValueType.INT64) w.fixed(8, (view) => view.setBigInt64(0, value as bigint, true));
+  else if (type === ValueType.FLOAT64) w.fixed(8, (view) => view.setFloat64(0, n, true));
   else if (type === ValueType.STRING) w.string(value as string);
   else if (type === ValueType.BOOL) w.bytes(Uint8Array.of(value ? 1 : 0));
+  else throw new Error(`no writer for GGUF value type ${type}`);
 }
 
 function isReadonlyArray(value: unknown): value is readonly (string | number)[] {
@@ -292,6 +319,14 @@ function writeValue(w: ByteWriter, value: GgufValue): void {
     w.u32(type);
     w.u64(value.length);
     for (const item of value) writeScalar(w, type, item);
+  } else if ("arrayOf" in value) {
+    w.u32(ValueType.ARRAY);
+    w.u32(SCALAR_TYPES[value.arrayOf]);
+    w.u64(value.values.length);
+    for (const item of value.values) writeScalar(w, SCALAR_TYPES[value.arrayOf], item);
+  } else if ("type" in value) {
+    w.u32(SCALAR_TYPES[value.type]);
+    writeScalar(w, SCALAR_TYPES[value.type], value.value);
   } else if ("f32" in value) {
     w.u32(ValueType.FLOAT32);
     w.f32(value.f32);

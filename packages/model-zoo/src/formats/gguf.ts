@@ -3,8 +3,9 @@
  *
  * File layout (GGUF v2/v3, little-endian): "GGUF" magic, version, tensor count, metadata key/values, tensor infos
  * (name, ne[] innermost first, ggml type, offset relative to the data section), padding to `general.alignment`
- * (default 32), then the data section. `@huggingface/gguf` parses everything up to the data section; tensor data is
- * read here, by offset, only when a tensor is asked for.
+ * (default 32), then the data section. gguf-header.ts parses everything up to the data section (long metadata arrays,
+ * the tokenizer's, only when they are first read); tensor data is read here, by offset, only when a tensor is asked
+ * for.
  *
  * Every tensor's extent is checked against the file size when the file is opened, so a truncated download fails
  * before any compute, with the first tensor that runs past the end named.
@@ -19,7 +20,6 @@
  * and `tensorNames` see the split names.
  */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
-import { gguf } from "@huggingface/gguf";
 import type { LlamaConfig, ModelWeights, RopeScaling, Tensor, WeightMatrix } from "../model/types.js";
 import {
   GgmlType,
@@ -31,11 +31,11 @@ import {
   isDequantizable,
 } from "./dequant.js";
 import { ModelFileError } from "./errors.js";
+import { HEADER_FIELDS, parseGgufHeader, type ParsedGgufHeader } from "./gguf-header.js";
 import { WeightArena } from "./weight-arena.js";
 import { checkLlamaTensors, llamaTensorShapes, splitFusedTensors } from "./llama-tensors.js";
 
 const GGUF_MAGIC = "GGUF";
-const DEFAULT_ALIGNMENT = 32; // ggml.h GGUF_DEFAULT_ALIGNMENT
 
 /** Architectures this harness runs with one forward pass (DESIGN §5): RMSNorm, RoPE, GQA, a gated MLP. */
 export const LLAMA_FAMILY_ARCHITECTURES: readonly string[] = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"];
@@ -89,7 +89,8 @@ export interface GgufHeader {
   readonly dataOffset: number;
   /**
    * Metadata as stored (uint64 values are bigints): `general.*`, `<arch>.*`, `tokenizer.ggml.*`,
-   * `tokenizer.chat_template`.
+   * `tokenizer.chat_template`. Arrays longer than 1024 elements (the tokenizer's) are read from the file on first
+   * access (gguf-header.ts), so code on the forward pass's path reads only the keys it needs.
    */
   readonly metadata: Readonly<Record<string, unknown>>;
   /** In file order. */
@@ -118,45 +119,44 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
   const fileSize = statOrThrow(path);
   checkMagic(path, fileSize);
 
-  let parsed: Awaited<ReturnType<typeof gguf>>;
+  let parsed: ParsedGgufHeader;
   try {
-    parsed = await gguf(path, { allowLocalFile: true });
+    parsed = parseGgufHeader(path);
   } catch (err) {
+    if (err instanceof ModelFileError) throw err;
     throw new ModelFileError(path, `unparsable GGUF header: ${(err as Error).message}`, { cause: err });
   }
-  const headerEnd = parsed.tensorInfoByteRange[1];
+  const headerEnd = parsed.tensorInfosEnd;
   if (headerEnd > fileSize) {
     throw new ModelFileError(path, `truncated: the header needs bytes up to ${headerEnd} but the file has ${fileSize}`);
   }
-  const metadata = parsed.metadata as unknown as Record<string, unknown>;
-  const alignment = Number(metadata["general.alignment"] ?? DEFAULT_ALIGNMENT);
-  const dataOffset = Number(parsed.tensorDataOffset);
+  const { metadata, alignment, dataOffset } = parsed;
 
   const tensorInfos = new Map<string, GgufTensorInfo>();
   for (const info of parsed.tensorInfos) {
     if (tensorInfos.has(info.name)) throw new ModelFileError(path, `duplicate tensor name ${info.name}`);
-    const shape = info.shape.map(Number).reverse();
+    const shape = [...info.dims].reverse();
     const nElements = shape.reduce((a, b) => a * b, 1);
-    const traits = ggmlTypeTraits(info.dtype);
-    if (traits !== undefined && Number(info.shape[0] ?? 1) % traits.blockSize !== 0) {
+    const traits = ggmlTypeTraits(info.type);
+    if (traits !== undefined && (info.dims[0] ?? 1) % traits.blockSize !== 0) {
       throw new ModelFileError(
         path,
-        `tensor ${info.name}: innermost dimension ${info.shape[0]} is not a multiple of the ${traits.name} block size ${traits.blockSize}`,
+        `tensor ${info.name}: innermost dimension ${info.dims[0]} is not a multiple of the ${traits.name} block size ${traits.blockSize}`,
       );
     }
     tensorInfos.set(info.name, {
       name: info.name,
-      type: info.dtype,
-      typeName: ggmlTypeName(info.dtype),
+      type: info.type,
+      typeName: ggmlTypeName(info.type),
       shape,
       nElements,
-      fileOffset: dataOffset + Number(info.offset),
-      byteLength: ggmlByteSize(info.dtype, nElements),
+      fileOffset: dataOffset + info.offset,
+      byteLength: ggmlByteSize(info.type, nElements),
     });
   }
   checkExtents(path, fileSize, dataOffset, tensorInfos);
 
-  return { path, version: Number(parsed.metadata.version), fileSize, alignment, dataOffset, metadata, tensorInfos };
+  return { path, version: parsed.version, fileSize, alignment, dataOffset, metadata, tensorInfos };
 }
 
 /**
@@ -243,17 +243,20 @@ const LLAMA_FAMILY_METADATA: Readonly<Record<string, MetadataRule>> = {
 /** Prefixes outside `<arch>.` whose keys never change the forward pass (tokenizer keys are the tokenizer's). */
 const NEUTRAL_METADATA_PREFIXES = ["general.", "tokenizer.", "quantize."];
 
-/** Throws for the first metadata key the Llama-family reader does not know (see LLAMA_FAMILY_METADATA). */
+/**
+ * Throws for the first metadata key the Llama-family reader does not know (see LLAMA_FAMILY_METADATA). Reads a
+ * value only when its rule checks it: the tokenizer's arrays are read from the file on first access, and only the
+ * tokenizer needs them.
+ */
 function checkGgufMetadataKeys(path: string, metadata: Readonly<Record<string, unknown>>, architecture: string): void {
-  for (const [name, value] of Object.entries(metadata)) {
-    // the header's own fields, as @huggingface/gguf reports them
-    if (name === "version" || name === "tensor_count" || name === "kv_count") continue;
+  for (const name of Object.keys(metadata)) {
+    if (HEADER_FIELDS.includes(name)) continue;
     if (NEUTRAL_METADATA_PREFIXES.some((prefix) => name.startsWith(prefix))) continue;
     const rule = name.startsWith(`${architecture}.`) ? LLAMA_FAMILY_METADATA[name.slice(architecture.length + 1)] : undefined;
     if (rule === undefined) {
       throw new ModelFileError(path, `metadata key ${name} is not implemented for ${architecture} models (not known to leave the computation unchanged)`);
     }
-    const problem = rule === true ? undefined : rule(value, metadata, architecture);
+    const problem = rule === true ? undefined : rule(metadata[name], metadata, architecture);
     if (problem !== undefined) throw new ModelFileError(path, `metadata ${name}: ${problem}`);
   }
 }
@@ -385,10 +388,13 @@ export function llamaConfigFromGguf(header: GgufHeader, ropeFreqs?: Float32Array
       })()
     : {};
 
+  // the token list only when there is no embedding: reading it decodes the whole list from the file
   const embedding = tensorInfos.get("token_embd.weight");
-  const tokens = metadata["tokenizer.ggml.tokens"];
-  const vocabSize =
-    embedding?.shape[0] ?? (Array.isArray(tokens) ? tokens.length : undefined) ?? optional("vocab_size");
+  const tokenCount = () => {
+    const tokens = metadata["tokenizer.ggml.tokens"];
+    return Array.isArray(tokens) ? tokens.length : undefined;
+  };
+  const vocabSize = embedding?.shape[0] ?? tokenCount() ?? optional("vocab_size");
   if (vocabSize === undefined) throw new ModelFileError(path, "no token_embd.weight tensor, token list or vocab size");
 
   return {

@@ -8,7 +8,8 @@ const TOKEN_TYPE_CONTROL = 3;
 const TOKEN_TYPE_USER_DEFINED = 4;
 
 /**
- * GGUF key → value, as `gguf()` from @huggingface/gguf returns it (`Record<string, unknown>` in effect). Typed as
+ * GGUF key → value, as readGgufHeader (formats/gguf.ts) or `gguf()` from @huggingface/gguf returns it: the same
+ * values (`Record<string, unknown>` in effect), the long arrays read on first access in the former. Typed as
  * `object` so that the library's precisely typed metadata passes without a cast; values are checked on read.
  */
 export type GgufMetadata = object;
@@ -329,7 +330,7 @@ function sentencePieceMerges(
 }
 
 /**
- * A tokenizer built from GGUF metadata (as `gguf()` from @huggingface/gguf returns it): byte-level BPE from
+ * A tokenizer built from GGUF metadata (`GgufMetadata`): byte-level BPE from
  * `tokenizer.ggml.{model,pre,tokens,merges,token_type}`, BOS/EOS from `tokenizer.ggml.{bos,eos}_token_id`,
  * `add_bos_token`, and the chat template from `tokenizer.chat_template`.
  */
