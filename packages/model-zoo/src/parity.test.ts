@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { locateRealModel } from "./formats/fixtures.js";
 import { loadLanguageModel, type LanguageModel } from "./language-model.js";
 import { logSoftmax, argmax } from "./model/ops.js";
+import { LlamaModel, PREFILL_UBATCH_ROWS } from "./model/llama.js";
 
 interface ReferencePrompt {
   name: string;
@@ -56,4 +57,27 @@ describe.skipIf(skipLocally)("forward-pass parity with the transformers referenc
       expect(maxDiff).toBeLessThan(1e-3);
     }, 900_000);
   }
+
+  // so the chunked pass (a long prompt's, SmolLM2's from ~1200 tokens) has the parity above too
+  it(`the essay in ${PREFILL_UBATCH_ROWS}-row chunks gives the bits of one run, every position's logits and every head's cache`, () => {
+    const longest = fixture.prompts.reduce((a, b) => (b.ids.length > a.ids.length ? b : a));
+    expect(longest.ids.length).toBeGreaterThan(PREFILL_UBATCH_ROWS);
+    const whole = new LlamaModel(lm.loaded.weights, lm.model.backend, { prefillChunkRows: Infinity });
+    const chunked = new LlamaModel(lm.loaded.weights, lm.model.backend, { prefillChunkRows: PREFILL_UBATCH_ROWS });
+    const a = whole.prefill(longest.ids, { logits: "all" });
+    const b = chunked.prefill(longest.ids, { logits: "all" });
+    // counted, not toEqual: vitest's deep equality on 50M floats runs out of heap
+    const differing = (x: Float32Array, y: Float32Array): number => {
+      let n = x.length === y.length ? 0 : Math.max(x.length, y.length);
+      for (let i = 0; i < Math.min(x.length, y.length); i++) if (!Object.is(x[i], y[i])) n++;
+      return n;
+    };
+    expect(differing(b.logits, a.logits)).toBe(0);
+    a.cache.heads.forEach((head, i) => {
+      const n = head.length * head.headDim;
+      expect(b.cache.heads[i].length).toBe(head.length);
+      expect(differing(b.cache.heads[i].keys.subarray(0, n), head.keys.subarray(0, n))).toBe(0);
+      expect(differing(b.cache.heads[i].values.subarray(0, n), head.values.subarray(0, n))).toBe(0);
+    });
+  }, 900_000);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LlamaModel } from "./llama.js";
+import { LlamaModel, PREFILL_UBATCH_ROWS } from "./llama.js";
 import { randomWeights, tinyConfig } from "./random-model.js";
 import { argmax } from "./ops.js";
 
@@ -44,7 +44,75 @@ describe("LlamaModel forward pass", () => {
       expect(part.cache.head(1, 0).length).toBe(window === null ? tokens.length : Math.min(window, tokens.length));
       if (config.layerWindows?.[0]) expect(part.cache.head(0, 1).length).toBe(config.layerWindows[0]);
     });
+
+    it(`${name}: a prefill in chunks (of 4–5 rows) gives the bits of one run, and so do the decode steps after it`, () => {
+      const weights = randomWeights(config, 7);
+      const whole = new LlamaModel(weights, undefined, { prefillChunkRows: Infinity });
+      const chunked = new LlamaModel(weights, undefined, { prefillChunkRows: 4 });
+      const tokens = [3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26, 43];
+      for (const logits of ["all", "last", "none"] as const) {
+        const a = whole.prefill(tokens, { logits });
+        const b = chunked.prefill(tokens, { logits });
+        expect(b.logits).toEqual(a.logits);
+        expect(b.cache.nextPosition).toBe(tokens.length);
+        a.cache.heads.forEach((head, i) => {
+          const other = b.cache.heads[i];
+          expect(other.length).toBe(head.length);
+          expect(other.positions.subarray(0, other.length)).toEqual(head.positions.subarray(0, head.length));
+          expect(other.keys.subarray(0, other.length * other.headDim)).toEqual(head.keys.subarray(0, head.length * head.headDim));
+          expect(other.values.subarray(0, other.length * other.headDim)).toEqual(head.values.subarray(0, head.length * head.headDim));
+        });
+        if (logits === "last") for (const t of [7, 8, 9]) expect(chunked.decode(b.cache, t)).toEqual(whole.decode(a.cache, t));
+      }
+    });
   }
+
+  it("a forward that collects attention statistics runs in one piece, whatever the chunk size", () => {
+    const config = tinyConfig();
+    const model = new LlamaModel(randomWeights(config, 3), undefined, { prefillChunkRows: 2 });
+    const { stats } = model.prefill([1, 2, 3, 4, 5, 6, 7], { stats: { accumulated: true } });
+    expect(stats![0].accumulated![0].length).toBe(7);
+  });
+
+  it("a long prompt's prefill reserves room for the decode steps after it, so the first ones do not regrow the cache", () => {
+    const config = tinyConfig();
+    const model = new LlamaModel(randomWeights(config, 3), undefined, { prefillChunkRows: 4 });
+    const { cache } = model.prefill([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    const keys = cache.head(1, 0).keys;
+    for (let t = 0; t < 20; t++) model.decode(cache, 11 + t);
+    expect(cache.head(1, 0).keys).toBe(keys);
+  });
+
+  it("by default a forward runs whole until its row buffers would exceed a third of the weights' bytes, then in 512-row chunks", () => {
+    // f32 weights; a large vocabulary so that the threshold lies above one ubatch
+    const config = tinyConfig({ vocabSize: 50_000 });
+    const weights = randomWeights(config, 3);
+    const model = new LlamaModel(weights);
+    const whole = new LlamaModel(weights, undefined, { prefillChunkRows: Infinity });
+    const c = config;
+    const rowBytes = 4 * (3 * c.hiddenSize + 2 * c.numHeads * c.headDim + 2 * c.numKvHeads * c.headDim + 2 * c.intermediateSize);
+    const layerBytes = 4 * c.hiddenSize * (2 * c.numHeads * c.headDim + 2 * c.numKvHeads * c.headDim + 3 * c.intermediateSize);
+    const weightBytes = 4 * c.vocabSize * c.hiddenSize + c.numLayers * layerBytes;
+    const threshold = Math.floor(weightBytes / 3 / rowBytes);
+    expect(threshold).toBeGreaterThan(PREFILL_UBATCH_ROWS);
+    // how many passes a prefill of n tokens takes (a spy on the private pass)
+    const runsOf = (n: number, m: LlamaModel): number => {
+      let runs = 0;
+      const pass = m as unknown as { run: (...a: unknown[]) => unknown };
+      const original = pass.run.bind(m);
+      pass.run = (...a: unknown[]) => (runs++, original(...a));
+      m.prefill(Array.from({ length: n }, (_, i) => i % 50_000), { logits: "none" });
+      pass.run = original;
+      return runs;
+    };
+    expect(runsOf(threshold, model)).toBe(1);
+    expect(runsOf(threshold + 1, model)).toBe(Math.ceil((threshold + 1) / PREFILL_UBATCH_ROWS));
+    expect(runsOf(threshold + 1, whole)).toBe(1);
+  });
+
+  it("refuses a chunk size under two rows (a one-row chunk would take the decode path)", () => {
+    expect(() => new LlamaModel(randomWeights(tinyConfig(), 3), undefined, { prefillChunkRows: 1 })).toThrow(/prefillChunkRows must be at least 2/);
+  });
 
   it("sliding windows: a batch of caches trims each by its own length; the statistics follow the kept slots", () => {
     const config = tinyConfig({ layerWindows: [4, null] });

@@ -62,6 +62,31 @@ interface LayerWeights {
   wDown: WeightMatrix;
 }
 
+/**
+ * Rows per ubatch of a chunked forward (forwardChunked): llama.cpp's default n_ubatch.
+ *
+ * When a forward is chunked (LlamaModelOptions.prefillChunkRows): by default only when its row buffers would take
+ * more than CHUNK_ABOVE_WEIGHT_SHARE of the weights' bytes, i.e. when the pass's transient memory, not the model,
+ * would dominate. Chunking is not free on the dequant path: every chunk decodes every weight matrix again, and a
+ * 1B-shaped Q4_K_M prefill of 2048 tokens ran 12–13% slower in 512-row chunks (BENCHMARKS.md, "Resident memory").
+ * So a 1B model's 2K prompt (buffers 226 MB, 28% of its weights) runs whole, while SmolLM2-135M's (52 MB, 57% of
+ * 92 MB) and any model's long context (an 8B model's 32K prompt: 6.7 GB of buffers) run in ubatches.
+ */
+export const PREFILL_UBATCH_ROWS = 512;
+/** See PREFILL_UBATCH_ROWS. */
+const CHUNK_ABOVE_WEIGHT_SHARE = 1 / 3;
+/** Slots a multi-token forward reserves past its rows in every head, for the decode steps that follow. */
+const DECODE_HEADROOM = 64;
+
+export interface LlamaModelOptions {
+  /**
+   * Rows per chunk of a long stats-free forward: a forward of more rows runs in chunks of at most this many.
+   * Default: PREFILL_UBATCH_ROWS when the row buffers of the whole forward would exceed a third of the weights'
+   * bytes, else one run. Infinity: always one run.
+   */
+  readonly prefillChunkRows?: number;
+}
+
 export class LlamaModel {
   readonly config: LlamaConfig;
   readonly backend: ComputeBackend;
@@ -73,9 +98,18 @@ export class LlamaModel {
   /** RoPE of the sliding-window layers when it differs (Gemma 3), else `rope`. */
   private readonly localRope: Rope;
   private readonly windows: readonly (number | null)[];
+  /** LlamaModelOptions.prefillChunkRows, or null for the default rule (see PREFILL_UBATCH_ROWS). */
+  private readonly prefillChunkRows: number | null;
+  /** Bytes of the weight matrices (the tied embedding once): what a forward's row buffers are weighed against. */
+  private readonly weightBytes: number;
 
-  constructor(weights: ModelWeights, backend: ComputeBackend = typescriptBackend) {
+  constructor(weights: ModelWeights, backend: ComputeBackend = typescriptBackend, options: LlamaModelOptions = {}) {
     const c = weights.config;
+    const chunkRows = options.prefillChunkRows;
+    if (chunkRows !== undefined && !(chunkRows >= 2)) {
+      throw new Error(`LlamaModel: prefillChunkRows must be at least 2 (a one-row chunk would decode), got ${chunkRows}`);
+    }
+    this.prefillChunkRows = chunkRows ?? null;
     // a tensor the pass would not read means a model we do not implement, not a harmless extra
     if (weights.tensorNames) checkNoUnusedTensors(weights.source ?? "model", c, weights.tensorNames());
     this.config = c;
@@ -122,6 +156,8 @@ export class LlamaModel {
         wDown: m(p + "ffn_down.weight", c.hiddenSize, c.intermediateSize),
       });
     }
+    const matrices = new Set([this.embedding, this.output, ...this.layers.flatMap((w) => [w.wq, w.wk, w.wv, w.wo, w.wGate, w.wUp, w.wDown])]);
+    this.weightBytes = [...matrices].reduce((n, w) => n + (w.kind === "f32" ? w.data.byteLength : w.bytes.byteLength), 0);
     this.rope = new Rope(c.headDim, c.ropeTheta, c.ropeScaling);
     this.localRope = c.localRope ? new Rope(c.headDim, c.localRope.theta, c.localRope.scaling) : this.rope;
     this.windows = c.layerWindows ?? Array.from({ length: c.numLayers }, () => null);
@@ -157,8 +193,57 @@ export class LlamaModel {
    */
   forward(cache: KvCache, tokens: ArrayLike<number>, options: ForwardOptions = {}): ForwardResult {
     if (tokens.length === 0) throw new Error("forward: no tokens");
-    const { logits, stats } = this.run([{ cache, tokens }], options);
-    return { logits, stats: stats ? stats[0] : null };
+    const rows = options.stats ? Infinity : this.chunkRows(tokens.length);
+    const chunks = Math.max(1, Math.ceil(tokens.length / rows));
+    if (chunks === 1) {
+      const { logits, stats } = this.run([{ cache, tokens }], options);
+      return { logits, stats: stats ? stats[0] : null };
+    }
+    return { logits: this.forwardChunked(cache, tokens, chunks, options), stats: null };
+  }
+
+  /** Rows per chunk of a stats-free forward of `n` rows (Infinity: one run); see PREFILL_UBATCH_ROWS. */
+  private chunkRows(n: number): number {
+    if (this.prefillChunkRows !== null) return this.prefillChunkRows;
+    const c = this.config;
+    // x, normed, proj [H]; q, attn [heads·d]; k, v [kvHeads·d]; gate, up [F]: f32, per row (run's buffers)
+    const rowBytes = 4 * (3 * c.hiddenSize + 2 * c.numHeads * c.headDim + 2 * c.numKvHeads * c.headDim + 2 * c.intermediateSize);
+    return n * rowBytes > CHUNK_ABOVE_WEIGHT_SHARE * this.weightBytes ? PREFILL_UBATCH_ROWS : Infinity;
+  }
+
+  /**
+   * A long stats-free forward in `chunks` runs of (nearly) equal length, each appending to the cache and attending
+   * over all it holds, as llama.cpp splits a batch into ubatches: the per-row buffers of a pass (25 KB a row for
+   * SmolLM2-135M, 110 KB for a 1B model) then cover one chunk, not the whole prompt. Every row is still computed as
+   * in one run: matrix products are per row, attention is causal by position over the cache. The chunks are equal so
+   * that none is a single token, which would take the decode path's 8-bit activations. Every full-attention head is
+   * reserved up front for the whole run plus DECODE_HEADROOM slots, so neither a chunk nor the first decode steps
+   * regrow (and copy) it.
+   */
+  private forwardChunked(cache: KvCache, tokens: ArrayLike<number>, chunks: number, options: ForwardOptions): Float32Array {
+    const c = this.config;
+    const n = tokens.length;
+    for (let l = 0; l < c.numLayers; l++) {
+      if (this.windows[l] !== null) continue; // trimmed to the window after every chunk
+      for (let kv = 0; kv < c.numKvHeads; kv++) {
+        const head = cache.head(l, kv);
+        head.reserve(head.length + n + DECODE_HEADROOM);
+      }
+    }
+    const mode = options.logits ?? "last";
+    const all = mode === "all" ? new Float32Array(n * c.vocabSize) : null;
+    let logits: Float32Array = new Float32Array(0);
+    const buffers = new PassBuffers();
+    for (let i = 0, start = 0; i < chunks; i++) {
+      const end = Math.round(((i + 1) * n) / chunks);
+      const part = Array.prototype.slice.call(tokens, start, end) as number[];
+      const last = i === chunks - 1;
+      const chunkMode = all ? "all" : last ? mode : "none";
+      logits = this.run([{ cache, tokens: part }], { ...options, logits: chunkMode }, buffers).logits;
+      all?.set(logits, start * c.vocabSize);
+      start = end;
+    }
+    return all ?? logits;
   }
 
   /**
@@ -196,6 +281,7 @@ export class LlamaModel {
   private run(
     segments: readonly { cache: KvCache; tokens: ArrayLike<number> }[],
     options: { stats?: AttentionStatsRequest; logits?: ForwardOptions["logits"] | "segment-last"; exactProducts?: boolean },
+    buffers: PassBuffers = new PassBuffers(),
   ): BatchResult {
     const c = this.config;
     const H = c.hiddenSize;
@@ -229,7 +315,7 @@ export class LlamaModel {
       }
     };
 
-    const x = new Float32Array(T * H);
+    const x = buffers.take("x", T * H);
     let row = 0;
     for (const s of layout) {
       for (let i = 0; i < s.tokens.length; i++, row++) {
@@ -240,14 +326,14 @@ export class LlamaModel {
     }
     // Gemma: × √hidden (already rounded to the embedding's dtype); each product rounds to float32, as torch's
     if (c.embeddingScale !== undefined) for (let i = 0; i < x.length; i++) x[i] *= c.embeddingScale;
-    const normed = new Float32Array(T * H);
-    const q = new Float32Array(T * qDim);
-    const k = new Float32Array(T * kvDim);
-    const v = new Float32Array(T * kvDim);
-    const attn = new Float32Array(T * qDim);
-    const proj = new Float32Array(T * H);
-    const gate = new Float32Array(T * F);
-    const up = new Float32Array(T * F);
+    const normed = buffers.take("normed", T * H);
+    const q = buffers.take("q", T * qDim);
+    const k = buffers.take("k", T * kvDim);
+    const v = buffers.take("v", T * kvDim);
+    const attn = buffers.take("attn", T * qDim);
+    const proj = buffers.take("proj", T * H);
+    const gate = buffers.take("gate", T * F);
+    const up = buffers.take("up", T * F);
     const stats: LayerAttentionStats[][] | null = options.stats ? segments.map(() => []) : null;
     // the single-token segments' attention goes to attendStep in one call per layer
     const stepped = backend.attendStep ? layout.filter((s) => s.tokens.length === 1) : [];
@@ -286,7 +372,8 @@ export class LlamaModel {
         const n = s.tokens.length;
         for (let kv = 0; kv < c.numKvHeads; kv++) {
           const head = s.cache.head(l, kv);
-          head.reserve(head.length + n);
+          // a prompt leaves room for the first decode steps, which would otherwise regrow (copy) every head at once
+          head.reserve(head.length + n + (n > 1 ? DECODE_HEADROOM : 0));
           for (let i = 0; i < n; i++) head.append(s.positions[i], k, v, ((row + i) * c.numKvHeads + kv) * d);
         }
         if (position < firstStepped) {
@@ -365,6 +452,26 @@ export class LlamaModel {
     } else matmulWeight(backend, this.output, finalNormed, logits, rows.length, T > 1 || options.exactProducts ? "dequant" : "dot");
     if (c.finalSoftcap !== undefined) softcapInPlace(logits, c.finalSoftcap);
     return { logits, stats };
+  }
+}
+
+/**
+ * The per-row buffers of one pass (hidden states, q/k/v, attention output, MLP), by name. Each run of a chunked
+ * forward takes them from the same object, so the chunks reuse one set instead of each leaving its own to the
+ * garbage collector, which frees them only at its next collection (two or three chunks' worth would be resident at
+ * once). Every buffer is fully written before it is read in a pass, so reuse needs no clearing.
+ */
+class PassBuffers {
+  private readonly arrays = new Map<string, Float32Array>();
+
+  /** A buffer of `length` floats: the first `length` of the one kept under `name`, grown when too short. */
+  take(name: string, length: number): Float32Array {
+    let kept = this.arrays.get(name);
+    if (kept === undefined || kept.length < length) {
+      kept = new Float32Array(length);
+      this.arrays.set(name, kept);
+    }
+    return kept.length === length ? kept : kept.subarray(0, length);
   }
 }
 
