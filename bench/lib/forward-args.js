@@ -3,6 +3,8 @@
 //   --model FILE --prefill T             time a prefill of T tokens
 //   --model FILE --decode N --context C  N timed greedy decode steps over a cache of C positions
 //   --model FILE --generate N --prompt P a timed prefill of P tokens, then N greedy decode steps
+//   --prefill-chunk-rows R               model-forward.js only: LlamaModel's prefillChunkRows (a number, or
+//                                        "whole" for one run); default the model's own rule
 import { parseArgs } from "node:util";
 
 /** The parsed options; exits with status 2 and a line on stderr naming `script` when --model is missing. */
@@ -15,6 +17,7 @@ export function forwardArgs(script) {
       context: { type: "string", default: "0" },
       generate: { type: "string" },
       prompt: { type: "string", default: "16" },
+      "prefill-chunk-rows": { type: "string" },
     },
     strict: true,
   });

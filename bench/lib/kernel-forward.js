@@ -33,6 +33,10 @@ const { loadKernels, kernelsUnavailableReason, ggmlWeightType, ggmlRowBytes } = 
 const { KvCache } = await importBuilt("core");
 
 const opts = forwardArgs("kernel-forward");
+if (opts["prefill-chunk-rows"] !== undefined) {
+  console.error("kernel-forward: --prefill-chunk-rows is model-forward.js's (this side's prefill is always in 512-token chunks)");
+  process.exit(2);
+}
 const fail = (message) => {
   console.error(`kernel-forward: ${message}`);
   process.exit(2);

@@ -8,6 +8,7 @@
 //                                   one untimed decode step, then N timed greedy decode steps
 //   node bench/lib/model-forward.js --model FILE --generate N --prompt P a timed prefill of P tokens, then N greedy
 //                                   decode steps (for the resident-memory comparison)
+//   … --prefill-chunk-rows R|whole     LlamaModel's prefillChunkRows (default: the model's own rule)
 // Prints one JSON line like kernel-forward.js. Token ids are (7919·i + 13) mod vocab, as there. The weights come
 // from model-zoo's openModel (no tokenizer is built: the random-weight files carry a placeholder vocabulary).
 import { existsSync } from "node:fs";
@@ -28,7 +29,13 @@ const opts = forwardArgs("model-forward");
 const t0Load = performance.now();
 const backend = await defaultBackend();
 const loaded = await openModel(resolve(opts.model));
-const model = new LlamaModel(loaded.weights, backend);
+const chunkRows = opts["prefill-chunk-rows"];
+if (chunkRows !== undefined && chunkRows !== "whole" && !(Number(chunkRows) >= 2)) {
+  console.error(`model-forward: --prefill-chunk-rows takes a number of rows (at least 2) or "whole", got "${chunkRows}"`);
+  process.exit(2);
+}
+const modelOptions = chunkRows === undefined ? {} : { prefillChunkRows: chunkRows === "whole" ? Infinity : Number(chunkRows) };
+const model = new LlamaModel(loaded.weights, backend, modelOptions);
 const loadSeconds = (performance.now() - t0Load) / 1000;
 const vocab = model.config.vocabSize;
 const ids = (n) => Int32Array.from({ length: n }, (_, i) => (i * 7919 + 13) % vocab);

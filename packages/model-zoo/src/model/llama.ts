@@ -68,8 +68,8 @@ interface LayerWeights {
  * When a forward is chunked (LlamaModelOptions.prefillChunkRows): by default only when its row buffers would take
  * more than CHUNK_ABOVE_WEIGHT_SHARE of the weights' bytes, i.e. when the pass's transient memory, not the model,
  * would dominate. Chunking is not free on the dequant path: every chunk decodes every weight matrix again, and a
- * 1B-shaped Q4_K_M prefill of 2048 tokens ran 12–13% slower in 512-row chunks (BENCHMARKS.md, "Resident memory").
- * So a 1B model's 2K prompt (buffers 226 MB, 28% of its weights) runs whole, while SmolLM2-135M's (52 MB, 57% of
+ * 1B-shaped Q4_K_M prefill of 2048 tokens ran 5–8% slower in 512-row chunks (BENCHMARKS.md, "Resident memory of a 2K
+ * generate"). So a 1B model's 2K prompt (buffers 226 MB, 28% of its weights) runs whole, while SmolLM2-135M's (52 MB, 57% of
  * 92 MB) and any model's long context (an 8B model's 32K prompt: 6.7 GB of buffers) run in ubatches.
  */
 export const PREFILL_UBATCH_ROWS = 512;
