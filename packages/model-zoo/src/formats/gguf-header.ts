@@ -227,59 +227,43 @@ function skipElements(c: HeaderCursor, type: number, count: number): void {
   else for (let i = 0; i < count; i++) c.skip(c.stringLength());
 }
 
+/** How each fixed-size value type is read at a byte offset (little-endian), as gguf() returns it. */
+const FIXED_READERS: readonly (((view: DataView, at: number) => unknown) | undefined)[] = [
+  (v, at) => v.getUint8(at),
+  (v, at) => v.getInt8(at),
+  (v, at) => v.getUint16(at, true),
+  (v, at) => v.getInt16(at, true),
+  (v, at) => v.getUint32(at, true),
+  (v, at) => v.getInt32(at, true),
+  (v, at) => v.getFloat32(at, true),
+  (v, at) => v.getUint8(at) !== 0,
+  undefined, // STRING
+  undefined, // ARRAY
+  (v, at) => v.getBigUint64(at, true),
+  (v, at) => v.getBigInt64(at, true),
+  (v, at) => v.getFloat64(at, true),
+];
+
 /** `count` elements of `type` stored back to back in `bytes` (a string array's lengths included). */
 function decodeElements(bytes: Uint8Array, type: number, count: number, path: string): unknown[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out: unknown[] = new Array(count);
-  switch (type) {
-    case GgufValueType.UINT8:
-      for (let i = 0; i < count; i++) out[i] = view.getUint8(i);
-      break;
-    case GgufValueType.INT8:
-      for (let i = 0; i < count; i++) out[i] = view.getInt8(i);
-      break;
-    case GgufValueType.UINT16:
-      for (let i = 0; i < count; i++) out[i] = view.getUint16(2 * i, true);
-      break;
-    case GgufValueType.INT16:
-      for (let i = 0; i < count; i++) out[i] = view.getInt16(2 * i, true);
-      break;
-    case GgufValueType.UINT32:
-      for (let i = 0; i < count; i++) out[i] = view.getUint32(4 * i, true);
-      break;
-    case GgufValueType.INT32:
-      for (let i = 0; i < count; i++) out[i] = view.getInt32(4 * i, true);
-      break;
-    case GgufValueType.FLOAT32:
-      for (let i = 0; i < count; i++) out[i] = view.getFloat32(4 * i, true);
-      break;
-    case GgufValueType.BOOL:
-      for (let i = 0; i < count; i++) out[i] = view.getUint8(i) !== 0;
-      break;
-    case GgufValueType.UINT64:
-      for (let i = 0; i < count; i++) out[i] = view.getBigUint64(8 * i, true);
-      break;
-    case GgufValueType.INT64:
-      for (let i = 0; i < count; i++) out[i] = view.getBigInt64(8 * i, true);
-      break;
-    case GgufValueType.FLOAT64:
-      for (let i = 0; i < count; i++) out[i] = view.getFloat64(8 * i, true);
-      break;
-    case GgufValueType.STRING: {
-      let at = 0;
-      for (let i = 0; i < count; i++) {
-        const length = Number(view.getBigUint64(at, true));
-        if (at + 8 + length > bytes.length) {
-          throw new ModelFileError(path, `unparsable GGUF header: string ${i} of an array of ${count} runs past the array's ${bytes.length} bytes`);
-        }
-        out[i] = utf8.decode(bytes.subarray(at + 8, at + 8 + length));
-        at += 8 + length;
+  if (type === GgufValueType.STRING) {
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      const length = Number(view.getBigUint64(at, true));
+      if (at + 8 + length > bytes.length) {
+        throw new ModelFileError(path, `unparsable GGUF header: string ${i} of an array of ${count} runs past the array's ${bytes.length} bytes`);
       }
-      break;
+      out[i] = utf8.decode(bytes.subarray(at + 8, at + 8 + length));
+      at += 8 + length;
     }
-    default:
-      throw new Error(`no decoder for GGUF value type ${type}`); // unreachable: types are checked while walking
+    return out;
   }
+  const read = FIXED_READERS[type];
+  const size = FIXED_BYTES[type];
+  if (read === undefined || size === undefined) throw new Error(`no decoder for GGUF value type ${type}`); // unreachable: types are checked while walking
+  for (let i = 0; i < count; i++) out[i] = read(view, i * size);
   return out;
 }
 
