@@ -67,6 +67,28 @@ describe("LlamaModel forward pass", () => {
     });
   }
 
+  it("a long forward over a compressed cache (ragged heads, compensation slots) gives the bits of one run: in chunks, or whole where a window trim would drop a compensation slot", () => {
+    for (const config of [tinyConfig(), tinyConfig({ layerWindows: [5, null] })]) {
+      const weights = randomWeights(config, 11);
+      const whole = new LlamaModel(weights, undefined, { prefillChunkRows: Infinity });
+      const chunked = new LlamaModel(weights, undefined, { prefillChunkRows: 4 });
+      const { cache } = whole.prefill([4, 8, 15, 16, 23, 42, 7, 9]);
+      cache.heads.forEach((head, i) => {
+        const kept = i % 2 === 0 ? [0, 2, head.length - 1] : [1, head.length - 1];
+        cache.heads[i] = head.select(kept, head.foldDropped(kept));
+      });
+      const a = cache.clone();
+      const b = cache.clone();
+      const question = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5];
+      expect(chunked.forward(b, question, { logits: "all" }).logits).toEqual(whole.forward(a, question, { logits: "all" }).logits);
+      a.heads.forEach((head, i) => {
+        expect(b.heads[i].positions.subarray(0, b.heads[i].length)).toEqual(head.positions.subarray(0, head.length));
+        expect(b.heads[i].keys.subarray(0, b.heads[i].length * head.headDim)).toEqual(head.keys.subarray(0, head.length * head.headDim));
+        expect(b.heads[i].compensation).toEqual(head.compensation);
+      });
+    }
+  });
+
   it("a forward that collects attention statistics runs in one piece, whatever the chunk size", () => {
     const config = tinyConfig();
     const model = new LlamaModel(randomWeights(config, 3), undefined, { prefillChunkRows: 2 });
@@ -84,8 +106,8 @@ describe("LlamaModel forward pass", () => {
   });
 
   it("by default a forward runs whole until its row buffers would exceed a third of the weights' bytes, then in 512-row chunks", () => {
-    // f32 weights; a large vocabulary so that the threshold lies above one ubatch
-    const config = tinyConfig({ vocabSize: 50_000 });
+    // f32 weights; a vocabulary large enough that the threshold (580 rows) lies above one ubatch
+    const config = tinyConfig({ vocabSize: 16_000 });
     const weights = randomWeights(config, 3);
     const model = new LlamaModel(weights);
     const whole = new LlamaModel(weights, undefined, { prefillChunkRows: Infinity });
@@ -101,7 +123,7 @@ describe("LlamaModel forward pass", () => {
       const pass = m as unknown as { run: (...a: unknown[]) => unknown };
       const original = pass.run.bind(m);
       pass.run = (...a: unknown[]) => (runs++, original(...a));
-      m.prefill(Array.from({ length: n }, (_, i) => i % 50_000), { logits: "none" });
+      m.prefill(Array.from({ length: n }, (_, i) => i % 16_000), { logits: "none" });
       pass.run = original;
       return runs;
     };

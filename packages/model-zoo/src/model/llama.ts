@@ -193,13 +193,22 @@ export class LlamaModel {
    */
   forward(cache: KvCache, tokens: ArrayLike<number>, options: ForwardOptions = {}): ForwardResult {
     if (tokens.length === 0) throw new Error("forward: no tokens");
-    const rows = options.stats ? Infinity : this.chunkRows(tokens.length);
+    const rows = options.stats || this.trimWouldDropCompensation(cache) ? Infinity : this.chunkRows(tokens.length);
     const chunks = Math.max(1, Math.ceil(tokens.length / rows));
     if (chunks === 1) {
       const { logits, stats } = this.run([{ cache, tokens }], options);
       return { logits, stats: stats ? stats[0] : null };
     }
     return { logits: this.forwardChunked(cache, tokens, chunks, options), stats: null };
+  }
+
+  /**
+   * True when a head of a sliding-window layer carries a compensation slot. The window trim after each run drops
+   * such a slot (core's dropBefore), which the later rows of one run would still attend: such a forward runs whole.
+   */
+  private trimWouldDropCompensation(cache: KvCache): boolean {
+    const H = this.config.numKvHeads;
+    return cache.heads.some((head, i) => head.compensation !== null && this.windows[Math.floor(i / H)] !== null);
   }
 
   /** Rows per chunk of a stats-free forward of `n` rows (Infinity: one run); see PREFILL_UBATCH_ROWS. */
