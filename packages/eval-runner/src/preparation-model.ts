@@ -99,7 +99,11 @@ export function preparationModel(lm: LanguageModel, digest: string): Preparation
   let observers: readonly AttentionObserver[] = [];
   const forward = (cache: KvCache, tokens: ArrayLike<number>, options: ObserveOptions = {}): ForwardObservation => {
     const wanted = options.observers ?? [];
-    const runner = wanted.length === 0 ? model : (observed ??= new LlamaModel(lm.loaded.weights, observingBackend(model.backend, () => observers)));
+    // one run per forward, never ubatches: an observer is called once per layer of a forward (core's AttentionObserver)
+    const runner =
+      wanted.length === 0
+        ? model
+        : (observed ??= new LlamaModel(lm.loaded.weights, observingBackend(model.backend, () => observers), { prefillChunkRows: Infinity }));
     observers = wanted;
     try {
       const r = runner.forward(cache, tokens, { ...(options.stats ? { stats: options.stats } : {}), logits: options.logits ?? "last" });

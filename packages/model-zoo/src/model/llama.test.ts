@@ -89,6 +89,49 @@ describe("LlamaModel forward pass", () => {
     }
   });
 
+  it("RoPE scalings that depend on the sequence length (dynamic NTK, LongRoPE) see the whole forward's length in every chunk", () => {
+    const configs = [
+      tinyConfig({ ropeScaling: { type: "dynamic", factor: 4, originalContext: 8 } }),
+      tinyConfig({
+        architecture: "phi3",
+        ropeScaling: { type: "longrope", shortFactor: [1, 1, 1, 1], longFactor: [1, 2, 4, 8], originalContext: 8, attentionFactor: 1.1 },
+      }),
+    ];
+    for (const config of configs) {
+      const weights = randomWeights(config, 7);
+      const whole = new LlamaModel(weights, undefined, { prefillChunkRows: Infinity });
+      const chunked = new LlamaModel(weights, undefined, { prefillChunkRows: 3 });
+      // 20 tokens cross the original context of 8: chunks ending at 7 would rotate with the short factors
+      const tokens = Array.from({ length: 20 }, (_, i) => (i * 37 + 5) % config.vocabSize);
+      const a = whole.prefill(tokens, { logits: "all" });
+      const b = chunked.prefill(tokens, { logits: "all" });
+      expect(b.logits).toEqual(a.logits);
+      a.cache.heads.forEach((head, i) => expect(b.cache.heads[i].keys.subarray(0, head.length * head.headDim)).toEqual(head.keys.subarray(0, head.length * head.headDim)));
+    }
+  });
+
+  it("no chunk is a single row, whatever prefillChunkRows (a one-row chunk would take the decode path)", () => {
+    const model = new LlamaModel(randomWeights(tinyConfig(), 3), undefined, { prefillChunkRows: 2 });
+    const sizes: number[] = [];
+    const pass = model as unknown as { run: (segments: { tokens: ArrayLike<number> }[], ...rest: unknown[]) => unknown };
+    const original = pass.run.bind(model);
+    pass.run = (segments, ...rest) => (sizes.push(segments[0].tokens.length), original(segments, ...rest));
+    for (const n of [3, 5, 7]) model.prefill(Array.from({ length: n }, (_, i) => i + 1), { logits: "none" });
+    expect(sizes).toEqual([3, 3, 2, 2, 3, 2]); // 3 whole; 5 in two; 7 in three
+  });
+
+  it("a chunked forward that is refused (context, token id) leaves the cache untouched, as one run does", () => {
+    const model = new LlamaModel(randomWeights(tinyConfig({ maxContext: 10 }), 3), undefined, { prefillChunkRows: 3 });
+    const tooLong = model.newCache();
+    expect(() => model.forward(tooLong, Array.from({ length: 12 }, (_, i) => i + 1))).toThrow("forward: 12 tokens exceed the model's context of 10");
+    const badId = model.newCache();
+    expect(() => model.forward(badId, [1, 2, 3, 4, 5, 6, 7, 500])).toThrow("forward: token id 500 outside the vocabulary of 97");
+    for (const cache of [tooLong, badId]) {
+      expect(cache.nextPosition).toBe(0);
+      expect(cache.heads.every((h) => h.length === 0)).toBe(true);
+    }
+  });
+
   it("a forward that collects attention statistics runs in one piece, whatever the chunk size", () => {
     const config = tinyConfig();
     const model = new LlamaModel(randomWeights(config, 3), undefined, { prefillChunkRows: 2 });

@@ -194,7 +194,8 @@ export class LlamaModel {
   forward(cache: KvCache, tokens: ArrayLike<number>, options: ForwardOptions = {}): ForwardResult {
     if (tokens.length === 0) throw new Error("forward: no tokens");
     const rows = options.stats || this.trimWouldDropCompensation(cache) ? Infinity : this.chunkRows(tokens.length);
-    const chunks = Math.max(1, Math.ceil(tokens.length / rows));
+    // at least two rows a chunk: a one-row chunk would take the decode path (prefillChunkRows 2 on 5 tokens: 2, 1, 2)
+    const chunks = Math.max(1, Math.min(Math.ceil(tokens.length / rows), Math.floor(tokens.length / 2)));
     if (chunks === 1) {
       const { logits, stats } = this.run([{ cache, tokens }], options);
       return { logits, stats: stats ? stats[0] : null };
@@ -227,11 +228,15 @@ export class LlamaModel {
    * in one run: matrix products are per row, attention is causal by position over the cache. The chunks are equal so
    * that none is a single token, which would take the decode path's 8-bit activations. Every full-attention head is
    * reserved up front for the whole run plus DECODE_HEADROOM slots, so neither a chunk nor the first decode steps
-   * regrow (and copy) it.
+   * regrow (and copy) it. RoPE's length-dependent scalings (dynamic NTK, LongRoPE) see the whole run's length in every
+   * chunk, as in one run. The tokens and the context are checked before anything is written, so a refused forward
+   * leaves the cache as it was, as one run does.
    */
   private forwardChunked(cache: KvCache, tokens: ArrayLike<number>, chunks: number, options: ForwardOptions): Float32Array {
     const c = this.config;
     const n = tokens.length;
+    this.checkSegment(cache, tokens);
+    const ropeLength = cache.nextPosition + n;
     for (let l = 0; l < c.numLayers; l++) {
       if (this.windows[l] !== null) continue; // trimmed to the window after every chunk
       for (let kv = 0; kv < c.numKvHeads; kv++) {
@@ -248,7 +253,7 @@ export class LlamaModel {
       const part = Array.prototype.slice.call(tokens, start, end) as number[];
       const last = i === chunks - 1;
       const chunkMode = all ? "all" : last ? mode : "none";
-      logits = this.run([{ cache, tokens: part }], { ...options, logits: chunkMode }, buffers).logits;
+      logits = this.run([{ cache, tokens: part, ropeLength }], { ...options, logits: chunkMode }, buffers).logits;
       all?.set(logits, start * c.vocabSize);
       start = end;
     }
@@ -287,8 +292,24 @@ export class LlamaModel {
    * llama.cpp decodes; each row's bits independent of the rest of the batch). Multi-token segments are laid out
    * first so each group is one contiguous block of rows.
    */
+  /** Throws unless `tokens` are vocabulary ids that fit in the model's context after what `cache` holds. */
+  private checkSegment(cache: KvCache, tokens: ArrayLike<number>): void {
+    const c = this.config;
+    if (cache.nextPosition + tokens.length > c.maxContext) {
+      throw new Error(`forward: ${cache.nextPosition + tokens.length} tokens exceed the model's context of ${c.maxContext}`);
+    }
+    for (let i = 0; i < tokens.length; i++) {
+      const id = tokens[i];
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`forward: token id ${id} outside the vocabulary of ${c.vocabSize}`);
+    }
+  }
+
+  /**
+   * `ropeLength`: the sequence length RoPE's length-dependent scalings see (default: the segment's last position + 1;
+   * a chunk of a longer forward passes the forward's).
+   */
   private run(
-    segments: readonly { cache: KvCache; tokens: ArrayLike<number> }[],
+    segments: readonly { cache: KvCache; tokens: ArrayLike<number>; ropeLength?: number }[],
     options: { stats?: AttentionStatsRequest; logits?: ForwardOptions["logits"] | "segment-last"; exactProducts?: boolean },
     buffers: PassBuffers = new PassBuffers(),
   ): BatchResult {
@@ -303,12 +324,10 @@ export class LlamaModel {
       ...segments.map((_, i) => i).filter((i) => segments[i].tokens.length === 1),
     ];
     const layout = order.map((index) => {
-      const { cache, tokens } = segments[index];
+      const { cache, tokens, ropeLength } = segments[index];
+      this.checkSegment(cache, tokens);
       const start = cache.nextPosition;
-      if (start + tokens.length > c.maxContext) {
-        throw new Error(`forward: ${start + tokens.length} tokens exceed the model's context of ${c.maxContext}`);
-      }
-      return { index, cache, tokens, positions: Int32Array.from({ length: tokens.length }, (_, i) => start + i) };
+      return { index, cache, tokens, ropeLength: ropeLength ?? start + tokens.length, positions: Int32Array.from({ length: tokens.length }, (_, i) => start + i) };
     });
     const T = layout.reduce((n, s) => n + s.tokens.length, 0);
     // rows [0, P) belong to multi-token segments, [P, T) to single-token ones
@@ -328,9 +347,7 @@ export class LlamaModel {
     let row = 0;
     for (const s of layout) {
       for (let i = 0; i < s.tokens.length; i++, row++) {
-        const id = s.tokens[i];
-        if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new Error(`forward: token id ${id} outside the vocabulary of ${c.vocabSize}`);
-        weightRow(backend, this.embedding, id, x.subarray(row * H, (row + 1) * H));
+        weightRow(backend, this.embedding, s.tokens[i], x.subarray(row * H, (row + 1) * H));
       }
     }
     // Gemma: × √hidden (already rounded to the embedding's dtype); each product rounds to float32, as torch's
@@ -367,9 +384,8 @@ export class LlamaModel {
       for (const s of layout) {
         // per sequence: dynamic NTK scales by the length this sequence reaches, whatever the rest of the batch
         const n = s.tokens.length;
-        const length = s.positions[n - 1] + 1;
-        rope.apply(q.subarray(row * qDim, (row + n) * qDim), c.numHeads, s.positions, length);
-        rope.apply(k.subarray(row * kvDim, (row + n) * kvDim), c.numKvHeads, s.positions, length);
+        rope.apply(q.subarray(row * qDim, (row + n) * qDim), c.numHeads, s.positions, s.ropeLength);
+        rope.apply(k.subarray(row * kvDim, (row + n) * kvDim), c.numKvHeads, s.positions, s.ropeLength);
         row += n;
       }
       const scaling = {
