@@ -420,6 +420,15 @@ function toInt32(fn: string, positions: ArrayLike<number>): Int32Array {
 function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKernels {
   const available = native.gemmBackends();
 
+  /** options.backend, else the default; throws RangeError naming `fn` when this build lacks it. */
+  function chosenBackend(fn: string, options: MatmulOptions | undefined): GemmBackend {
+    const backend = options?.backend ?? defaultBackend;
+    if (!available.includes(backend)) {
+      throw new RangeError(`${fn}: backend "${backend}" is not compiled into this build (available: ${available.join(", ")})`);
+    }
+    return backend;
+  }
+
   function matmulTransposed(x: Float32Array, w: Float32Array, out: Float32Array, M: number, N: number, K: number, options?: MatmulOptions): void {
     const fn = "matmulTransposed";
     checkCount(fn, "M", M);
@@ -432,10 +441,7 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
     checkLength(fn, "w", w, N * K, `N×K = ${N}×${K}`, false);
     checkLength(fn, "out", out, M * N, `M×N = ${M}×${N}`, false);
     if (overlaps(out, x) || overlaps(out, w)) throw new RangeError(`${fn}: out must not overlap x or w`);
-    const backend = options?.backend ?? defaultBackend;
-    if (!available.includes(backend)) {
-      throw new RangeError(`${fn}: backend "${backend}" is not compiled into this build (available: ${available.join(", ")})`);
-    }
+    const backend = chosenBackend(fn, options);
     native.matmulTransposed(x, w, out, M, N, K, backend);
   }
 
@@ -621,10 +627,7 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
     if (overlaps(out, x)) throw new RangeError(`${fn}: out must not overlap x`);
     const path = options?.path ?? "auto";
     if (path !== "auto" && path !== "dot" && path !== "dequant") throw new RangeError(`${fn}: path must be auto, dot or dequant, got ${String(path)}`);
-    const backend = options?.backend ?? defaultBackend;
-    if (!available.includes(backend)) {
-      throw new RangeError(`${fn}: backend "${backend}" is not compiled into this build (available: ${available.join(", ")})`);
-    }
+    const backend = chosenBackend(fn, options);
     native.quantMatmul(GGML_WEIGHT_TYPES[type].id, blocks, x, out, M, N, K, path, backend);
   }
 
@@ -644,10 +647,7 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
       for (let j = 0; j < i; j++) if (overlaps(op.out, operands[j].out)) throw new RangeError(`${where}.out overlaps operands[${j}].out`);
       return { type: GGML_WEIGHT_TYPES[type].id, blocks: op.blocks, out: op.out, N: op.N };
     });
-    const backend = options?.backend ?? defaultBackend;
-    if (!available.includes(backend)) {
-      throw new RangeError(`${fn}: backend "${backend}" is not compiled into this build (available: ${available.join(", ")})`);
-    }
+    const backend = chosenBackend(fn, options);
     native.quantMatmulDotMany(nativeOperands, x, M, K, backend);
   }
 
