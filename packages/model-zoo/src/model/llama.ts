@@ -281,17 +281,6 @@ export class LlamaModel {
     return this.run(caches.map((cache, i) => ({ cache, tokens: tokens[i] })), { ...options, logits: "segment-last" });
   }
 
-  /**
-   * The pass itself over a batch of segments: each segment is a run of tokens continuing one cache. Rows of all
-   * segments go through the matrix products together; attention is per segment, over that segment's cache (one
-   * `attendStep` call per layer for the single-token segments of a decode step, when the backend has it).
-   *
-   * Quantized matrices: rows of multi-token segments (a prefill, a question fed to a cell) take the "dequant" path
-   * (W decoded to f32 panels, the f32 GEMM: transformers' float result within rounding, which the parity tests hold
-   * to 1e-3), rows of single-token segments (a decode step) the "dot" path (8-bit activations, integer dots, as
-   * llama.cpp decodes; each row's bits independent of the rest of the batch). Multi-token segments are laid out
-   * first so each group is one contiguous block of rows.
-   */
   /** Throws unless `tokens` are vocabulary ids that fit in the model's context after what `cache` holds. */
   private checkSegment(cache: KvCache, tokens: ArrayLike<number>): void {
     const c = this.config;
@@ -305,8 +294,16 @@ export class LlamaModel {
   }
 
   /**
-   * `ropeLength`: the sequence length RoPE's length-dependent scalings see (default: the segment's last position + 1;
-   * a chunk of a longer forward passes the forward's).
+   * The pass itself over a batch of segments: each segment is a run of tokens continuing one cache. Rows of all
+   * segments go through the matrix products together; attention is per segment, over that segment's cache (one
+   * `attendStep` call per layer for the single-token segments of a decode step, when the backend has it).
+   *
+   * Quantized matrices: rows of multi-token segments (a prefill, a question fed to a cell) take the "dequant" path
+   * (W decoded to f32 panels, the f32 GEMM: transformers' float result within rounding, which the parity tests hold
+   * to 1e-3), rows of single-token segments (a decode step) the "dot" path (8-bit activations, integer dots, as
+   * llama.cpp decodes; each row's bits independent of the rest of the batch). Multi-token segments are laid out
+   * first so each group is one contiguous block of rows. A segment's `ropeLength` is the sequence length RoPE's
+   * length-dependent scalings see (default: its last position + 1; a chunk of a longer forward passes the forward's).
    */
   private run(
     segments: readonly { cache: KvCache; tokens: ArrayLike<number>; ropeLength?: number }[],
