@@ -5,6 +5,7 @@
 //   --model FILE --generate N --prompt P a timed prefill of P tokens, then N greedy decode steps
 //   --prefill-chunk-rows R               model-forward.js only: LlamaModel's prefillChunkRows (a number, or
 //                                        "whole" for one run); default the model's own rule
+//   --prefill-products f32|int8          model-forward.js only: LlamaModel's prefillProducts (default f32)
 import { parseArgs } from "node:util";
 
 /** The parsed options; exits with status 2 and a line on stderr naming `script` when --model is missing. */
@@ -18,6 +19,7 @@ export function forwardArgs(script) {
       generate: { type: "string" },
       prompt: { type: "string", default: "16" },
       "prefill-chunk-rows": { type: "string" },
+      "prefill-products": { type: "string" },
     },
     strict: true,
   });

@@ -33,8 +33,8 @@ const { loadKernels, kernelsUnavailableReason, ggmlWeightType, ggmlRowBytes } = 
 const { KvCache } = await importBuilt("core");
 
 const opts = forwardArgs("kernel-forward");
-if (opts["prefill-chunk-rows"] !== undefined) {
-  console.error("kernel-forward: --prefill-chunk-rows is model-forward.js's (this side's prefill is always in 512-token chunks)");
+if (opts["prefill-chunk-rows"] !== undefined || opts["prefill-products"] !== undefined) {
+  console.error("kernel-forward: --prefill-chunk-rows and --prefill-products are model-forward.js's (this side's prefill is always f32, in 512-token chunks)");
   process.exit(2);
 }
 const fail = (message) => {

@@ -9,6 +9,7 @@
 //   node bench/lib/model-forward.js --model FILE --generate N --prompt P a timed prefill of P tokens, then N greedy
 //                                   decode steps (for the resident-memory comparison)
 //   … --prefill-chunk-rows R|whole     LlamaModel's prefillChunkRows (default: the model's own rule)
+//   … --prefill-products f32|int8      LlamaModel's prefillProducts (default f32)
 // Prints one JSON line like kernel-forward.js. Token ids are (7919·i + 13) mod vocab, as there. The weights come
 // from model-zoo's openModel (no tokenizer is built: the random-weight files carry a placeholder vocabulary).
 import { existsSync } from "node:fs";
@@ -34,13 +35,21 @@ if (chunkRows !== undefined && chunkRows !== "whole" && !(Number(chunkRows) >= 2
   console.error(`model-forward: --prefill-chunk-rows takes a number of rows (at least 2) or "whole", got "${chunkRows}"`);
   process.exit(2);
 }
-const modelOptions = chunkRows === undefined ? {} : { prefillChunkRows: chunkRows === "whole" ? Infinity : Number(chunkRows) };
+const products = opts["prefill-products"];
+if (products !== undefined && products !== "f32" && products !== "int8") {
+  console.error(`model-forward: --prefill-products takes f32 or int8, got "${products}"`);
+  process.exit(2);
+}
+const modelOptions = {
+  ...(chunkRows === undefined ? {} : { prefillChunkRows: chunkRows === "whole" ? Infinity : Number(chunkRows) }),
+  ...(products === undefined ? {} : { prefillProducts: products }),
+};
 const model = new LlamaModel(loaded.weights, backend, modelOptions);
 const loadSeconds = (performance.now() - t0Load) / 1000;
 const vocab = model.config.vocabSize;
 const ids = (n) => Int32Array.from({ length: n }, (_, i) => (i * 7919 + 13) % vocab);
 const seconds = (t0) => (performance.now() - t0) / 1000;
-const result = { model: opts.model, backend: backend.name, loadSeconds: Number(loadSeconds.toFixed(3)) };
+const result = { model: opts.model, backend: backend.name, prefillProducts: products ?? "f32", loadSeconds: Number(loadSeconds.toFixed(3)) };
 
 if (opts.prefill) {
   const T = Number(opts.prefill);

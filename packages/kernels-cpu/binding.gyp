@@ -16,7 +16,8 @@
         "native/attention.cc",
         "native/elementwise.cc",
         "native/qdot.cc",
-        "native/qmatmul.cc"
+        "native/qmatmul.cc",
+        "native/qgemm.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -18,6 +18,7 @@
 #include "attention.h"
 #include "elementwise.h"
 #include "gemm.h"
+#include "qgemm.h"
 #include "qmatmul.h"
 #include "simd.h"
 #include "threadpool.h"
@@ -125,6 +126,8 @@ Napi::Value Simd(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), "none");
 #endif
 }
+
+Napi::Value Int8GemmVnni(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), razorkv::int8GemmVnni()); }
 
 Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), razorkv::kernelThreads()); }
 
@@ -346,7 +349,8 @@ Napi::Value QuantMatmul(const Napi::CallbackInfo& info) {
     const std::string name = info[7].As<Napi::String>().Utf8Value();
     if (name == "dot") path = razorkv::QuantPath::Dot;
     else if (name == "dequant") path = razorkv::QuantPath::Dequant;
-    else if (name != "auto") throwRange(env, "path: expected auto, dot or dequant, got " + name);
+    else if (name == "int8") path = razorkv::QuantPath::Int8;
+    else if (name != "auto") throwRange(env, "path: expected auto, dot, dequant or int8, got " + name);
   }
   razorkv::quantMatmul(type, blocks, x, out, M, N, K, path, parseBackend(env, info[8]));
   return env.Undefined();
@@ -452,6 +456,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmBackend", Napi::Function::New(env, guarded<GemmBackendName>, "gemmBackend"));
   exports.Set("gemmBackends", Napi::Function::New(env, guarded<GemmBackends>, "gemmBackends"));
   exports.Set("simd", Napi::Function::New(env, guarded<Simd>, "simd"));
+  exports.Set("int8GemmVnni", Napi::Function::New(env, guarded<Int8GemmVnni>, "int8GemmVnni"));
   exports.Set("threads", Napi::Function::New(env, guarded<Threads>, "threads"));
   exports.Set("setThreads", Napi::Function::New(env, guarded<SetThreads>, "setThreads"));
   exports.Set("matmulTransposed", Napi::Function::New(env, guarded<MatmulTransposed>, "matmulTransposed"));

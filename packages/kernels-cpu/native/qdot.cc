@@ -23,6 +23,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 #include "simd.h"
 
@@ -197,6 +199,10 @@ void quantizeQ8KScalar(const float* x, BlockQ8_K* y, int K) {
 
 // ---------------------------------------------------------------------------------------------------------------
 // scalar kernels: one per type, the formula of the header comment with plain loops
+//
+// The K-quant kernels with a min or offset term write their float epilogue as explicit std::fma: that is what GCC's
+// default contraction made of them, and the 8-bit GEMM (qgemm.cc) reproduces these exact operations, so they must
+// not depend on the compiler's choice.
 
 float dotF32Scalar(const uint8_t* row, const void* act, int K) {
   const float* x = static_cast<const float*>(act);
@@ -309,7 +315,7 @@ float dotQ2_KScalar(const uint8_t* row, const void* act, int K) {
       isum += (w[b].scales[s] & 0x0f) * sub;
       msum += (w[b].scales[s] >> 4) * a[b].bsums[s];
     }
-    sum += a[b].d * (f16ToF32(w[b].d) * static_cast<float>(isum) - f16ToF32(w[b].dmin) * static_cast<float>(msum));
+    sum = std::fma(a[b].d, std::fma(f16ToF32(w[b].d), static_cast<float>(isum), -(f16ToF32(w[b].dmin) * static_cast<float>(msum))), sum);
   }
   return sum;
 }
@@ -344,7 +350,7 @@ float dotQ4_KScalar(const uint8_t* row, const void* act, int K) {
       isum += sc * sub;
       msum += mn * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
     }
-    sum += a[b].d * (f16ToF32(w[b].d) * static_cast<float>(isum) - f16ToF32(w[b].dmin) * static_cast<float>(msum));
+    sum = std::fma(a[b].d, std::fma(f16ToF32(w[b].d), static_cast<float>(isum), -(f16ToF32(w[b].dmin) * static_cast<float>(msum))), sum);
   }
   return sum;
 }
@@ -363,7 +369,7 @@ float dotQ5_KScalar(const uint8_t* row, const void* act, int K) {
       isum += sc * sub;
       msum += mn * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
     }
-    sum += a[b].d * (f16ToF32(w[b].d) * static_cast<float>(isum) - f16ToF32(w[b].dmin) * static_cast<float>(msum));
+    sum = std::fma(a[b].d, std::fma(f16ToF32(w[b].d), static_cast<float>(isum), -(f16ToF32(w[b].dmin) * static_cast<float>(msum))), sum);
   }
   return sum;
 }
@@ -379,7 +385,7 @@ float dotQ6_KScalar(const uint8_t* row, const void* act, int K) {
       for (int i = 16 * s; i < 16 * s + 16; i++) sub += (q6kValue(w[b], i) - 32) * a[b].qs[i];
       isum += w[b].scales[s] * sub;
     }
-    sum += a[b].d * f16ToF32(w[b].d) * static_cast<float>(isum);
+    sum = std::fma(a[b].d * f16ToF32(w[b].d), static_cast<float>(isum), sum);
   }
   return sum;
 }
@@ -952,6 +958,57 @@ void scalarRows(const uint8_t* row, const uint8_t* act, size_t actStride, int ro
 }
 
 }  // namespace
+
+void decodeKBlockInts(GgmlType type, const uint8_t* block, KBlockInts& out) {
+  // Straight loops over each layout (the element accessors above, unrolled by position), so the compiler
+  // vectorizes them: the int8 GEMM decodes every weight once per call.
+  if (type == GgmlType::Q4_K || type == GgmlType::Q5_K) {
+    const uint8_t* scales = type == GgmlType::Q4_K ? reinterpret_cast<const BlockQ4_K*>(block)->scales : reinterpret_cast<const BlockQ5_K*>(block)->scales;
+    const uint8_t* qs = type == GgmlType::Q4_K ? reinterpret_cast<const BlockQ4_K*>(block)->qs : reinterpret_cast<const BlockQ5_K*>(block)->qs;
+    for (int p = 0; p < 4; p++) {  // qs[32p …]: sub-block 2p in the low nibbles, 2p + 1 in the high ones
+      for (int l = 0; l < 32; l++) {
+        out.q[64 * p + l] = qs[32 * p + l] & 0x0f;
+        out.q[64 * p + 32 + l] = qs[32 * p + l] >> 4;
+      }
+    }
+    if (type == GgmlType::Q5_K) {
+      const uint8_t* qh = reinterpret_cast<const BlockQ5_K*>(block)->qh;  // bit j of qh[l]: bit 4 of element 32j + l
+      for (int j = 0; j < 8; j++) {
+        for (int l = 0; l < 32; l++) out.q[32 * j + l] |= static_cast<uint8_t>(((qh[l] >> j) & 1) << 4);
+      }
+    }
+    for (int j = 0; j < 8; j++) {
+      int sc, mn;
+      scaleMinK4(scales, j, sc, mn);
+      out.scales[j] = sc;
+      out.groupWeights[2 * j] = out.groupWeights[2 * j + 1] = static_cast<int16_t>(mn);
+    }
+    const uint16_t d = type == GgmlType::Q4_K ? reinterpret_cast<const BlockQ4_K*>(block)->d : reinterpret_cast<const BlockQ5_K*>(block)->d;
+    const uint16_t dmin = type == GgmlType::Q4_K ? reinterpret_cast<const BlockQ4_K*>(block)->dmin : reinterpret_cast<const BlockQ5_K*>(block)->dmin;
+    out.d = f16ToF32(d);
+    out.dmin = f16ToF32(dmin);
+    out.subBlocks = 8;
+  } else if (type == GgmlType::Q6_K) {
+    const BlockQ6_K& b = *reinterpret_cast<const BlockQ6_K*>(block);
+    for (int h = 0; h < 2; h++) {  // q6kValue for i = 128h + 32k + l
+      for (int l = 0; l < 32; l++) {
+        const uint8_t lo0 = b.ql[64 * h + l], lo1 = b.ql[64 * h + 32 + l], hi = b.qh[32 * h + l];
+        out.q[128 * h + l] = static_cast<uint8_t>((lo0 & 0x0f) | ((hi & 3) << 4));
+        out.q[128 * h + 32 + l] = static_cast<uint8_t>((lo1 & 0x0f) | (((hi >> 2) & 3) << 4));
+        out.q[128 * h + 64 + l] = static_cast<uint8_t>((lo0 >> 4) | (((hi >> 4) & 3) << 4));
+        out.q[128 * h + 96 + l] = static_cast<uint8_t>((lo1 >> 4) | (((hi >> 6) & 3) << 4));
+      }
+    }
+    for (int s = 0; s < 16; s++) {
+      out.scales[s] = b.scales[s];
+      out.groupWeights[s] = static_cast<int16_t>(32 * b.scales[s]);
+    }
+    out.d = out.dmin = f16ToF32(b.d);
+    out.subBlocks = 16;
+  } else {
+    throw std::invalid_argument(std::string("decodeKBlockInts: ") + ggmlTypeInfo(type).name + " is not Q4_K, Q5_K or Q6_K");
+  }
+}
 
 RowsDotFn rowsDotKernel(GgmlType type, bool simd) {
 #ifdef RAZORKV_AVX2

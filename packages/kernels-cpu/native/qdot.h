@@ -35,6 +35,22 @@ constexpr int kMaxDotRows = 4;
 using RowsDotFn = void (*)(const uint8_t* row, const uint8_t* act, size_t actStride, int rows, int K, float* out, size_t outStride);
 RowsDotFn rowsDotKernel(GgmlType type, bool simd);
 
+/**
+ * One 256-element block of Q4_K, Q5_K or Q6_K as the integers its dot kernel sums (the int8 GEMM packs these):
+ *   Q4_K, Q5_K  w[i] = d·scales[i / 32]·q[i] − dmin·groupWeights[i / 16]      (8 sub-blocks of 32)
+ *   Q6_K        w[i] = d·scales[i / 16]·q[i] − d·groupWeights[i / 16]         (16 of 16; groupWeights = 32·scale)
+ * q unsigned (0 … 15, 31, 63). Against a BlockQ8_K the kernels take Σ_s scales_s·Σ q·qx and Σ_g groupWeights_g·bsum_g.
+ */
+struct KBlockInts {
+  uint8_t q[QK_K];
+  int32_t scales[16];
+  int16_t groupWeights[16];
+  float d;
+  float dmin;  // Q6_K: d (its offset term is scaled by d)
+  int subBlocks;
+};
+void decodeKBlockInts(GgmlType type, const uint8_t* block, KBlockInts& out);
+
 /** Dequantizes one row of K elements of `type` into f32 (the decoders of dequant.ts, same floats). */
 void dequantizeRow(GgmlType type, const uint8_t* row, float* out, int K);
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "qdot.h"
+#include "qgemm.h"
 #include "threadpool.h"
 
 #ifndef RAZORKV_PREFETCH_BYTES
@@ -238,13 +239,19 @@ void quantMatmul(GgmlType type, const uint8_t* w, const float* x, float* out, in
   }
   if (path == QuantPath::Auto) path = M <= kQuantDotMaxRows ? QuantPath::Dot : QuantPath::Dequant;
   const size_t rowBytes = ggmlRowBytes(type, K);
-  if (path == QuantPath::Dot) {
+  const bool simd = backend != GemmBackend::Scalar && quantSimdCompiled();
+  if (path == QuantPath::Int8 && int8GemmSupports(type)) {
+    const size_t actBytes = activationRowBytes(ActivationFormat::Q8_K, K);
+    uint8_t* act = static_cast<uint8_t*>(t_activations.get(actBytes * M));
+    quantizeActivations(ActivationFormat::Q8_K, x, act, actBytes, M, K, threadsFor(static_cast<double>(M) * N * K), simd);
+    int8Gemm(type, w, rowBytes, act, actBytes, out, M, N, K, backend != GemmBackend::Scalar);
+  } else if (path == QuantPath::Dot || path == QuantPath::Int8) {
     const QuantMatmulOperand operand{type, w, out, N};
-    matmulDotMany(&operand, 1, x, M, K, backend != GemmBackend::Scalar && quantSimdCompiled());
+    matmulDotMany(&operand, 1, x, M, K, simd);
   } else if (type == GgmlType::F32 && reinterpret_cast<uintptr_t>(w) % alignof(float) == 0) {
     matmulTransposed(x, reinterpret_cast<const float*>(w), out, M, N, K, backend);  // nothing to decode
   } else if (M <= kDequantRowwiseMaxRows) {
-    matmulDequantRowwise(type, w, rowBytes, x, out, M, N, K, backend != GemmBackend::Scalar && quantSimdCompiled());
+    matmulDequantRowwise(type, w, rowBytes, x, out, M, N, K, simd);
   } else {
     matmulDequant(type, w, rowBytes, x, out, M, N, K, backend);
   }

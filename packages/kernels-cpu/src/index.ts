@@ -65,10 +65,11 @@ export function ggmlRowBytes(type: GgmlWeightType, K: number): number {
 }
 
 /** How `quantMatmul` computes: see its docstring. */
-export type QuantPath = "auto" | "dot" | "dequant";
+export type QuantPath = "auto" | "dot" | "dequant" | "int8";
+const QUANT_PATHS: readonly QuantPath[] = ["auto", "dot", "dequant", "int8"];
 
 export interface QuantMatmulOptions {
-  /** "auto" (default): "dot" up to 48 rows of x, "dequant" above. */
+  /** "auto" (default): "dot" up to 48 rows of x, "dequant" above. "int8" is never chosen by "auto": opt in. */
   readonly path?: QuantPath;
   /**
    * "scalar": the plain per-type kernels and the scalar SGEMM; "avx2": the AVX2 kernels and the own SGEMM;
@@ -179,6 +180,8 @@ export interface CpuKernels {
   gemmBackends(): GemmBackend[];
   /** SIMD the addon was compiled with. */
   simd(): "avx2" | "none";
+  /** True when quantMatmul's "int8" path runs its AVX-512 VNNI GEMM on this CPU (checked at run time). */
+  int8GemmVnni(): boolean;
   /** Threads the kernels (OpenBLAS's GEMM included) use: RAZORKV_THREADS, else the hardware threads. */
   threads(): number;
   setThreads(threads: number): void;
@@ -212,6 +215,10 @@ export interface CpuKernels {
    * (amax = the block's largest |x|), so |out − x·Wᵀ| ≤ Σ_blocks amax/254 · Σ|w| plus f32 rounding. An output
    * depends only on its row of x and its row of W (a sequence gets the same bits in a batch as alone).
    * path "dequant" (auto for M > 48: prefill): panels of W rows decoded to f32, then the f32 SGEMM (`backend`).
+   * path "int8" (opt-in, a prefill at llama.cpp's arithmetic): the dot path's 8-bit activations and error bound
+   * for every M. For a Q4_K, Q5_K or Q6_K W it runs the 8-bit GEMM (native/qgemm.h: W decoded once per call into
+   * a vpdpbusd layout, AVX-512 VNNI when `int8GemmVnni`), each output the bits of the scalar dot kernel ("scalar"
+   * backend: that kernel itself), whatever M is; other types take the dot path.
    * Throws RangeError naming the argument on a wrong type, size or K.
    */
   quantMatmul(type: GgmlWeightType | number, blocks: Uint8Array, x: Float32Array, out: Float32Array, M: number, N: number, K: number, options?: QuantMatmulOptions): void;
@@ -260,6 +267,7 @@ interface NativeAddon {
   gemmBackend(): GemmBackend;
   gemmBackends(): GemmBackend[];
   simd(): "avx2" | "none";
+  int8GemmVnni(): boolean;
   threads(): number;
   setThreads(n: number): void;
   matmulTransposed(x: Float32Array, w: Float32Array, out: Float32Array, M: number, N: number, K: number, backend?: GemmBackend): void;
@@ -626,7 +634,7 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
     checkLength(fn, "out", out, M * N, `M×N = ${M}×${N}`, false);
     if (overlaps(out, x)) throw new RangeError(`${fn}: out must not overlap x`);
     const path = options?.path ?? "auto";
-    if (path !== "auto" && path !== "dot" && path !== "dequant") throw new RangeError(`${fn}: path must be auto, dot or dequant, got ${String(path)}`);
+    if (!QUANT_PATHS.includes(path)) throw new RangeError(`${fn}: path must be ${QUANT_PATHS.join(", ")}, got ${String(path)}`);
     const backend = chosenBackend(fn, options);
     native.quantMatmul(GGML_WEIGHT_TYPES[type].id, blocks, x, out, M, N, K, path, backend);
   }
@@ -665,6 +673,7 @@ function makeKernels(native: NativeAddon, defaultBackend: GemmBackend): CpuKerne
     gemmBackend: () => defaultBackend,
     gemmBackends: () => native.gemmBackends(),
     simd: () => native.simd(),
+    int8GemmVnni: () => native.int8GemmVnni(),
     threads: () => native.threads(),
     setThreads: (threads: number) => {
       checkCount("setThreads", "threads", threads, 1);

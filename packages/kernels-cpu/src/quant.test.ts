@@ -95,7 +95,7 @@ describe.skipIf(kernelsDisabled)("quantMatmul", () => {
             const x = randomX(rand, M * K);
             const { expected, bound } = referenceWithBound(type, c.w, x, M, N, K);
             for (const backend of backends) {
-              const paths: QuantPath[] = M === 70 ? ["auto", "dot"] : ["auto"];
+              const paths: QuantPath[] = M === 70 ? ["auto", "dot", "int8"] : ["auto"];
               if (M === 3) paths.push("dequant");
               for (const path of paths) {
                 const ratio = worstBoundRatio(run(k, c, x, M, { path, backend }), expected, bound);
@@ -160,6 +160,44 @@ describe.skipIf(kernelsDisabled)("quantMatmul", () => {
     }
   });
 
+  it("int8 path: Q4_K, Q5_K and Q6_K give the scalar dot kernel's bits, any M and N, on any thread count", () => {
+    // The 8-bit GEMM (native/qgemm.cc) claims each output is dotQ*_KScalar's value: exact integer sums and that
+    // kernel's float expression. The "scalar" backend runs that kernel itself, so the two must agree bit for bit;
+    // odd M and N exercise the micro-kernel's row tails (4 rows) and the panel's column tails (32 rows of W).
+    if (process.platform === "linux" && process.arch === "x64") {
+      const flags = readFileSync("/proc/cpuinfo", "utf8");
+      const vnni = ["avx512f", "avx512bw", "avx512vl", "avx512_vnni"].every((f) => new RegExp(`\\b${f}\\b`).test(flags));
+      expect(k.int8GemmVnni(), "the VNNI GEMM runs wherever the CPU has it (else this test compares the scalar kernel with itself)").toBe(vnni);
+    }
+    const threads = k.threads();
+    try {
+      for (const type of ["Q4_K", "Q5_K", "Q6_K"] as GgmlWeightType[]) {
+        const K = 1280;
+        const c129 = makeCase(type, 129, K, 17 + GGML_WEIGHT_TYPES[type].id);
+        const rand = mulberry32(23);
+        for (const N of [1, 15, 17, 33, 129]) {
+          const c: Case = { ...c129, N, blocks: c129.blocks.subarray(0, N * ggmlRowBytes(type, K)), w: c129.w.subarray(0, N * K) };
+          for (const M of [1, 3, 53, 70]) {
+            const x = randomX(rand, M * K);
+            const scalar = run(k, c, x, M, { path: "int8", backend: "scalar" });
+            const fast = run(k, c, x, M, { path: "int8" });
+            expect(sameBits(fast, scalar), `${type} M=${M} N=${N}`).toBe(true);
+            if (N === 129 && M === 53) {
+              k.setThreads(1);
+              expect(sameBits(run(k, c, x, M, { path: "int8" }), scalar), `${type} on one thread`).toBe(true);
+              k.setThreads(threads);
+              // a row's bits do not depend on the rows beside it
+              const tail = run(k, c, x.subarray(4 * K), M - 4, { path: "int8" });
+              expect(sameBits(tail, fast.subarray(4 * N)), `${type} rows 4 … ${M - 1} alone`).toBe(true);
+            }
+          }
+        }
+      }
+    } finally {
+      k.setThreads(threads);
+    }
+  });
+
   it("adviseHugePages advises the 2 MiB-aligned interior of a buffer on Linux, and nothing of a small one", () => {
     const big = new Uint8Array(9 << 20);
     const advised = k.adviseHugePages(big);
@@ -190,7 +228,7 @@ describe.skipIf(kernelsDisabled)("quantMatmul", () => {
     expect(() => k.quantMatmul("Q1_0" as GgmlWeightType, new Uint8Array(80), x, new Float32Array(2), 1, 2, 64)).toThrow(/quantMatmul: type must be one of F32, .*IQ4_XS.*, got Q1_0/);
     expect(() => k.quantMatmul(16, new Uint8Array(80), x, new Float32Array(2), 1, 2, 64)).toThrow(/type must be one of .* got 16/);
     expect(() => k.quantMatmul("Q8_0", new Uint8Array(136), x, new Float32Array(1), 1, 2, 64)).toThrow(/out has 1 values, expected at least M×N = 1×2 = 2/);
-    expect(() => k.quantMatmul("Q8_0", new Uint8Array(136), x, new Float32Array(2), 1, 2, 64, { path: "fast" as QuantPath })).toThrow(/path must be auto, dot or dequant, got fast/);
+    expect(() => k.quantMatmul("Q8_0", new Uint8Array(136), x, new Float32Array(2), 1, 2, 64, { path: "fast" as QuantPath })).toThrow(/path must be auto, dot, dequant, int8, got fast/);
     expect(() => k.dequantizeRows("Q6_K", new Uint8Array(200), new Float32Array(256), 1, 256)).toThrow(/dequantizeRows: blocks has 200 values, expected at least rows×\(K\/256\)×210 bytes = 1×1×210 = 210/);
   });
 });

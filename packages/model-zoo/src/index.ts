@@ -1,6 +1,6 @@
 /** Model references → files → weights, tokenizers, and the Llama-family forward pass. */
 export type { LlamaConfig, ModelWeights, Tensor } from "./model/types.js";
-export { LlamaModel, PREFILL_UBATCH_ROWS, type ForwardOptions, type ForwardResult, type LlamaModelOptions } from "./model/llama.js";
+export { LlamaModel, PREFILL_UBATCH_ROWS, type ForwardOptions, type ForwardResult, type LlamaModelOptions, type PrefillProducts } from "./model/llama.js";
 export { Rope, ropeFrequencies, type RopeFrequencies } from "./model/rope.js";
 export { typescriptBackend, type ComputeBackend } from "./model/backend.js";
 export { matmulTransposedReference, logSoftmax, logProbability, argmax } from "./model/ops.js";

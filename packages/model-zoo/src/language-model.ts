@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { RazorkvError } from "@razorkv/core";
 import { openModel, type LoadedModel } from "./load.js";
-import { LlamaModel } from "./model/llama.js";
+import { LlamaModel, type LlamaModelOptions } from "./model/llama.js";
 import { typescriptBackend, type ComputeBackend } from "./model/backend.js";
 import { tokenizerFromGguf, tokenizerFromJson, type Tokenizer } from "./tokenizer/index.js";
 import type { ResolveOptions } from "./resolve.js";
@@ -21,12 +21,14 @@ export interface LanguageModel {
 export interface LoadOptions extends ResolveOptions {
   /** Compute backend; the native addon when it loads, else plain TypeScript. */
   readonly backend?: ComputeBackend;
+  /** The model's options (LlamaModelOptions: prefill chunking, the prefill's products). */
+  readonly model?: LlamaModelOptions;
 }
 
 export async function loadLanguageModel(ref: string, options: LoadOptions = {}): Promise<LanguageModel> {
   const loaded = await openModel(ref, options);
   const tokenizer = tokenizerFor(loaded);
-  const model = new LlamaModel(loaded.weights, options.backend ?? (await defaultBackend()));
+  const model = new LlamaModel(loaded.weights, options.backend ?? (await defaultBackend()), options.model);
   return { ref, loaded, model, tokenizer };
 }
 

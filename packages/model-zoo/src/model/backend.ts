@@ -14,9 +14,11 @@ import type { BlockMatrix, WeightMatrix } from "./types.js";
 /**
  * How a product with a quantized matrix treats x: "dot" quantizes each row of x to 8-bit blocks and sums integer
  * products (llama.cpp's scheme; a decode step), "dequant" decodes W to f32 panels and runs the f32 GEMM (a prefill:
- * the float result within rounding), "auto" lets the kernel choose by M (kernels-cpu: dot up to 48 rows).
+ * the float result within rounding), "int8" is the dot path's arithmetic for a prefill's many rows (kernels-cpu's
+ * 8-bit GEMM; LlamaModelOptions.prefillProducts), "auto" lets the kernel choose by M (kernels-cpu: dot up to 48 rows).
+ * The TypeScript reference computes every path in f32.
  */
-export type QuantPath = "auto" | "dot" | "dequant";
+export type QuantPath = "auto" | "dot" | "dequant" | "int8";
 
 export interface ComputeBackend {
   /** Short name for logs and benchmark rows, e.g. "typescript" or "native (openblas)". */

@@ -11,7 +11,7 @@
  * layer can attend (core's `trimToWindows`), so such a head holds the last min(N, W) positions (DESIGN §3).
  */
 import { KvCache, trimToWindows, type AttentionStatsRequest, type CacheLayout, type LayerAttentionStats } from "@razorkv/core";
-import { matmulWeight, matmulWeightsDot, typescriptBackend, weightRow, type ComputeBackend } from "./backend.js";
+import { matmulWeight, matmulWeightsDot, typescriptBackend, weightRow, type ComputeBackend, type QuantPath } from "./backend.js";
 import { checkNoUnusedTensors } from "../formats/llama-tensors.js";
 import { addBias, addInPlace, gegluTanh, softcapInPlace } from "./ops.js";
 import { Rope } from "./rope.js";
@@ -85,7 +85,21 @@ export interface LlamaModelOptions {
    * bytes, else one run. Infinity: always one run.
    */
   readonly prefillChunkRows?: number;
+  /**
+   * The arithmetic of a prefill's products with quantized weights (the rows of multi-token segments):
+   * - "f32" (default): W decoded to f32 panels and the f32 GEMM: transformers' float result within rounding (the
+   *   parity tests' 1e-3).
+   * - "int8": llama.cpp's — each row of x quantized to 8 bits per block and integer dot products, as a decode step
+   *   already computes (kernels-cpu's "int8" path: the 8-bit GEMM for Q4_K, Q5_K and Q6_K, 2.1–2.2× the f32 path's
+   *   products on this project's machine). A prefill's logits then move within the 8-bit bound of the activations;
+   *   BENCHMARKS.md ("Prefill with 8-bit products") gives the NLL it costs. ForwardOptions.exactProducts still forces
+   *   f32. The TypeScript backend computes in f32 either way.
+   */
+  readonly prefillProducts?: PrefillProducts;
 }
+
+/** LlamaModelOptions.prefillProducts. */
+export type PrefillProducts = "f32" | "int8";
 
 export class LlamaModel {
   readonly config: LlamaConfig;
@@ -100,6 +114,8 @@ export class LlamaModel {
   private readonly windows: readonly (number | null)[];
   /** LlamaModelOptions.prefillChunkRows, or null for the default rule (see PREFILL_UBATCH_ROWS). */
   private readonly prefillChunkRows: number | null;
+  /** The quantized products' path for prefill rows: "dequant" (f32) or "int8" (LlamaModelOptions.prefillProducts). */
+  private readonly prefillPath: QuantPath;
   /** Bytes of the weight matrices (the tied embedding once): what a forward's row buffers are weighed against. */
   private readonly weightBytes: number;
 
@@ -110,6 +126,9 @@ export class LlamaModel {
       throw new Error(`LlamaModel: prefillChunkRows must be at least 2 (a one-row chunk would decode), got ${chunkRows}`);
     }
     this.prefillChunkRows = chunkRows ?? null;
+    const products = options.prefillProducts ?? "f32";
+    if (products !== "f32" && products !== "int8") throw new Error(`LlamaModel: prefillProducts must be "f32" or "int8", got ${JSON.stringify(products)}`);
+    this.prefillPath = products === "int8" ? "int8" : "dequant";
     // a tensor the pass would not read means a model we do not implement, not a harmless extra
     if (weights.tensorNames) checkNoUnusedTensors(weights.source ?? "model", c, weights.tensorNames());
     this.config = c;
@@ -300,7 +319,7 @@ export class LlamaModel {
    *
    * Quantized matrices: rows of multi-token segments (a prefill, a question fed to a cell) take the "dequant" path
    * (W decoded to f32 panels, the f32 GEMM: transformers' float result within rounding, which the parity tests hold
-   * to 1e-3), rows of single-token segments (a decode step) the "dot" path (8-bit activations, integer dots, as
+   * to 1e-3; "int8" when LlamaModelOptions.prefillProducts asks for it), rows of single-token segments (a decode step) the "dot" path (8-bit activations, integer dots, as
    * llama.cpp decodes; each row's bits independent of the rest of the batch). Multi-token segments are laid out
    * first so each group is one contiguous block of rows. A segment's `ropeLength` is the sequence length RoPE's
    * length-dependent scalings see (default: its last position + 1; a chunk of a longer forward passes the forward's).
@@ -330,10 +349,11 @@ export class LlamaModel {
     // rows [0, P) belong to multi-token segments, [P, T) to single-token ones
     const P = options.exactProducts ? T : layout.reduce((n, s) => n + (s.tokens.length > 1 ? s.tokens.length : 0), 0);
     const backend = this.backend;
-    // outs[i] = input · ws[i]ᵀ over the T rows: the prefill rows [0, P) on the dequant path one matrix at a time, the
+    const prefillPath = options.exactProducts ? "dequant" : this.prefillPath;
+    // outs[i] = input · ws[i]ᵀ over the T rows: the prefill rows [0, P) on the prefill path one matrix at a time, the
     // decode rows [P, T) on the dot path in one call for all the matrices (they share the input: Q, K, V; gate, up)
     const mm = (ws: readonly WeightMatrix[], input: Float32Array, outs: readonly Float32Array[], K: number): void => {
-      if (P > 0) ws.forEach((w, i) => matmulWeight(backend, w, input.subarray(0, P * K), outs[i].subarray(0, P * w.rows), P, "dequant"));
+      if (P > 0) ws.forEach((w, i) => matmulWeight(backend, w, input.subarray(0, P * K), outs[i].subarray(0, P * w.rows), P, prefillPath));
       if (T > P) {
         const decodeOuts = ws.map((w, i) => outs[i].subarray(P * w.rows, T * w.rows));
         matmulWeightsDot(backend, ws, input.subarray(P * K, T * K), decodeOuts, T - P);
@@ -457,21 +477,21 @@ export class LlamaModel {
     const finalNormed = new Float32Array(rows.length * H);
     backend.rmsNorm(finalIn, this.outputNorm, finalNormed, rows.length, c.rmsNormEps);
     const logits = new Float32Array(rows.length * c.vocabSize);
-    // the output projection follows the rows' own kind: a prefill's "dequant", a decode step's "dot"
+    // the output projection follows the rows' own kind: a prefill's path, a decode step's "dot"
     if (mode === "segment-last") {
       // per segment: its last row is a prefill row when the segment is multi-token
       const multi = segments.map((sg) => options.exactProducts === true || sg.tokens.length > 1);
       const M = rows.length;
       const prefill = multi.map((m, i) => (m ? i : -1)).filter((i) => i >= 0);
       const decode = multi.map((m, i) => (m ? -1 : i)).filter((i) => i >= 0);
-      for (const [group, groupPath] of [[prefill, "dequant"], [decode, "dot"]] as const) {
+      for (const [group, groupPath] of [[prefill, prefillPath], [decode, "dot"]] as const) {
         if (group.length === 0) continue;
         const inRows = group.length === M ? finalNormed : gather(finalNormed, group, H);
         const outRows = group.length === M ? logits : new Float32Array(group.length * c.vocabSize);
         matmulWeight(backend, this.output, inRows, outRows, group.length, groupPath);
         if (outRows !== logits) group.forEach((g, i) => logits.set(outRows.subarray(i * c.vocabSize, (i + 1) * c.vocabSize), g * c.vocabSize));
       }
-    } else matmulWeight(backend, this.output, finalNormed, logits, rows.length, T > 1 || options.exactProducts ? "dequant" : "dot");
+    } else matmulWeight(backend, this.output, finalNormed, logits, rows.length, T > 1 || options.exactProducts ? prefillPath : "dot");
     if (c.finalSoftcap !== undefined) softcapInPlace(logits, c.finalSoftcap);
     return { logits, stats };
   }

@@ -11,6 +11,7 @@
  *   the logits' standard deviation (Q4_0 1.7%, Q8_0 2.8%, Q4_1 4.5%, Q4_K/Q6_K 6.2%, Q5_K 8.5%: measured; the
  *   K-quants' activation blocks are 256 wide, so their amax is larger); asserted: ≤ 15% of it, and ≥ 1e-7 of it
  *   for the quantized types, so a test that silently ran f32 would fail. F16/BF16 dot in f32: rounding only.
+ * - prefillProducts "int8": a prefill on the decode step's 8-bit arithmetic, within 20%; chunks bit-identical.
  * - One matrix product on the dot path against the documented bound Σ_blocks amax/254 · Σ|w| (plus f32 rounding).
  */
 import { describe, expect, it } from "vitest";
@@ -114,6 +115,30 @@ describe.each(TYPES)("%s block weights", (type) => {
       expect(maxAbsDiff(b.cache.heads[i].keys.subarray(0, n), head.keys.subarray(0, n))).toBeLessThan(1e-5);
       expect(maxAbsDiff(b.cache.heads[i].values.subarray(0, n), head.values.subarray(0, n))).toBeLessThan(1e-5);
     });
+  });
+
+  // prefillProducts "int8": a prefill's rows take the 8-bit products a decode step takes (kernels-cpu's "int8" path:
+  // the 8-bit GEMM for the K-quants, the dot kernels otherwise), so it moves against the f32 TypeScript pass as a
+  // decode step does; every row's bits are independent of the rows beside it, so a chunked prefill is one run's bits.
+  it.skipIf(!native)("native, prefillProducts int8: a prefill moves like a decode step, in chunks gives one run's bits, and exactProducts keeps f32", () => {
+    const ts = new LlamaModel(weights, typescriptBackend);
+    const int8 = new LlamaModel(weights, native!, { prefillProducts: "int8", prefillChunkRows: Infinity });
+    const chunked = new LlamaModel(weights, native!, { prefillProducts: "int8", prefillChunkRows: 5 });
+    const a = ts.prefill(prompt, { logits: "all" });
+    const b = int8.prefill(prompt, { logits: "all" });
+    const diff = maxAbsDiff(a.logits, b.logits) / std(a.logits);
+    console.info(`${type}: int8 prefill vs TypeScript f32 max |Δ logit| / std ${diff.toExponential(2)}`);
+    // measured 2.8–11.4% of the spread (Q4_0 … Q6_K; every position of the prompt, where a decode step is one row)
+    expect(diff).toBeLessThan(type === "F16" || type === "BF16" ? 1e-4 : 0.2);
+    if (type !== "F16" && type !== "BF16") expect(diff).toBeGreaterThan(1e-7);
+    const c = chunked.prefill(prompt, { logits: "all" });
+    expect(maxAbsDiff(c.logits, b.logits)).toBe(0);
+    expect(maxAbsDiff(chunked.decode(c.cache, 33), int8.decode(b.cache, 33))).toBe(0);
+    // teacher-forced scoring asks for f32 products, and gets them whatever the model's prefill arithmetic
+    const f32 = new LlamaModel(weights, native!);
+    const exact = int8.forward(int8.prefill(prompt.slice(0, 4), { logits: "none", exactProducts: true }).cache, prompt.slice(4), { logits: "all", exactProducts: true });
+    const reference = f32.forward(f32.prefill(prompt.slice(0, 4), { logits: "none" }).cache, prompt.slice(4), { logits: "all" });
+    expect(maxAbsDiff(exact.logits, reference.logits)).toBe(0);
   });
 
   it.skipIf(!native)("native: a batch of decode steps gives each sequence the logits it gets alone", () => {
