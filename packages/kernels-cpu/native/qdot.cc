@@ -959,11 +959,37 @@ void scalarRows(const uint8_t* row, const uint8_t* act, size_t actStride, int ro
 
 }  // namespace
 
-void decodeKBlockInts(GgmlType type, const uint8_t* block, KBlockInts& out) {
-  // Straight loops over each layout (the element accessors above, unrolled by position), so the compiler
-  // vectorizes them: the int8 GEMM decodes every weight once per call.
+void decodeKBlockScales(GgmlType type, const uint8_t* block, KBlockInts& out) {
   if (type == GgmlType::Q4_K || type == GgmlType::Q5_K) {
-    const uint8_t* scales = type == GgmlType::Q4_K ? reinterpret_cast<const BlockQ4_K*>(block)->scales : reinterpret_cast<const BlockQ5_K*>(block)->scales;
+    const bool q4 = type == GgmlType::Q4_K;
+    const uint8_t* scales = q4 ? reinterpret_cast<const BlockQ4_K*>(block)->scales : reinterpret_cast<const BlockQ5_K*>(block)->scales;
+    for (int j = 0; j < 8; j++) {
+      int sc, mn;
+      scaleMinK4(scales, j, sc, mn);
+      out.scales[j] = sc;
+      out.groupWeights[2 * j] = out.groupWeights[2 * j + 1] = static_cast<int16_t>(mn);
+    }
+    for (int j = 8; j < 16; j++) out.scales[j] = 0;
+    out.d = f16ToF32(q4 ? reinterpret_cast<const BlockQ4_K*>(block)->d : reinterpret_cast<const BlockQ5_K*>(block)->d);
+    out.dmin = f16ToF32(q4 ? reinterpret_cast<const BlockQ4_K*>(block)->dmin : reinterpret_cast<const BlockQ5_K*>(block)->dmin);
+    out.subBlocks = 8;
+  } else if (type == GgmlType::Q6_K) {
+    const BlockQ6_K& b = *reinterpret_cast<const BlockQ6_K*>(block);
+    for (int s = 0; s < 16; s++) {
+      out.scales[s] = b.scales[s];
+      out.groupWeights[s] = static_cast<int16_t>(32 * b.scales[s]);
+    }
+    out.d = out.dmin = f16ToF32(b.d);
+    out.subBlocks = 16;
+  } else {
+    throw std::invalid_argument(std::string("decodeKBlockInts: ") + ggmlTypeInfo(type).name + " is not Q4_K, Q5_K or Q6_K");
+  }
+}
+
+void decodeKBlockInts(GgmlType type, const uint8_t* block, KBlockInts& out) {
+  decodeKBlockScales(type, block, out);
+  // straight loops over each layout (the element accessors above, unrolled by position)
+  if (type == GgmlType::Q4_K || type == GgmlType::Q5_K) {
     const uint8_t* qs = type == GgmlType::Q4_K ? reinterpret_cast<const BlockQ4_K*>(block)->qs : reinterpret_cast<const BlockQ5_K*>(block)->qs;
     for (int p = 0; p < 4; p++) {  // qs[32p …]: sub-block 2p in the low nibbles, 2p + 1 in the high ones
       for (int l = 0; l < 32; l++) {
@@ -977,18 +1003,7 @@ void decodeKBlockInts(GgmlType type, const uint8_t* block, KBlockInts& out) {
         for (int l = 0; l < 32; l++) out.q[32 * j + l] |= static_cast<uint8_t>(((qh[l] >> j) & 1) << 4);
       }
     }
-    for (int j = 0; j < 8; j++) {
-      int sc, mn;
-      scaleMinK4(scales, j, sc, mn);
-      out.scales[j] = sc;
-      out.groupWeights[2 * j] = out.groupWeights[2 * j + 1] = static_cast<int16_t>(mn);
-    }
-    const uint16_t d = type == GgmlType::Q4_K ? reinterpret_cast<const BlockQ4_K*>(block)->d : reinterpret_cast<const BlockQ5_K*>(block)->d;
-    const uint16_t dmin = type == GgmlType::Q4_K ? reinterpret_cast<const BlockQ4_K*>(block)->dmin : reinterpret_cast<const BlockQ5_K*>(block)->dmin;
-    out.d = f16ToF32(d);
-    out.dmin = f16ToF32(dmin);
-    out.subBlocks = 8;
-  } else if (type == GgmlType::Q6_K) {
+  } else {
     const BlockQ6_K& b = *reinterpret_cast<const BlockQ6_K*>(block);
     for (int h = 0; h < 2; h++) {  // q6kValue for i = 128h + 32k + l
       for (int l = 0; l < 32; l++) {
@@ -999,14 +1014,6 @@ void decodeKBlockInts(GgmlType type, const uint8_t* block, KBlockInts& out) {
         out.q[128 * h + 96 + l] = static_cast<uint8_t>((lo1 >> 4) | (((hi >> 6) & 3) << 4));
       }
     }
-    for (int s = 0; s < 16; s++) {
-      out.scales[s] = b.scales[s];
-      out.groupWeights[s] = static_cast<int16_t>(32 * b.scales[s]);
-    }
-    out.d = out.dmin = f16ToF32(b.d);
-    out.subBlocks = 16;
-  } else {
-    throw std::invalid_argument(std::string("decodeKBlockInts: ") + ggmlTypeInfo(type).name + " is not Q4_K, Q5_K or Q6_K");
   }
 }
 

@@ -50,6 +50,8 @@ struct KBlockInts {
   int subBlocks;
 };
 void decodeKBlockInts(GgmlType type, const uint8_t* block, KBlockInts& out);
+/** decodeKBlockInts without q: the scales, group weights, d and dmin (the int8 GEMM's SIMD packer reads q itself). */
+void decodeKBlockScales(GgmlType type, const uint8_t* block, KBlockInts& out);
 
 /** Dequantizes one row of K elements of `type` into f32 (the decoders of dequant.ts, same floats). */
 void dequantizeRow(GgmlType type, const uint8_t* row, float* out, int K);

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <type_traits>
 
 #include "qdot.h"
 #include "threadpool.h"
@@ -22,8 +23,8 @@ constexpr int kPanelGroups = 2;          // groups per panel: the micro-kernel's
 constexpr int kPanelRows = kLanes * kPanelGroups;
 // Rows of x per micro-kernel call. Each of its (row, group) pairs keeps three zmm live (the block's running f32
 // sum, the block's integer sum, the sub-block's partial sum): 4 rows × 2 groups × 3 = 24 of the 32 registers, plus
-// two of W, the broadcast x and two of scales. 1B-shaped Q4_K FFN (8192 × 2048), M = 512, one thread: see
-// BENCHMARKS.md ("Prefill with 8-bit products").
+// two of W, the broadcast x and two of scales. 3 rows ran at 0.8× of 4; 5 and 6 (spilling) within the machine's
+// ±10% of 4 (1B-shaped Q4_K and Q6_K matrices, M = 512, 2 threads, alternated).
 constexpr int kTileRows = 4;
 
 /** 16 rows of W × one 256-block, as the micro-kernel reads them (KBlockInts of each row, transposed to lanes). */
@@ -35,30 +36,37 @@ struct alignas(64) PackedK {
   float dmin[kLanes];
 };
 
-/** Packs W rows [n0, n0 + 32) × nb blocks into panel[2b + group]; rows at or past N become zero weights. */
-void packPanel(GgmlType type, const uint8_t* w, size_t rowBytes, int N, int n0, int nb, PackedK* panel) {
+/** Writes lane `lane` of p: the scales, group weights, d and dmin of one row's block (k), or zeros (k null). */
+void packScales(PackedK& p, int lane, const KBlockInts* k) {
+  for (int s = 0; s < 16; s++) p.scales[s][lane] = k && s < k->subBlocks ? k->scales[s] : 0;
+  for (int g = 0; g < 8; g++) {
+    p.groupWeights[g][lane][0] = k ? k->groupWeights[2 * g] : 0;
+    p.groupWeights[g][lane][1] = k ? k->groupWeights[2 * g + 1] : 0;
+  }
+  p.d[lane] = k ? k->d : 0;
+  p.dmin[lane] = k ? k->dmin : 0;
+}
+
+/**
+ * Packs W rows [n0, n0 + 32) × nb blocks into panel[2b + group]; rows at or past N become zero weights. Block by
+ * block, so the two PackedK being filled (11 KB) stay in L1 while their 32 rows are scattered into them. The plain
+ * version (decodeKBlockInts, then 4-byte copies); the VNNI path packs with packPanelVnni.
+ */
+[[maybe_unused]] void packPanel(GgmlType type, const uint8_t* w, size_t rowBytes, int N, int n0, int nb, PackedK* panel) {
   const size_t blockBytes = ggmlTypeInfo(type).blockBytes;
   KBlockInts k;
-  for (int i = 0; i < kPanelRows; i++) {
-    const int n = n0 + i, group = i / kLanes, lane = i % kLanes;
-    for (int b = 0; b < nb; b++) {
+  for (int b = 0; b < nb; b++) {
+    for (int i = 0; i < kPanelRows; i++) {
+      const int n = n0 + i, group = i / kLanes, lane = i % kLanes;
       PackedK& p = panel[kPanelGroups * b + group];
       if (n >= N) {
         for (int g = 0; g < 64; g++) std::memset(p.q[g][lane], 0, 4);
-        for (int s = 0; s < 16; s++) p.scales[s][lane] = 0;
-        for (int g = 0; g < 8; g++) p.groupWeights[g][lane][0] = p.groupWeights[g][lane][1] = 0;
-        p.d[lane] = p.dmin[lane] = 0;
+        packScales(p, lane, nullptr);
         continue;
       }
       decodeKBlockInts(type, w + n * rowBytes + b * blockBytes, k);
       for (int g = 0; g < 64; g++) std::memcpy(p.q[g][lane], k.q + 4 * g, 4);
-      for (int s = 0; s < 16; s++) p.scales[s][lane] = s < k.subBlocks ? k.scales[s] : 0;
-      for (int g = 0; g < 8; g++) {
-        p.groupWeights[g][lane][0] = k.groupWeights[2 * g];
-        p.groupWeights[g][lane][1] = k.groupWeights[2 * g + 1];
-      }
-      p.d[lane] = k.d;
-      p.dmin[lane] = k.dmin;
+      packScales(p, lane, &k);
     }
   }
 }
@@ -74,6 +82,102 @@ RAZORKV_VNNI512 inline __m512i broadcastDword(const void* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return _mm512_set1_epi32(v);
+}
+
+RAZORKV_VNNI512 inline __m512i shiftBytesRight(__m512i v, int n) { return _mm512_srl_epi16(v, _mm_cvtsi32_si128(n)); }
+RAZORKV_VNNI512 inline __m256i shiftBytesRight(__m256i v, int n) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(n)); }
+RAZORKV_VNNI512 inline __m512i concat(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
+
+/**
+ * Elements 64t … 64t + 63 of one row's block as unsigned q (decodeKBlockInts' q, bytes 64t …): the 16 dwords of
+ * k-groups 16t … 16t + 15. 16-bit shifts move bits between a lane's two bytes; the masks keep each byte's own.
+ */
+template <GgmlType T>
+RAZORKV_VNNI512 inline __m512i rowQuarter(const uint8_t* block, int t) {
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  if constexpr (T == GgmlType::Q4_K || T == GgmlType::Q5_K) {
+    // qs[32t …]: elements 64t + l in the low nibbles, 64t + 32 + l in the high ones
+    using Block = std::conditional_t<T == GgmlType::Q4_K, BlockQ4_K, BlockQ5_K>;
+    const Block& b = *reinterpret_cast<const Block*>(block);
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * t));
+    __m512i q = _mm512_and_si512(concat(v, shiftBytesRight(v, 4)), low4);
+    if constexpr (T == GgmlType::Q5_K) {  // bit j of qh[l] is bit 4 of element 32j + l: j = 2t, 2t + 1
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const BlockQ5_K*>(block)->qh));
+      const __m512i bit = _mm512_and_si512(concat(shiftBytesRight(h, 2 * t), shiftBytesRight(h, 2 * t + 1)), _mm512_set1_epi8(1));
+      q = _mm512_or_si512(q, _mm512_slli_epi16(bit, 4));
+    }
+    return q;
+  } else {
+    // Q6_K, t = 2h + u: element 128h + 64u + m has low bits (ql[64h + m] >> 4u) & 15 and high bits
+    // (qh[32h + m % 32] >> (4u + 2·(m / 32))) & 3 (q6kValue)
+    const BlockQ6_K& b = *reinterpret_cast<const BlockQ6_K*>(block);
+    const int h = t / 2, u = t % 2;
+    const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+    const __m512i low = _mm512_and_si512(shiftBytesRight(ql, 4 * u), low4);
+    const __m512i high = _mm512_and_si512(concat(shiftBytesRight(qh, 4 * u), shiftBytesRight(qh, 4 * u + 2)), _mm512_set1_epi8(3));
+    return _mm512_or_si512(low, _mm512_slli_epi16(high, 4));
+  }
+}
+
+/** Transposes 16 × 16 dwords in place: r[i] dword j ↔ r[j] dword i. */
+RAZORKV_VNNI512 inline void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);      // per 128-bit lane k: r_i[4k], r_i+1[4k], r_i[4k+1], r_i+1[4k+1]
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);  // … [4k+2], [4k+3]
+  }
+  for (int i = 0; i < 16; i += 4) {  // u[i + e], lane k: rows i … i + 3 of dword 4k + e
+    u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int e = 0; e < 4; e++) {  // gather lane k of u[e], u[4 + e], u[8 + e], u[12 + e] into r[4k + e]
+    const __m512i v = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), w = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xdd);
+    const __m512i x = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88), y = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xdd);
+    r[e] = _mm512_shuffle_i32x4(v, x, 0x88);
+    r[8 + e] = _mm512_shuffle_i32x4(v, x, 0xdd);
+    r[4 + e] = _mm512_shuffle_i32x4(w, y, 0x88);
+    r[12 + e] = _mm512_shuffle_i32x4(w, y, 0xdd);
+  }
+}
+
+/** packPanel's result, its q bytes by rowQuarter and transpose16 (a 16 × 16 dword block per quarter of a block). */
+template <GgmlType T>
+RAZORKV_VNNI512 void packPanelVnniT(const uint8_t* w, size_t rowBytes, int N, int n0, int nb, PackedK* panel) {
+  const size_t blockBytes = ggmlTypeInfo(T).blockBytes;
+  KBlockInts k;
+  for (int b = 0; b < nb; b++) {
+    for (int group = 0; group < kPanelGroups; group++) {
+      PackedK& p = panel[kPanelGroups * b + group];
+      const int first = n0 + kLanes * group, rows = std::max(0, std::min(kLanes, N - first));
+      for (int lane = 0; lane < kLanes; lane++) {
+        if (lane < rows) {
+          decodeKBlockScales(T, w + (first + lane) * rowBytes + b * blockBytes, k);
+          packScales(p, lane, &k);
+        } else {
+          packScales(p, lane, nullptr);
+        }
+      }
+      for (int t = 0; t < 4; t++) {
+        __m512i r[16];
+        for (int lane = 0; lane < kLanes; lane++) {
+          r[lane] = lane < rows ? rowQuarter<T>(w + (first + lane) * rowBytes + b * blockBytes, t) : _mm512_setzero_si512();
+        }
+        transpose16(r);
+        for (int g = 0; g < 16; g++) _mm512_store_si512(p.q[16 * t + g], r[g]);
+      }
+    }
+  }
+}
+
+void packPanelVnni(GgmlType type, const uint8_t* w, size_t rowBytes, int N, int n0, int nb, PackedK* panel) {
+  switch (type) {
+    case GgmlType::Q4_K: return packPanelVnniT<GgmlType::Q4_K>(w, rowBytes, N, n0, nb, panel);
+    case GgmlType::Q5_K: return packPanelVnniT<GgmlType::Q5_K>(w, rowBytes, N, n0, nb, panel);
+    default: return packPanelVnniT<GgmlType::Q6_K>(w, rowBytes, N, n0, nb, panel);
+  }
 }
 
 /**
@@ -204,7 +308,7 @@ void int8Gemm(GgmlType type, const uint8_t* w, size_t rowBytes, const uint8_t* a
     parallelFor(panels, threads, [&](int c, int) {
       const int n0 = c * kPanelRows, cols = std::min(kPanelRows, N - n0);
       PackedK* panel = t_packed.get(static_cast<size_t>(kPanelGroups) * nb);
-      packPanel(type, w, rowBytes, N, n0, nb, panel);
+      packPanelVnni(type, w, rowBytes, N, n0, nb, panel);
       for (int m = 0; m < M; m += kTileRows) {
         const int rows = std::min(kTileRows, M - m);
         float* o = out + static_cast<size_t>(m) * N + n0;
