@@ -959,7 +959,7 @@ void scalarRows(const uint8_t* row, const uint8_t* act, size_t actStride, int ro
 
 }  // namespace
 
-void decodeKBlockScales(GgmlType type, const uint8_t* block, KBlockInts& out) {
+void decodeKBlockScales(GgmlType type, const uint8_t* block, KBlockScales& out) {
   if (type == GgmlType::Q4_K || type == GgmlType::Q5_K) {
     const bool q4 = type == GgmlType::Q4_K;
     const uint8_t* scales = q4 ? reinterpret_cast<const BlockQ4_K*>(block)->scales : reinterpret_cast<const BlockQ5_K*>(block)->scales;
@@ -982,38 +982,7 @@ void decodeKBlockScales(GgmlType type, const uint8_t* block, KBlockInts& out) {
     out.d = out.dmin = f16ToF32(b.d);
     out.subBlocks = 16;
   } else {
-    throw std::invalid_argument(std::string("decodeKBlockInts: ") + ggmlTypeInfo(type).name + " is not Q4_K, Q5_K or Q6_K");
-  }
-}
-
-void decodeKBlockInts(GgmlType type, const uint8_t* block, KBlockInts& out) {
-  decodeKBlockScales(type, block, out);
-  // straight loops over each layout (the element accessors above, unrolled by position)
-  if (type == GgmlType::Q4_K || type == GgmlType::Q5_K) {
-    const uint8_t* qs = type == GgmlType::Q4_K ? reinterpret_cast<const BlockQ4_K*>(block)->qs : reinterpret_cast<const BlockQ5_K*>(block)->qs;
-    for (int p = 0; p < 4; p++) {  // qs[32p …]: sub-block 2p in the low nibbles, 2p + 1 in the high ones
-      for (int l = 0; l < 32; l++) {
-        out.q[64 * p + l] = qs[32 * p + l] & 0x0f;
-        out.q[64 * p + 32 + l] = qs[32 * p + l] >> 4;
-      }
-    }
-    if (type == GgmlType::Q5_K) {
-      const uint8_t* qh = reinterpret_cast<const BlockQ5_K*>(block)->qh;  // bit j of qh[l]: bit 4 of element 32j + l
-      for (int j = 0; j < 8; j++) {
-        for (int l = 0; l < 32; l++) out.q[32 * j + l] |= static_cast<uint8_t>(((qh[l] >> j) & 1) << 4);
-      }
-    }
-  } else {
-    const BlockQ6_K& b = *reinterpret_cast<const BlockQ6_K*>(block);
-    for (int h = 0; h < 2; h++) {  // q6kValue for i = 128h + 32k + l
-      for (int l = 0; l < 32; l++) {
-        const uint8_t lo0 = b.ql[64 * h + l], lo1 = b.ql[64 * h + 32 + l], hi = b.qh[32 * h + l];
-        out.q[128 * h + l] = static_cast<uint8_t>((lo0 & 0x0f) | ((hi & 3) << 4));
-        out.q[128 * h + 32 + l] = static_cast<uint8_t>((lo1 & 0x0f) | (((hi >> 2) & 3) << 4));
-        out.q[128 * h + 64 + l] = static_cast<uint8_t>((lo0 >> 4) | (((hi >> 4) & 3) << 4));
-        out.q[128 * h + 96 + l] = static_cast<uint8_t>((lo1 >> 4) | (((hi >> 6) & 3) << 4));
-      }
-    }
+    throw std::invalid_argument(std::string("decodeKBlockScales: ") + ggmlTypeInfo(type).name + " is not Q4_K, Q5_K or Q6_K");
   }
 }
 

@@ -36,22 +36,20 @@ using RowsDotFn = void (*)(const uint8_t* row, const uint8_t* act, size_t actStr
 RowsDotFn rowsDotKernel(GgmlType type, bool simd);
 
 /**
- * One 256-element block of Q4_K, Q5_K or Q6_K as the integers its dot kernel sums (the int8 GEMM packs these):
+ * The integer scales of one 256-element block of Q4_K, Q5_K or Q6_K, as its dot kernel applies them (the 8-bit
+ * GEMM packs these beside the block's unsigned q: 0 … 15, 31 or 63, q6kValue and kin):
  *   Q4_K, Q5_K  w[i] = d·scales[i / 32]·q[i] − dmin·groupWeights[i / 16]      (8 sub-blocks of 32)
  *   Q6_K        w[i] = d·scales[i / 16]·q[i] − d·groupWeights[i / 16]         (16 of 16; groupWeights = 32·scale)
- * q unsigned (0 … 15, 31, 63). Against a BlockQ8_K the kernels take Σ_s scales_s·Σ q·qx and Σ_g groupWeights_g·bsum_g.
+ * Against a BlockQ8_K the kernels take Σ_s scales_s·Σ q·qx and Σ_g groupWeights_g·bsum_g.
  */
-struct KBlockInts {
-  uint8_t q[QK_K];
-  int32_t scales[16];
+struct KBlockScales {
+  int32_t scales[16];  // unused sub-blocks 0
   int16_t groupWeights[16];
   float d;
   float dmin;  // Q6_K: d (its offset term is scaled by d)
   int subBlocks;
 };
-void decodeKBlockInts(GgmlType type, const uint8_t* block, KBlockInts& out);
-/** decodeKBlockInts without q: the scales, group weights, d and dmin (the int8 GEMM's SIMD packer reads q itself). */
-void decodeKBlockScales(GgmlType type, const uint8_t* block, KBlockInts& out);
+void decodeKBlockScales(GgmlType type, const uint8_t* block, KBlockScales& out);
 
 /** Dequantizes one row of K elements of `type` into f32 (the decoders of dequant.ts, same floats). */
 void dequantizeRow(GgmlType type, const uint8_t* row, float* out, int K);

@@ -27,7 +27,7 @@ constexpr int kPanelRows = kLanes * kPanelGroups;
 // ±10% of 4 (1B-shaped Q4_K and Q6_K matrices, M = 512, 2 threads, alternated).
 constexpr int kTileRows = 4;
 
-/** 16 rows of W × one 256-block, as the micro-kernel reads them (KBlockInts of each row, transposed to lanes). */
+/** 16 rows of W × one 256-block, as the micro-kernel reads them: each row's q and KBlockScales, transposed to lanes. */
 struct alignas(64) PackedK {
   uint8_t q[64][kLanes][4];          // group g: elements 4g … 4g + 3 of each row (one vpdpbusd dword per lane)
   int32_t scales[16][kLanes];        // sub-block scales (8 used by Q4_K and Q5_K)
@@ -37,7 +37,7 @@ struct alignas(64) PackedK {
 };
 
 /** Writes lane `lane` of p: the scales, group weights, d and dmin of one row's block (k), or zeros (k null). */
-void packScales(PackedK& p, int lane, const KBlockInts* k) {
+void packScales(PackedK& p, int lane, const KBlockScales* k) {
   for (int s = 0; s < 16; s++) p.scales[s][lane] = k && s < k->subBlocks ? k->scales[s] : 0;
   for (int g = 0; g < 8; g++) {
     p.groupWeights[g][lane][0] = k ? k->groupWeights[2 * g] : 0;
@@ -45,30 +45,6 @@ void packScales(PackedK& p, int lane, const KBlockInts* k) {
   }
   p.d[lane] = k ? k->d : 0;
   p.dmin[lane] = k ? k->dmin : 0;
-}
-
-/**
- * Packs W rows [n0, n0 + 32) × nb blocks into panel[2b + group]; rows at or past N become zero weights. Block by
- * block, so the two PackedK being filled (11 KB) stay in L1 while their 32 rows are scattered into them. The plain
- * version (decodeKBlockInts, then 4-byte copies); the VNNI path packs with packPanelVnni.
- */
-[[maybe_unused]] void packPanel(GgmlType type, const uint8_t* w, size_t rowBytes, int N, int n0, int nb, PackedK* panel) {
-  const size_t blockBytes = ggmlTypeInfo(type).blockBytes;
-  KBlockInts k;
-  for (int b = 0; b < nb; b++) {
-    for (int i = 0; i < kPanelRows; i++) {
-      const int n = n0 + i, group = i / kLanes, lane = i % kLanes;
-      PackedK& p = panel[kPanelGroups * b + group];
-      if (n >= N) {
-        for (int g = 0; g < 64; g++) std::memset(p.q[g][lane], 0, 4);
-        packScales(p, lane, nullptr);
-        continue;
-      }
-      decodeKBlockInts(type, w + n * rowBytes + b * blockBytes, k);
-      for (int g = 0; g < 64; g++) std::memcpy(p.q[g][lane], k.q + 4 * g, 4);
-      packScales(p, lane, &k);
-    }
-  }
 }
 
 #ifdef RAZORKV_INT8GEMM_VNNI
@@ -89,7 +65,7 @@ RAZORKV_VNNI512 inline __m256i shiftBytesRight(__m256i v, int n) { return _mm256
 RAZORKV_VNNI512 inline __m512i concat(__m256i lo, __m256i hi) { return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); }
 
 /**
- * Elements 64t … 64t + 63 of one row's block as unsigned q (decodeKBlockInts' q, bytes 64t …): the 16 dwords of
+ * Elements 64t … 64t + 63 of one row's block as unsigned q (q4kValue, q5kValue, q6kValue in qdot.cc): the 16 dwords of
  * k-groups 16t … 16t + 15. 16-bit shifts move bits between a lane's two bytes; the masks keep each byte's own.
  */
 template <GgmlType T>
@@ -143,11 +119,15 @@ RAZORKV_VNNI512 inline void transpose16(__m512i r[16]) {
   }
 }
 
-/** packPanel's result, its q bytes by rowQuarter and transpose16 (a 16 × 16 dword block per quarter of a block). */
+/**
+ * Packs W rows [n0, n0 + 32) × nb blocks into panel[2b + group] (rows at or past N as zero weights): per 16 rows
+ * and block, the scales lane by lane, and q a quarter of the block at a time (16 rows × 16 dwords, transposed so
+ * that each vector holds one k-group of the 16 rows). Block by block: the two PackedK being filled stay in L1.
+ */
 template <GgmlType T>
 RAZORKV_VNNI512 void packPanelVnniT(const uint8_t* w, size_t rowBytes, int N, int n0, int nb, PackedK* panel) {
   const size_t blockBytes = ggmlTypeInfo(T).blockBytes;
-  KBlockInts k;
+  KBlockScales k;
   for (int b = 0; b < nb; b++) {
     for (int group = 0; group < kPanelGroups; group++) {
       PackedK& p = panel[kPanelGroups * b + group];
