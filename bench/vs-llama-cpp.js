@@ -12,7 +12,10 @@
 //
 // razorkv, two sides: model-level, model-zoo's LlamaModel on the file (bench/lib/model-forward.js: weights in their
 // GGUF blocks since #19's integration), and kernel-level, bench/lib/kernel-forward.js: every kernel call of a Llama
-// forward pass over the file's own blocks without model-zoo around it (what the kernels alone allow).
+// forward pass over the file's own blocks without model-zoo around it (what the kernels alone allow). A third,
+// model-int8, is the model-level side with LlamaModelOptions.prefillProducts "int8" (8-bit activations in the prefill,
+// llama.cpp's arithmetic; opt-in, since the default f32 prefill is what the parity tests hold to transformers): it
+// runs the prefill and generate cases (a decode step is 8-bit on the model side already).
 //
 // Cases, per file: prefill of 512 and 2048 tokens (llama-bench -p), decode at short context (-n, empty cache) and at
 // 2K (-n with -d 2048: the cache holds 2048 positions first), and the peak resident memory (GNU time's maximum
@@ -23,7 +26,7 @@
 // (--wait-idle) and recording the CPU they took while it ran; medians over --runs rounds.
 //
 //   --models smollm2,llama-3.2-1b,llama-3.1-8b   which files (default: all three)
-//   --sides llama,model,kernel                   which sides (default: all three)
+//   --sides llama,model,model-int8,kernel        which sides (default: all four)
 //   --runs 3         rounds of alternation
 //   --threads 2      threads of both sides (default: the machine's CPUs)
 //   --wait-idle 30   seconds to wait at most, before each run, for the others to use < 0.25 CPU (0: never)
@@ -168,12 +171,17 @@ function llamaRun(llama, file, c, threads) {
 const SIDES = {
   llama: { key: "llamaCpp", label: "llama.cpp" },
   model: { key: "razorkvModel", label: "razorkv model-level", script: "bench/lib/model-forward.js" },
+  "model-int8": {
+    key: "razorkvModelInt8", label: "razorkv model-level, 8-bit prefill", script: "bench/lib/model-forward.js", args: ["--prefill-products", "int8"],
+    // decode steps are 8-bit on the model side already
+    runs: (_model, c) => c.kind !== "decode",
+  },
   kernel: { key: "razorkvKernel", label: "razorkv kernel-level", script: "bench/lib/kernel-forward.js" },
 };
 
-/** One razorkv run (model-forward.js or kernel-forward.js, same command line) of `kind` on `file`. */
-function razorRun(script, file, c, threads) {
-  const args = [join(ROOT, script), "--model", file];
+/** One razorkv run (model-forward.js or kernel-forward.js, same command line, plus the side's args) of `kind` on `file`. */
+function razorRun(side, file, c, threads) {
+  const args = [join(ROOT, side.script), "--model", file, ...(side.args ?? [])];
   if (c.kind === "prefill") args.push("--prefill", String(c.tokens));
   else if (c.kind === "decode") args.push("--decode", String(c.tokens), "--context", String(c.context));
   else args.push("--generate", String(c.tokens), "--prompt", String(c.prompt));
@@ -270,6 +278,7 @@ async function compare(opts, argv) {
       razorkvSides: Object.fromEntries(
         [
           ["model", "razorkvModel", "model-level: bench/lib/model-forward.js, model-zoo's LlamaModel (openModel + LlamaModel on the native backend: weights in their GGUF blocks, quantMatmul, attendStep, core's f32 KvCache)"],
+          ["model-int8", "razorkvModelInt8", "model-level with 8-bit prefill products: bench/lib/model-forward.js --prefill-products int8 (LlamaModelOptions.prefillProducts \"int8\": x quantized to 8 bits per block, kernels-cpu's 8-bit GEMM; opt-in), prefill and generate cases"],
           ["kernel", "razorkvKernel", "kernel-level: bench/lib/kernel-forward.js (quantMatmul on the file's blocks, attendStep / attend, rmsNorm, swiglu, RoPE in JavaScript, prefill in 512-token chunks; no model-zoo)"],
         ].filter(([side]) => sides.includes(side)).map(([, key, text]) => [key, text]),
       ),
@@ -282,13 +291,14 @@ async function compare(opts, argv) {
   for (const model of models) {
     for (const c of casesOf(model)) {
       const entry = { ...c, model };
-      for (const side of sides) entry[SIDES[side].key] = [];
+      const active = sides.filter((side) => SIDES[side].runs?.(model, c) ?? true);
+      for (const side of active) entry[SIDES[side].key] = [];
       results.push(entry);
       for (let r = 0; r < runs; r++) {
-        const order = sides.map((_, i) => sides[(i + r) % sides.length]); // rotate: each side leads a round in turn
+        const order = active.map((_, i) => active[(i + r) % active.length]); // rotate: each side leads a round in turn
         for (const side of order) {
           const waited = waitIdle(waitLimit);
-          const one = side === "llama" ? llamaRun(llama, files[model], c, threads) : razorRun(SIDES[side].script, files[model], c, threads);
+          const one = side === "llama" ? llamaRun(llama, files[model], c, threads) : razorRun(SIDES[side], files[model], c, threads);
           one.waitedIdle = waited;
           entry[SIDES[side].key].push(one);
           log(`${c.id} round ${r + 1} ${SIDES[side].label}: ${c.kind === "generate" ? `${(one.maxRssBytes / 2 ** 20).toFixed(0)} MiB peak RSS` : `${one.tokensPerSecond.toFixed(2)} tok/s`} (others ${one.othersCpuPerWall} CPU, waited ${waited} s)`);
@@ -296,12 +306,12 @@ async function compare(opts, argv) {
       }
       entry.median = {};
       entry.ratio = {};
-      for (const side of sides) {
+      for (const side of active) {
         const key = SIDES[side].key;
         const med = (field) => median(entry[key].map((x) => x[field]));
         entry.median[key] = { tokensPerSecond: med("tokensPerSecond"), maxRssBytes: med("maxRssBytes") };
       }
-      for (const side of sides.filter((x) => x !== "llama")) {
+      for (const side of active.filter((x) => x !== "llama")) {
         const key = SIDES[side].key;
         entry.ratio[key] = c.kind === "generate"
           ? { maxRss: entry.median[key].maxRssBytes / entry.median.llamaCpp.maxRssBytes }
@@ -333,13 +343,14 @@ function table(doc) {
     `|---|---|---:|${razor.map(() => "---:|---:|").join("")}---|---:|`,
   ];
   for (const c of doc.cases) {
-    const keys = ["llamaCpp", ...razor.map((x) => x.key)];
+    const keys = ["llamaCpp", ...razor.map((x) => x.key)].filter((k) => c[k]);
     const others = othersCpuOf(c);
     const range = others.length ? `${Math.min(...others).toFixed(2)}–${Math.max(...others).toFixed(2)}` : "?";
     const file = doc.files[c.model].label;
     const gen = c.kind === "generate";
-    const show = (k) => (gen ? `${(c.median[k].maxRssBytes / 2 ** 20).toFixed(0)} MiB` : `${fmt(c.median[k].tokensPerSecond)} tok/s`);
-    const ratio = (k) => `**${(gen ? c.ratio[k].maxRss : c.ratio[k].tokensPerSecond).toFixed(2)}×**`;
+    // a side that does not run a case (model-int8 on decode) shows a dash
+    const show = (k) => (!c.median[k] ? "—" : gen ? `${(c.median[k].maxRssBytes / 2 ** 20).toFixed(0)} MiB` : `${fmt(c.median[k].tokensPerSecond)} tok/s`);
+    const ratio = (k) => (!c.ratio[k] ? "—" : `**${(gen ? c.ratio[k].maxRss : c.ratio[k].tokensPerSecond).toFixed(2)}×**`);
     const runsText = keys.map((k) => c[k].map((x) => (gen ? (x.maxRssBytes / 2 ** 20).toFixed(0) : fmt(x.tokensPerSecond))).join(", ")).join("; ");
     lines.push(`| ${file} | ${caseLabel(c)} | ${show("llamaCpp")} | ${razor.map((x) => `${show(x.key)} | ${ratio(x.key)}`).join(" | ")} | ${runsText} | ${range} |`);
   }

@@ -200,9 +200,9 @@ void quantizeQ8KScalar(const float* x, BlockQ8_K* y, int K) {
 // ---------------------------------------------------------------------------------------------------------------
 // scalar kernels: one per type, the formula of the header comment with plain loops
 //
-// The K-quant kernels with a min or offset term write their float epilogue as explicit std::fma: that is what GCC's
-// default contraction made of them, and the 8-bit GEMM (qgemm.cc) reproduces these exact operations, so they must
-// not depend on the compiler's choice.
+// The kernels the 8-bit GEMM (qgemm.cc) reproduces — Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K — write their
+// float epilogue as explicit std::fma: that is what GCC's default contraction made of them, and the GEMM performs
+// these exact operations, so they must not depend on the compiler's choice.
 
 float dotF32Scalar(const uint8_t* row, const void* act, int K) {
   const float* x = static_cast<const float*>(act);
@@ -236,7 +236,7 @@ float dotQ8_0Scalar(const uint8_t* row, const void* act, int K) {
   for (int b = 0; b < K / QK; b++) {
     int isum = 0;
     for (int i = 0; i < QK; i++) isum += w[b].qs[i] * a[b].qs[i];
-    sum += f16ToF32(w[b].d) * a[b].d * static_cast<float>(isum);
+    sum = std::fma(f16ToF32(w[b].d) * a[b].d, static_cast<float>(isum), sum);
   }
   return sum;
 }
@@ -248,7 +248,7 @@ float dotQ4_0Scalar(const uint8_t* row, const void* act, int K) {
   for (int b = 0; b < K / QK; b++) {
     int isum = 0;
     for (int i = 0; i < QK; i++) isum += nibble(w[b].qs, i) * a[b].qs[i];
-    sum += f16ToF32(w[b].d) * (a[b].d * static_cast<float>(isum) - 8 * a[b].s);
+    sum = std::fma(f16ToF32(w[b].d), std::fma(a[b].d, static_cast<float>(isum), -(8 * a[b].s)), sum);
   }
   return sum;
 }
@@ -260,7 +260,7 @@ float dotQ4_1Scalar(const uint8_t* row, const void* act, int K) {
   for (int b = 0; b < K / QK; b++) {
     int isum = 0;
     for (int i = 0; i < QK; i++) isum += nibble(w[b].qs, i) * a[b].qs[i];
-    sum += f16ToF32(w[b].d) * a[b].d * static_cast<float>(isum) + f16ToF32(w[b].m) * a[b].s;
+    sum += std::fma(f16ToF32(w[b].d) * a[b].d, static_cast<float>(isum), f16ToF32(w[b].m) * a[b].s);
   }
   return sum;
 }
@@ -273,7 +273,7 @@ float dotQ5_0Scalar(const uint8_t* row, const void* act, int K) {
     const uint32_t qh = readU32(w[b].qh);
     int isum = 0;
     for (int i = 0; i < QK; i++) isum += q5Value(w[b].qs, qh, i) * a[b].qs[i];
-    sum += f16ToF32(w[b].d) * (a[b].d * static_cast<float>(isum) - 16 * a[b].s);
+    sum = std::fma(f16ToF32(w[b].d), std::fma(a[b].d, static_cast<float>(isum), -(16 * a[b].s)), sum);
   }
   return sum;
 }
@@ -286,7 +286,7 @@ float dotQ5_1Scalar(const uint8_t* row, const void* act, int K) {
     const uint32_t qh = readU32(w[b].qh);
     int isum = 0;
     for (int i = 0; i < QK; i++) isum += q5Value(w[b].qs, qh, i) * a[b].qs[i];
-    sum += f16ToF32(w[b].d) * a[b].d * static_cast<float>(isum) + f16ToF32(w[b].m) * a[b].s;
+    sum += std::fma(f16ToF32(w[b].d) * a[b].d, static_cast<float>(isum), f16ToF32(w[b].m) * a[b].s);
   }
   return sum;
 }

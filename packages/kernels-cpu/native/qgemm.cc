@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 #include "qdot.h"
 #include "threadpool.h"
@@ -36,6 +37,13 @@ struct alignas(64) PackedK {
   float dmin[kLanes];
 };
 
+/** 16 rows of W × one 32-element block (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1): q per k-group and lane, d and m. */
+struct alignas(64) PackedB32 {
+  uint8_t q[8][kLanes][4];  // unsigned q (Q8_0: its int8 + 128)
+  float d[kLanes];
+  float m[kLanes];          // Q4_1, Q5_1: the block's min
+};
+
 /** Writes lane `lane` of p: the scales, group weights, d and dmin of one row's block (k), or zeros (k null). */
 void packScales(PackedK& p, int lane, const KBlockScales* k) {
   for (int s = 0; s < 16; s++) p.scales[s][lane] = k && s < k->subBlocks ? k->scales[s] : 0;
@@ -58,6 +66,17 @@ RAZORKV_VNNI512 inline __m512i broadcastDword(const void* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return _mm512_set1_epi32(v);
+}
+
+/** Stores R rows × the first `cols` (≤ 32) of a tile's sums. */
+template <int R>
+RAZORKV_VNNI512 inline void storeTile(const __m512 (&sum)[R][kPanelGroups], float* out, size_t outStride, int cols) {
+  const __mmask16 lo = static_cast<__mmask16>(cols >= kLanes ? 0xffff : (1u << cols) - 1);
+  const __mmask16 hi = static_cast<__mmask16>(cols >= kPanelRows ? 0xffff : cols <= kLanes ? 0 : (1u << (cols - kLanes)) - 1);
+  for (int r = 0; r < R; r++) {
+    _mm512_mask_storeu_ps(out + r * outStride, lo, sum[r][0]);
+    _mm512_mask_storeu_ps(out + r * outStride + kLanes, hi, sum[r][1]);
+  }
 }
 
 RAZORKV_VNNI512 inline __m512i shiftBytesRight(__m512i v, int n) { return _mm512_srl_epi16(v, _mm_cvtsi32_si128(n)); }
@@ -161,6 +180,116 @@ void packPanelVnni(GgmlType type, const uint8_t* w, size_t rowBytes, int N, int 
 }
 
 /**
+ * Elements 0 … 31 of one row's 32-element block as unsigned q: 8 dwords, k-groups 0 … 7. Q8_0 is shifted to
+ * q + 128 (its kernel subtracts 128·Σqx); the others are unsigned already, offsets in their epilogues.
+ */
+template <GgmlType T>
+RAZORKV_VNNI512 inline __m256i rowBlock32(const uint8_t* block) {
+  if constexpr (T == GgmlType::Q8_0) {
+    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const BlockQ8_0*>(block)->qs)), _mm256_set1_epi8(-128));
+  } else {
+    constexpr bool five = T == GgmlType::Q5_0 || T == GgmlType::Q5_1;
+    const uint8_t* qs = T == GgmlType::Q4_0 ? reinterpret_cast<const BlockQ4_0*>(block)->qs
+                        : T == GgmlType::Q4_1 ? reinterpret_cast<const BlockQ4_1*>(block)->qs
+                        : T == GgmlType::Q5_0 ? reinterpret_cast<const BlockQ5_0*>(block)->qs
+                                              : reinterpret_cast<const BlockQ5_1*>(block)->qs;
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));  // element i < 16: low nibble of qs[i]; i ≥ 16: high of qs[i − 16]
+    const __m128i low4 = _mm_set1_epi8(0x0f);
+    __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(v, low4)), _mm_and_si128(_mm_srli_epi16(v, 4), low4), 1);
+    if constexpr (five) {  // bit i of qh: bit 4 of element i
+      uint32_t qh;
+      std::memcpy(&qh, T == GgmlType::Q5_0 ? reinterpret_cast<const BlockQ5_0*>(block)->qh : reinterpret_cast<const BlockQ5_1*>(block)->qh, 4);
+      q = _mm256_mask_blend_epi8(static_cast<__mmask32>(qh), q, _mm256_or_si256(q, _mm256_set1_epi8(16)));
+    }
+    return q;
+  }
+}
+
+/** Packs W rows [n0, n0 + 32) × nb 32-element blocks into panel[2b + group] (rows past N zero), two blocks per transpose. */
+template <GgmlType T>
+RAZORKV_VNNI512 void packPanel32T(const uint8_t* w, size_t rowBytes, int N, int n0, int nb, PackedB32* panel) {
+  const size_t blockBytes = ggmlTypeInfo(T).blockBytes;
+  for (int group = 0; group < kPanelGroups; group++) {
+    const int first = n0 + kLanes * group, rows = std::max(0, std::min(kLanes, N - first));
+    for (int b = 0; b < nb; b += 2) {
+      __m512i r[16];
+      for (int lane = 0; lane < kLanes; lane++) {
+        if (lane >= rows) {
+          r[lane] = _mm512_setzero_si512();
+          continue;
+        }
+        const uint8_t* row = w + (first + lane) * rowBytes;
+        const __m256i hi = b + 1 < nb ? rowBlock32<T>(row + (b + 1) * blockBytes) : _mm256_setzero_si256();
+        r[lane] = concat(rowBlock32<T>(row + b * blockBytes), hi);
+      }
+      transpose16(r);  // r[g]: k-group g of block b (g < 8) or of block b + 1 (g − 8)
+      for (int h = 0; h < 2 && b + h < nb; h++) {
+        PackedB32& p = panel[kPanelGroups * (b + h) + group];
+        for (int g = 0; g < 8; g++) _mm512_store_si512(p.q[g], r[8 * h + g]);
+        for (int lane = 0; lane < kLanes; lane++) {
+          const uint8_t* block = w + (first + lane) * rowBytes + (b + h) * blockBytes;
+          const bool real = lane < rows;
+          uint16_t d = 0, m = 0;
+          if (real) std::memcpy(&d, block, 2);  // every one of these layouts starts with f16 d
+          if (real && (T == GgmlType::Q4_1 || T == GgmlType::Q5_1)) std::memcpy(&m, block + 2, 2);  // then f16 m
+          p.d[lane] = real ? f16ToF32(d) : 0;
+          p.m[lane] = real && (T == GgmlType::Q4_1 || T == GgmlType::Q5_1) ? f16ToF32(m) : 0;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * tileVnni for the 32-element types: per block of 32 k and (row, group), the integer sum of 8 vpdpbusd and the
+ * scalar kernel's epilogue (dotQ8_0Scalar …), fused as there —
+ *   Q8_0        sum = fma(d·dx, isum − 128·Σqx, sum)            (asum: Σqx per row and block)
+ *   Q4_0, Q5_0  sum = fma(d, fma(dx, isum, −(8 or 16)·sx), sum)
+ *   Q4_1, Q5_1  sum = sum + fma(d·dx, isum, m·sx)
+ */
+template <int R, GgmlType T>
+RAZORKV_VNNI512 void tileVnni32(const PackedB32* panel, int nb, const uint8_t* act, size_t actStride, const int32_t* asum, float* out, size_t outStride, int cols) {
+  const BlockQ8x32* x[R];
+  for (int r = 0; r < R; r++) x[r] = reinterpret_cast<const BlockQ8x32*>(act + r * actStride);
+  __m512 sum[R][kPanelGroups];
+  for (int r = 0; r < R; r++) sum[r][0] = sum[r][1] = _mm512_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const PackedB32& w0 = panel[kPanelGroups * b];
+    const PackedB32& w1 = panel[kPanelGroups * b + 1];
+    __m512i part[R][kPanelGroups];
+    for (int r = 0; r < R; r++) part[r][0] = part[r][1] = _mm512_setzero_si512();
+    for (int g = 0; g < 8; g++) {
+      const __m512i q0 = _mm512_load_si512(w0.q[g]);
+      const __m512i q1 = _mm512_load_si512(w1.q[g]);
+      for (int r = 0; r < R; r++) {
+        const __m512i a = broadcastDword(x[r][b].qs + 4 * g);
+        part[r][0] = _mm512_dpbusd_epi32(part[r][0], q0, a);
+        part[r][1] = _mm512_dpbusd_epi32(part[r][1], q1, a);
+      }
+    }
+    const __m512 d[2] = {_mm512_load_ps(w0.d), _mm512_load_ps(w1.d)};
+    for (int r = 0; r < R; r++) {
+      const __m512 dx = _mm512_set1_ps(x[r][b].d);
+      for (int c = 0; c < kPanelGroups; c++) {
+        if constexpr (T == GgmlType::Q8_0) {
+          const __m512i isum = _mm512_sub_epi32(part[r][c], _mm512_set1_epi32(128 * asum[static_cast<size_t>(r) * nb + b]));
+          sum[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(d[c], dx), _mm512_cvtepi32_ps(isum), sum[r][c]);
+        } else if constexpr (T == GgmlType::Q4_0 || T == GgmlType::Q5_0) {
+          const float offset = (T == GgmlType::Q4_0 ? 8.0f : 16.0f) * x[r][b].s;
+          const __m512 u = _mm512_fmsub_ps(dx, _mm512_cvtepi32_ps(part[r][c]), _mm512_set1_ps(offset));
+          sum[r][c] = _mm512_fmadd_ps(d[c], u, sum[r][c]);
+        } else {
+          const __m512 m = _mm512_load_ps(c == 0 ? w0.m : w1.m);
+          const __m512 v = _mm512_fmadd_ps(_mm512_mul_ps(d[c], dx), _mm512_cvtepi32_ps(part[r][c]), _mm512_mul_ps(m, _mm512_set1_ps(x[r][b].s)));
+          sum[r][c] = _mm512_add_ps(sum[r][c], v);
+        }
+      }
+    }
+  }
+  storeTile<R>(sum, out, outStride, cols);
+}
+
+/**
  * out[r · outStride + c] for R rows of x (BlockQ8_K rows at act, actStride apart) × the panel's 32 W rows, the
  * first `cols` of them stored. Per block and (row, group): the exact integer sums, then the scalar kernel's float
  * operations, fused as there — Q4_K, Q5_K: sum = fma(dx, fma(d, isum, −(dmin·msum)), sum); Q6_K:
@@ -223,48 +352,100 @@ RAZORKV_VNNI512 void tileVnni(const PackedK* panel, int nb, const uint8_t* act, 
       }
     }
   }
-  const __mmask16 lo = static_cast<__mmask16>(cols >= kLanes ? 0xffff : (1u << cols) - 1);
-  const __mmask16 hi = static_cast<__mmask16>(cols >= kPanelRows ? 0xffff : cols <= kLanes ? 0 : (1u << (cols - kLanes)) - 1);
-  for (int r = 0; r < R; r++) {
-    _mm512_mask_storeu_ps(out + r * outStride, lo, sum[r][0]);
-    _mm512_mask_storeu_ps(out + r * outStride + kLanes, hi, sum[r][1]);
+  storeTile<R>(sum, out, outStride, cols);
+}
+
+/** f(std::integral_constant<int, rows>) for rows = 1 … kTileRows: the micro-kernels take their row count as a template. */
+template <typename F>
+void withRows(int rows, F f) {
+  static_assert(kTileRows == 4, "withRows dispatches 1 … 4 rows");
+  switch (rows) {
+    case 1: return f(std::integral_constant<int, 1>());
+    case 2: return f(std::integral_constant<int, 2>());
+    case 3: return f(std::integral_constant<int, 3>());
+    default: return f(std::integral_constant<int, 4>());
   }
 }
 
-template <bool Q6>
-void tileVnniRows(int rows, const PackedK* panel, int nb, const uint8_t* act, size_t actStride, float* out, size_t outStride, int cols) {
-  static_assert(kTileRows == 4, "tileVnniRows dispatches 1 … 4 rows");
-  switch (rows) {
-    case 1: return tileVnni<1, Q6>(panel, nb, act, actStride, out, outStride, cols);
-    case 2: return tileVnni<2, Q6>(panel, nb, act, actStride, out, outStride, cols);
-    case 3: return tileVnni<3, Q6>(panel, nb, act, actStride, out, outStride, cols);
-    default: return tileVnni<4, Q6>(panel, nb, act, actStride, out, outStride, cols);
+/** A 64-byte-aligned per-thread buffer (a packed panel), grown on demand and kept for the thread's life. */
+struct Scratch {
+  void* data = nullptr;
+  size_t capacity = 0;
+  ~Scratch() { std::free(data); }
+  template <typename T>
+  T* get(size_t count) {
+    const size_t bytes = count * sizeof(T);
+    if (bytes > capacity) {
+      std::free(data);
+      data = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+      capacity = data ? bytes : 0;
+      if (!data) throw std::bad_alloc();
+    }
+    return static_cast<T*>(data);
   }
+};
+thread_local Scratch t_packed;
+
+/** The VNNI path for the K-quants (x: BlockQ8_K rows). Threads take panels of 32 rows of W. */
+void gemmK(GgmlType type, const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStride, float* out, int M, int N, int nb, int threads) {
+  const int panels = (N + kPanelRows - 1) / kPanelRows;
+  parallelFor(panels, threads, [&](int c, int) {
+    const int n0 = c * kPanelRows, cols = std::min(kPanelRows, N - n0);
+    PackedK* panel = t_packed.get<PackedK>(static_cast<size_t>(kPanelGroups) * nb);
+    packPanelVnni(type, w, rowBytes, N, n0, nb, panel);
+    for (int m = 0; m < M; m += kTileRows) {
+      float* o = out + static_cast<size_t>(m) * N + n0;
+      const uint8_t* a = act + m * actStride;
+      withRows(std::min(kTileRows, M - m), [&](auto R) {
+        if (type == GgmlType::Q6_K) tileVnni<decltype(R)::value, true>(panel, nb, a, actStride, o, N, cols);
+        else tileVnni<decltype(R)::value, false>(panel, nb, a, actStride, o, N, cols);
+      });
+    }
+  });
+}
+
+/** The VNNI path for one 32-element type (x: BlockQ8x32 rows); Q8_0 first sums each row's qx per block. */
+template <GgmlType T>
+void gemm32(const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStride, float* out, int M, int N, int nb, int threads) {
+  std::vector<int32_t> asum;
+  if constexpr (T == GgmlType::Q8_0) {
+    asum.resize(static_cast<size_t>(M) * nb);
+    for (int m = 0; m < M; m++) {
+      const BlockQ8x32* x = reinterpret_cast<const BlockQ8x32*>(act + m * actStride);
+      for (int b = 0; b < nb; b++) {
+        int sum = 0;
+        for (int i = 0; i < QK; i++) sum += x[b].qs[i];
+        asum[static_cast<size_t>(m) * nb + b] = sum;
+      }
+    }
+  }
+  const int panels = (N + kPanelRows - 1) / kPanelRows;
+  parallelFor(panels, threads, [&](int c, int) {
+    const int n0 = c * kPanelRows, cols = std::min(kPanelRows, N - n0);
+    PackedB32* panel = t_packed.get<PackedB32>(static_cast<size_t>(kPanelGroups) * nb);
+    packPanel32T<T>(w, rowBytes, N, n0, nb, panel);
+    for (int m = 0; m < M; m += kTileRows) {
+      float* o = out + static_cast<size_t>(m) * N + n0;
+      const uint8_t* a = act + m * actStride;
+      const int32_t* s = asum.empty() ? nullptr : asum.data() + static_cast<size_t>(m) * nb;
+      withRows(std::min(kTileRows, M - m), [&](auto R) { tileVnni32<decltype(R)::value, T>(panel, nb, a, actStride, s, o, N, cols); });
+    }
+  });
 }
 
 #endif  // RAZORKV_INT8GEMM_VNNI
 
-/** A 64-byte-aligned per-thread buffer for a packed panel, grown on demand and kept for the thread's life. */
-struct PanelScratch {
-  void* data = nullptr;
-  size_t capacity = 0;
-  ~PanelScratch() { std::free(data); }
-  PackedK* get(size_t count) {
-    const size_t bytes = count * sizeof(PackedK);
-    if (bytes > capacity) {
-      std::free(data);
-      data = std::aligned_alloc(64, bytes);
-      capacity = data ? bytes : 0;
-      if (!data) throw std::bad_alloc();
-    }
-    return static_cast<PackedK*>(data);
-  }
-};
-thread_local PanelScratch t_packed;
-
 }  // namespace
 
-bool int8GemmSupports(GgmlType type) { return type == GgmlType::Q4_K || type == GgmlType::Q5_K || type == GgmlType::Q6_K; }
+bool int8GemmSupports(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q8_0: case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
+    case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
 
 bool int8GemmVnni() {
 #ifdef RAZORKV_INT8GEMM_VNNI
@@ -279,25 +460,19 @@ bool int8GemmVnni() {
 void int8Gemm(GgmlType type, const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStride, float* out, int M, int N,
               int K, bool simd) {
   if (M <= 0 || N <= 0) return;
-  const int nb = K / QK_K;
+  const int nb = K / ggmlTypeInfo(type).blockSize;
   const int panels = (N + kPanelRows - 1) / kPanelRows;
   const int threads = static_cast<double>(M) * N * K < (1 << 15) ? 1 : kernelThreads();
 #ifdef RAZORKV_INT8GEMM_VNNI
   if (simd && int8GemmVnni()) {
-    const bool q6 = type == GgmlType::Q6_K;
-    parallelFor(panels, threads, [&](int c, int) {
-      const int n0 = c * kPanelRows, cols = std::min(kPanelRows, N - n0);
-      PackedK* panel = t_packed.get(static_cast<size_t>(kPanelGroups) * nb);
-      packPanelVnni(type, w, rowBytes, N, n0, nb, panel);
-      for (int m = 0; m < M; m += kTileRows) {
-        const int rows = std::min(kTileRows, M - m);
-        float* o = out + static_cast<size_t>(m) * N + n0;
-        const uint8_t* a = act + m * actStride;
-        if (q6) tileVnniRows<true>(rows, panel, nb, a, actStride, o, N, cols);
-        else tileVnniRows<false>(rows, panel, nb, a, actStride, o, N, cols);
-      }
-    });
-    return;
+    switch (type) {
+      case GgmlType::Q8_0: return gemm32<GgmlType::Q8_0>(w, rowBytes, act, actStride, out, M, N, nb, threads);
+      case GgmlType::Q4_0: return gemm32<GgmlType::Q4_0>(w, rowBytes, act, actStride, out, M, N, nb, threads);
+      case GgmlType::Q4_1: return gemm32<GgmlType::Q4_1>(w, rowBytes, act, actStride, out, M, N, nb, threads);
+      case GgmlType::Q5_0: return gemm32<GgmlType::Q5_0>(w, rowBytes, act, actStride, out, M, N, nb, threads);
+      case GgmlType::Q5_1: return gemm32<GgmlType::Q5_1>(w, rowBytes, act, actStride, out, M, N, nb, threads);
+      default: return gemmK(type, w, rowBytes, act, actStride, out, M, N, nb, threads);
+    }
   }
 #endif
   const RowsDotFn dot = rowsDotKernel(type, false);

@@ -241,9 +241,10 @@ void quantMatmul(GgmlType type, const uint8_t* w, const float* x, float* out, in
   const size_t rowBytes = ggmlRowBytes(type, K);
   const bool simd = backend != GemmBackend::Scalar && quantSimdCompiled();
   if (path == QuantPath::Int8 && int8GemmSupports(type)) {
-    const size_t actBytes = activationRowBytes(ActivationFormat::Q8_K, K);
+    const ActivationFormat format = activationFormat(type);
+    const size_t actBytes = activationRowBytes(format, K);
     uint8_t* act = static_cast<uint8_t*>(t_activations.get(actBytes * M));
-    quantizeActivations(ActivationFormat::Q8_K, x, act, actBytes, M, K, threadsFor(static_cast<double>(M) * N * K), simd);
+    quantizeActivations(format, x, act, actBytes, M, K, threadsFor(static_cast<double>(M) * N * K), simd);
     int8Gemm(type, w, rowBytes, act, actBytes, out, M, N, K, backend != GemmBackend::Scalar);
   } else if (path == QuantPath::Dot || path == QuantPath::Int8) {
     const QuantMatmulOperand operand{type, w, out, N};

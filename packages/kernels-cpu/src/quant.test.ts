@@ -160,7 +160,7 @@ describe.skipIf(kernelsDisabled)("quantMatmul", () => {
     }
   });
 
-  it("int8 path: Q4_K, Q5_K and Q6_K give the scalar dot kernel's bits, any M and N, on any thread count", () => {
+  it("int8 path: the 8-bit GEMM's types give the scalar dot kernel's bits, any M and N, on any thread count", () => {
     // The 8-bit GEMM (native/qgemm.cc) claims each output is dotQ*_KScalar's value: exact integer sums and that
     // kernel's float expression. The "scalar" backend runs that kernel itself, so the two must agree bit for bit;
     // odd M and N exercise the micro-kernel's row tails (4 rows) and the panel's column tails (32 rows of W).
@@ -171,8 +171,9 @@ describe.skipIf(kernelsDisabled)("quantMatmul", () => {
     }
     const threads = k.threads();
     try {
-      for (const type of ["Q4_K", "Q5_K", "Q6_K"] as GgmlWeightType[]) {
-        const K = 1280;
+      for (const type of ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"] as GgmlWeightType[]) {
+        // K-quants: 5 blocks; 32-element types: 19 (an odd count: the packer transposes two blocks at a time)
+        const K = GGML_WEIGHT_TYPES[type].blockSize === 256 ? 1280 : 608;
         const c129 = makeCase(type, 129, K, 17 + GGML_WEIGHT_TYPES[type].id);
         const rand = mulberry32(23);
         for (const N of [1, 15, 17, 33, 129]) {

@@ -90,8 +90,8 @@ export interface LlamaModelOptions {
    * - "f32" (default): W decoded to f32 panels and the f32 GEMM: transformers' float result within rounding (the
    *   parity tests' 1e-3).
    * - "int8": llama.cpp's — each row of x quantized to 8 bits per block and integer dot products, as a decode step
-   *   already computes (kernels-cpu's "int8" path: the 8-bit GEMM for Q4_K, Q5_K and Q6_K, 2.1–2.2× the f32 path's
-   *   products on this project's machine). A prefill's logits then move within the 8-bit bound of the activations;
+   *   already computes (kernels-cpu's "int8" path: an AVX-512 VNNI GEMM for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K,
+   *   Q5_K and Q6_K, about twice the f32 path's products on this project's machine). A prefill's logits then move within the 8-bit bound of the activations;
    *   BENCHMARKS.md ("Prefill with 8-bit products") gives the NLL it costs. ForwardOptions.exactProducts still forces
    *   f32. The TypeScript backend computes in f32 either way.
    */

@@ -118,7 +118,7 @@ describe.each(TYPES)("%s block weights", (type) => {
   });
 
   // prefillProducts "int8": a prefill's rows take the 8-bit products a decode step takes (kernels-cpu's "int8" path:
-  // the 8-bit GEMM for the K-quants, the dot kernels otherwise), so it moves against the f32 TypeScript pass as a
+  // the 8-bit GEMM for Q8_0, Q4_0 … Q6_K, the dot kernels for F16/BF16), so it moves against the f32 TypeScript pass as a
   // decode step does; every row's bits are independent of the rows beside it, so a chunked prefill is one run's bits.
   it.skipIf(!native)("native, prefillProducts int8: a prefill moves like a decode step, in chunks gives one run's bits, and exactProducts keeps f32", () => {
     const ts = new LlamaModel(weights, typescriptBackend);
