@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { canonicalJson, describeBudget, instantiatePolicy, RazorkvError, toKvBudget, type Budget, type CompressionPolicy } from "@razorkv/core";
-import { loadLanguageModel, modelDigest, type LanguageModel } from "@razorkv/model-zoo";
+import { loadLanguageModel, modelDigest, type LanguageModel, type PrefillProducts } from "@razorkv/model-zoo";
 import type { AnswerProtocol, Mode, ResultRow } from "@razorkv/report";
 import { isPathParam, type Manifest, type TaskSpec } from "./manifest.js";
 import { createProgress, formatDuration, sampleWork } from "./progress.js";
@@ -79,6 +79,8 @@ export interface RowInputs {
   readonly modelDigest: string;
   readonly seed: number;
   readonly protocol: AnswerProtocol;
+  /** The manifest's prefillProducts. */
+  readonly prefillProducts: PrefillProducts;
   readonly task: Pick<TaskSpec, "type" | "label" | "params">;
   readonly sample: Sample;
   readonly mode: Mode;
@@ -92,9 +94,11 @@ export interface RowInputs {
  * must not keep its old name.
  */
 export function rowKey(inputs: RowInputs): string {
-  const { experiment, modelRef, modelDigest, seed, protocol, task, sample, mode, cell } = inputs;
+  const { experiment, modelRef, modelDigest, seed, protocol, prefillProducts, task, sample, mode, cell } = inputs;
   const canonical = canonicalJson({
     version: ROW_VERSION, experiment, modelRef, modelDigest, seed, protocol, mode,
+    // only when not the default, so that the f32 rows of every existing results folder keep their keys
+    ...(prefillProducts !== undefined && prefillProducts !== "f32" ? { prefillProducts } : {}),
     // a path param names where the data sits, not what it is (the sample's content is in the key): leave it out, so
     // that a committed report stays valid in another checkout
     task: { type: task.type, label: task.label, params: Object.fromEntries(Object.entries(task.params).filter(([k]) => !isPathParam(k))) },
@@ -122,7 +126,7 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
 
   let recomputed = 0;
   for (const modelRef of manifest.models) {
-    const lm = await loadLanguageModel(modelRef);
+    const lm = await loadLanguageModel(modelRef, { model: { prefillProducts: manifest.prefillProducts } });
     const digest = modelDigest(lm.loaded);
     log(`model ${modelRef}: ${lm.model.config.numLayers} layers, ${lm.model.config.numKvHeads} KV heads, backend ${lm.model.backend.name}, sha256 ${digest.slice(0, 12)}`);
     const cells = await modelCells(manifest, outDir, modelRef, lm, digest, log);
@@ -132,7 +136,7 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
         cell,
         key: rowKey({
           experiment: manifest.name, modelRef, modelDigest: digest, seed: manifest.seed, protocol: manifest.answerProtocol,
-          task: u.task, sample: u.sample, mode: u.mode, cell: { policy: cell.policy.name, label: cell.label, params: cell.params, budget: cell.budget, prepared: cell.prepared },
+          prefillProducts: manifest.prefillProducts, task: u.task, sample: u.sample, mode: u.mode, cell: { policy: cell.policy.name, label: cell.label, params: cell.params, budget: cell.budget, prepared: cell.prepared },
         }),
       }));
     const allUnitCells = allUnits.map(keyed);

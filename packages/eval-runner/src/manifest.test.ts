@@ -53,6 +53,12 @@ describe("manifest validation", () => {
     expect(errorOf(text.replace("modes: [query-agnostic]\n", "modes: [query-blind]\n"))).toMatch(/m\.yaml:16: tasks\[1\]\.modes\[0\]: expected one of "query-agnostic", "query-aware"/);
   });
 
+  it("one prefill arithmetic for the sweep: f32 by default, int8 when asked, nothing else", () => {
+    expect(parseManifest(good, "m.yaml", dir).prefillProducts).toBe("f32");
+    expect(parseManifest(good.replace("seed: 1", "seed: 1\nprefillProducts: int8"), "m.yaml", dir).prefillProducts).toBe("int8");
+    expect(errorOf(good.replace("seed: 1", "seed: 1\nprefillProducts: fp8"))).toMatch(/m\.yaml:3: prefillProducts: expected one of "f32", "int8"$/);
+  });
+
   it("one answer protocol for every cell: append by default, hold-budget when asked, nothing else", () => {
     expect(parseManifest(good, "m.yaml", dir).answerProtocol).toBe("append");
     expect(parseManifest(good.replace("seed: 1", "seed: 1\nanswerProtocol: hold-budget"), "m.yaml", dir).answerProtocol).toBe("hold-budget");

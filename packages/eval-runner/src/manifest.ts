@@ -8,6 +8,7 @@ import { LineCounter, parseDocument, isNode, type Document } from "yaml";
 import { z } from "zod";
 import { RazorkvError, parseBudget, type Budget } from "@razorkv/core";
 import { ANSWER_PROTOCOLS, type AnswerProtocol, type Mode } from "@razorkv/report";
+import type { PrefillProducts } from "@razorkv/model-zoo";
 import { TASKS, type TaskName } from "./tasks/index.js";
 
 const budget = z.union([
@@ -46,6 +47,14 @@ export const manifestSchema = z.strictObject({
   modes: z.array(mode).min(1).default(["query-agnostic"]),
   /** How the question and answer meet the compressed cache, the same for every cell (schema.ts AnswerProtocol). */
   answerProtocol: z.enum(ANSWER_PROTOCOLS as [AnswerProtocol, ...AnswerProtocol[]]).default("append"),
+  /**
+   * The arithmetic of every multi-token forward's products (a sample's prefill, a question fed to a cell):
+   * "f32" (default, transformers' result within rounding) or "int8" (8-bit activations, llama.cpp's arithmetic:
+   * 1.6–1.8× the prefill speed on K-quant files; model-zoo's LlamaModelOptions.prefillProducts). A continuation
+   * target's scoring forwards stay f32 (over a context prefilled with this arithmetic); preparation (head
+   * profiles, calibrations) always runs f32. Part of every row's key when "int8".
+   */
+  prefillProducts: z.enum(["f32", "int8"] as const satisfies readonly PrefillProducts[]).default("f32"),
   budgets: z.array(budget).min(1),
   policies: z.array(policyEntry).min(1),
   tasks: z.array(taskEntry).min(1),
@@ -81,6 +90,7 @@ export interface Manifest {
   readonly models: readonly string[];
   readonly modes: readonly Mode[];
   readonly answerProtocol: AnswerProtocol;
+  readonly prefillProducts: PrefillProducts;
   readonly policies: readonly PolicySpec[];
   readonly tasks: readonly TaskSpec[];
   readonly output: string;
@@ -150,7 +160,10 @@ export function parseManifest(text: string, path: string, cwd = process.cwd()): 
     return spec;
   });
   const output = m.output ? resolve(cwd, m.output) : resolve(cwd, "reports", m.name);
-  return { path, text, name: m.name, seed: m.seed, models: m.models, modes: m.modes, answerProtocol: m.answerProtocol, policies, tasks, output };
+  return {
+    path, text, name: m.name, seed: m.seed, models: m.models, modes: m.modes, answerProtocol: m.answerProtocol, prefillProducts: m.prefillProducts,
+    policies, tasks, output,
+  };
 }
 
 function lineOf(doc: Document, lineCounter: LineCounter, fieldPath: readonly PropertyKey[]): number {

@@ -15,11 +15,12 @@ import { runManifest } from "./testing/run-cli.js";
 const realModel = await resolveModelRef("smollm2-135m-instruct", { offline: true }).catch((error: Error) => error);
 const dir = mkdtempSync(join(tmpdir(), "razorkv-rerun-"));
 
-function manifest(window: number, output: string): string {
-  const path = join(dir, `window-${window}-${output}.yaml`);
+function manifest(window: number, output: string, prefillProducts: "f32" | "int8" = "f32"): string {
+  const path = join(dir, `window-${window}-${output}-${prefillProducts}.yaml`);
   writeFileSync(path, `name: rerun
 seed: 3
 models: [smollm2-135m-instruct]
+prefillProducts: ${prefillProducts}
 budgets: [0.5, 0.3]
 policies:
   - name: full
@@ -64,5 +65,13 @@ describe("rerunning an edited manifest (real model)", () => {
     // recomputing a subset of a sample's cells gives the bits a whole sweep gives
     await runManifest(manifest(24, "fresh"));
     expect(after).toEqual(csv("fresh"));
+
+    // the prefill's arithmetic is an input of every row: 8-bit products recompute all 20, none is kept
+    const int8Log = await runManifest(manifest(24, "edited", "int8"));
+    expect(int8Log).toMatch(/computed 20 rows, kept 0 from .*results\.jsonl, left out 20 stored rows/);
+    const int8 = csv("edited");
+    expect(int8.map((r) => r.key).filter((k) => after.some((a) => a.key === k))).toEqual([]);
+    expect(jsonl("edited").map((r) => r.key).sort()).toEqual(int8.map((r) => r.key).sort());
+    expect(int8.every((r) => r.status === "ok")).toBe(true);
   }, 600_000);
 });
