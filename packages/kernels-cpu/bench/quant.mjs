@@ -1,11 +1,11 @@
-// quantMatmul throughput on GGUF weight blocks: GEMV per type, and the two prefill paths (dot: 8-bit activations and
-// per-type integer dot products; dequant: f32 panels and the SGEMM) against M, to place the switch between them
-// (kQuantDotMaxRows in native/qmatmul.cc).
+// quantMatmul throughput on GGUF weight blocks: GEMV per type, and the paths against M — dot (8-bit activations and
+// per-type integer dot products), dequant (f32 panels and the SGEMM) to place the switch between them
+// (kQuantDotMaxRows in native/qmatmul.cc), and int8 (the opt-in 8-bit GEMM, native/qgemm.h).
 //   node bench/quant.mjs [gemv|paths|all]      (after `pnpm --filter @razorkv/kernels-cpu build`)
 //   RAZORKV_THREADS=1 node bench/quant.mjs     one thread
 // Weights are random valid blocks (random bytes, f16 scales 2^-7): speed does not depend on the values.
 // Each line: median of the timed calls, and GB/s of weight bytes (GEMV) or GFLOP/s (2·M·N·K per call).
-// The two paths are timed alternately (dot, dequant, dot, …) so that load from other processes hits both alike.
+// The paths are timed alternately (dot, dequant, int8, dot, …) so that load from other processes hits all alike.
 import { GGML_WEIGHT_TYPES, ggmlRowBytes, kernelsUnavailableReason, loadKernels } from "../dist/index.js";
 
 const kernels = loadKernels();
@@ -93,14 +93,16 @@ if (what === "paths" || what === "all") {
       const out = new Float32Array(M * N);
       const flops = 2 * M * N * K;
       const reps = Math.max(3, Math.min(200, Math.round(3e9 / flops)));
-      const runs = { dot: [], dequant: [] };
-      for (const path of ["dot", "dequant"]) kernels.quantMatmul(type, blocks, x, out, M, N, K, { path });
+      const paths = ["dot", "dequant", "int8"];
+      const runs = Object.fromEntries(paths.map((p) => [p, []]));
+      for (const path of paths) kernels.quantMatmul(type, blocks, x, out, M, N, K, { path });
       for (let r = 0; r < 3; r++) {
-        for (const path of ["dot", "dequant"]) runs[path].push(timeMedian(() => kernels.quantMatmul(type, blocks, x, out, M, N, K, { path }), reps));
+        for (const path of paths) runs[path].push(timeMedian(() => kernels.quantMatmul(type, blocks, x, out, M, N, K, { path }), reps));
       }
       const med = (xs) => [...xs].sort((a, b) => a - b)[1];
-      const [dot, deq] = [med(runs.dot), med(runs.dequant)];
-      console.log(`${type.padEnd(5)} N=${N} K=${K} M=${String(M).padStart(3)}  dot ${(dot * 1e3).toFixed(3).padStart(8)} ms ${(flops / dot / 1e9).toFixed(1).padStart(6)} GFLOP/s   dequant ${(deq * 1e3).toFixed(3).padStart(8)} ms ${(flops / deq / 1e9).toFixed(1).padStart(6)} GFLOP/s   dequant/dot ${(deq / dot).toFixed(2)}`);
+      const [dot, deq, int8] = paths.map((p) => med(runs[p]));
+      const show = (name, t) => `${name} ${(t * 1e3).toFixed(3).padStart(8)} ms ${(flops / t / 1e9).toFixed(1).padStart(6)} GFLOP/s`;
+      console.log(`${type.padEnd(5)} N=${N} K=${K} M=${String(M).padStart(3)}  ${show("dot", dot)}   ${show("dequant", deq)}   ${show("int8", int8)}   dequant/dot ${(deq / dot).toFixed(2)}   dequant/int8 ${(deq / int8).toFixed(2)}`);
     }
   }
 }
