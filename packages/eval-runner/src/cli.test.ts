@@ -53,9 +53,17 @@ describe("razorkv CLI on the real model", () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toBe("");
     expect(r.stdout.split("\n")).toHaveLength(2);
-    const out = JSON.parse(r.stdout) as { tokens: number; nll: number; ppl: number };
+    const out = JSON.parse(r.stdout) as { tokens: number; nll: number; ppl: number; prefillProducts: string };
     expect(out.tokens).toBe(512);
+    expect(out.prefillProducts).toBe("f32");
     expect(Math.abs(out.ppl - fixture.ppl.ppl) / fixture.ppl.ppl).toBeLessThan(0.01);
+    // llama.cpp's arithmetic: another number (8-bit activations), still within 1% of the f32 model's perplexity
+    const int8 = await run(["ppl", "--model", "smollm2-135m-instruct", "--file", essay, "--max-tokens", "512", "--prefill-products", "int8"]);
+    expect(int8.code).toBe(0);
+    const q = JSON.parse(int8.stdout) as { nll: number; ppl: number; prefillProducts: string };
+    expect(q.prefillProducts).toBe("int8");
+    expect(q.nll).not.toBe(out.nll);
+    expect(Math.abs(q.ppl - out.ppl) / out.ppl).toBeLessThan(0.01);
   }, 120_000);
 
   it("a truncated GGUF names the file and the tensor past the end", async () => {
@@ -102,6 +110,7 @@ describe("razorkv CLI errors", () => {
     [["ppl", ...model, "--file", "/no/such/file.txt"], /--file \/no\/such\/file\.txt: cannot read the text file \(ENOENT\)/],
     [["ppl", ...model], /required option '--model <ref>' not specified|required option '--file <path>' not specified/],
     [["ppl", ...model, "--file", "x.txt", "--max-tokns", "5"], /unknown option '--max-tokns'.*--max-tokens/],
+    [["ppl", ...model, "--file", "x.txt", "--prefill-products", "fp8"], /^razorkv: --prefill-products expects one of f32, int8, got "fp8"/],
     [["calibrate", ...model, "--policy", "razor", "--params", "{x"], /--params expects a JSON object, got "\{x"/],
     [["calibrate", ...model, "--params", "{}"], /^razorkv: calibrate: --params needs a --policy it applies to$/],
     [["calibrate", ...model, "--policy", "razor", "--params", '{"calibration":{"seed":-1}}'], /^razorkv: --policy razor: @razorkv\/policy-razor: params\.calibration: seed: expected an integer ≥ 0, got -1$/],

@@ -44,6 +44,13 @@ struct alignas(64) PackedB32 {
   float m[kLanes];          // Q4_1, Q5_1: the block's min
 };
 
+#ifdef RAZORKV_INT8GEMM_VNNI
+
+#define RAZORKV_VNNI512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+// GCC 12's _mm512_cvtepi32_ps passes _mm512_undefined_ps() (a self-initialized variable) as its unused source,
+// which -Wmaybe-uninitialized reports at every inlined call; nothing here reads an uninitialized value.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 /** Writes lane `lane` of p: the scales, group weights, d and dmin of one row's block (k), or zeros (k null). */
 void packScales(PackedK& p, int lane, const KBlockScales* k) {
   for (int s = 0; s < 16; s++) p.scales[s][lane] = k && s < k->subBlocks ? k->scales[s] : 0;
@@ -54,13 +61,6 @@ void packScales(PackedK& p, int lane, const KBlockScales* k) {
   p.d[lane] = k ? k->d : 0;
   p.dmin[lane] = k ? k->dmin : 0;
 }
-
-#ifdef RAZORKV_INT8GEMM_VNNI
-
-#define RAZORKV_VNNI512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-// GCC 12's _mm512_cvtepi32_ps passes _mm512_undefined_ps() (a self-initialized variable) as its unused source,
-// which -Wmaybe-uninitialized reports at every inlined call; nothing here reads an uninitialized value.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 RAZORKV_VNNI512 inline __m512i broadcastDword(const void* p) {
   int32_t v;

@@ -34,6 +34,14 @@ export function fraction(flag: string): (value: string) => number {
   };
 }
 
+/** Parser of one of a few words (an enum option). */
+export function oneOf<T extends string>(flag: string, values: readonly T[]): (value: string) => T {
+  return (value) => {
+    if (!(values as readonly string[]).includes(value)) throw new InvalidArgumentError(`${flag} expects one of ${values.join(", ")}, got "${value}"`);
+    return value as T;
+  };
+}
+
 /** Parser of a text that must not be empty (a prompt, a path). */
 export function nonEmpty(flag: string, what: string): (value: string) => string {
   return (value) => {

@@ -1,13 +1,14 @@
 /**
- * `razorkv ppl --model <ref> --file <text file> [--max-tokens n]`: mean next-token NLL (nats per token) and perplexity
- * of the file's first n tokens with the full cache. Prints one JSON line on stdout: {"tokens", "nll", "ppl"};
- * nothing on stderr unless something fails.
+ * `razorkv ppl --model <ref> --file <text file> [--max-tokens n] [--prefill-products f32|int8]`: mean next-token NLL
+ * (nats per token) and perplexity of the file's first n tokens with the full cache, in one prefill. Prints one JSON
+ * line on stdout: {"tokens", "nll", "ppl", "prefillProducts"}; nothing on stderr unless something fails. int8 takes
+ * llama.cpp's arithmetic (8-bit activations; what llama-perplexity computes), f32 (default) transformers'.
  */
 import { readFile } from "node:fs/promises";
 import { Command, Option } from "commander";
 import { RazorkvError } from "@razorkv/core";
-import { loadLanguageModel, tokenLogProbs } from "@razorkv/model-zoo";
-import { MODEL_HELP, modelRef, nonEmpty, positiveInteger } from "./parse.js";
+import { loadLanguageModel, tokenLogProbs, type PrefillProducts } from "@razorkv/model-zoo";
+import { MODEL_HELP, modelRef, nonEmpty, oneOf, positiveInteger } from "./parse.js";
 
 export function pplCommand(): Command {
   return new Command("ppl")
@@ -16,14 +17,19 @@ export function pplCommand(): Command {
     .addOption(new Option("--file <path>", "a UTF-8 text file (required)").argParser(nonEmpty("--file", "a path")).makeOptionMandatory())
     // N tokens give N − 1 predictions: one token predicts nothing
     .addOption(new Option("--max-tokens <n>", "score the first n tokens (n − 1 predictions), n ≥ 2").argParser(positiveInteger("--max-tokens", 2)).default(1024))
-    .action(async (opts: { model: string; file: string; maxTokens: number }) => {
+    .addOption(
+      new Option("--prefill-products <kind>", "the prefill's arithmetic: f32 (transformers') or int8 (8-bit activations, llama.cpp's)")
+        .argParser(oneOf<PrefillProducts>("--prefill-products", ["f32", "int8"]))
+        .default("f32"),
+    )
+    .action(async (opts: { model: string; file: string; maxTokens: number; prefillProducts: PrefillProducts }) => {
       let text: string;
       try {
         text = await readFile(opts.file, "utf8");
       } catch (error) {
         throw new RazorkvError(`--file ${opts.file}: cannot read the text file (${(error as NodeJS.ErrnoException).code ?? error})`);
       }
-      const lm = await loadLanguageModel(opts.model);
+      const lm = await loadLanguageModel(opts.model, { model: { prefillProducts: opts.prefillProducts } });
       // the raw text, no special tokens: the same convention as tools/parity/reference_logprobs.py
       const ids = lm.tokenizer.encode(text, { addSpecialTokens: false }).slice(0, opts.maxTokens);
       if (ids.length < 2) throw new RazorkvError(`--file ${opts.file}: needs at least 2 tokens to score, has ${ids.length}`);
@@ -33,6 +39,6 @@ export function pplCommand(): Command {
       }
       const logProbs = tokenLogProbs(lm.model, ids);
       const nll = -logProbs.reduce((s, x) => s + x, 0) / logProbs.length;
-      process.stdout.write(JSON.stringify({ tokens: ids.length, nll, ppl: Math.exp(nll) }) + "\n");
+      process.stdout.write(JSON.stringify({ tokens: ids.length, nll, ppl: Math.exp(nll), prefillProducts: opts.prefillProducts }) + "\n");
     });
 }
