@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -457,30 +459,22 @@ bool int8GemmVnni() {
 #endif
 }
 
-void int8Gemm(GgmlType type, const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStride, float* out, int M, int N,
-              int K, bool simd) {
+void int8Gemm(GgmlType type, const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStride, float* out, int M, int N, int K) {
+  if (!int8GemmVnni()) throw std::logic_error("int8Gemm: this CPU has no AVX-512 VNNI (callers check int8GemmVnni() first)");
   if (M <= 0 || N <= 0) return;
-  const int nb = K / ggmlTypeInfo(type).blockSize;
-  const int panels = (N + kPanelRows - 1) / kPanelRows;
-  const int threads = static_cast<double>(M) * N * K < (1 << 15) ? 1 : kernelThreads();
 #ifdef RAZORKV_INT8GEMM_VNNI
-  if (simd && int8GemmVnni()) {
-    switch (type) {
-      case GgmlType::Q8_0: return gemm32<GgmlType::Q8_0>(w, rowBytes, act, actStride, out, M, N, nb, threads);
-      case GgmlType::Q4_0: return gemm32<GgmlType::Q4_0>(w, rowBytes, act, actStride, out, M, N, nb, threads);
-      case GgmlType::Q4_1: return gemm32<GgmlType::Q4_1>(w, rowBytes, act, actStride, out, M, N, nb, threads);
-      case GgmlType::Q5_0: return gemm32<GgmlType::Q5_0>(w, rowBytes, act, actStride, out, M, N, nb, threads);
-      case GgmlType::Q5_1: return gemm32<GgmlType::Q5_1>(w, rowBytes, act, actStride, out, M, N, nb, threads);
-      default: return gemmK(type, w, rowBytes, act, actStride, out, M, N, nb, threads);
-    }
+  const int nb = K / ggmlTypeInfo(type).blockSize;
+  const int threads = static_cast<double>(M) * N * K < (1 << 15) ? 1 : kernelThreads();
+  switch (type) {
+    case GgmlType::Q8_0: return gemm32<GgmlType::Q8_0>(w, rowBytes, act, actStride, out, M, N, nb, threads);
+    case GgmlType::Q4_0: return gemm32<GgmlType::Q4_0>(w, rowBytes, act, actStride, out, M, N, nb, threads);
+    case GgmlType::Q4_1: return gemm32<GgmlType::Q4_1>(w, rowBytes, act, actStride, out, M, N, nb, threads);
+    case GgmlType::Q5_0: return gemm32<GgmlType::Q5_0>(w, rowBytes, act, actStride, out, M, N, nb, threads);
+    case GgmlType::Q5_1: return gemm32<GgmlType::Q5_1>(w, rowBytes, act, actStride, out, M, N, nb, threads);
+    case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K: return gemmK(type, w, rowBytes, act, actStride, out, M, N, nb, threads);
+    default: throw std::invalid_argument(std::string("int8Gemm: no 8-bit GEMM for ") + ggmlTypeInfo(type).name);
   }
 #endif
-  const RowsDotFn dot = rowsDotKernel(type, false);
-  parallelFor(panels, threads, [&](int c, int) {
-    for (int n = c * kPanelRows; n < std::min(N, (c + 1) * kPanelRows); n++) {
-      for (int m = 0; m < M; m++) dot(w + n * rowBytes, act + m * actStride, actStride, 1, K, out + static_cast<size_t>(m) * N + n, N);
-    }
-  });
 }
 
 }  // namespace razorkv

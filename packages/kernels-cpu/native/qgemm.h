@@ -14,7 +14,7 @@
 // bytes broadcast; per sub-block a vpmulld by the scales. W is decoded once per call (not once per 4 rows of x as
 // on the dot path), into 5.6 KB per 16 rows and 256 k instead of the 16 KB of f32 the dequant path writes. The
 // 32-element types pack 8 groups, d and m per 16 rows and block, and their epilogue runs once per 32 k.
-// Without AVX-512 VNNI the scalar dot kernel runs, same bits. Idea from llama.cpp's repacked K-quant GEMMs (weights
+// Without AVX-512 VNNI there is no 8-bit GEMM: quantMatmul's int8 path then takes the dot path. Idea from llama.cpp's repacked K-quant GEMMs (weights
 // interleaved across rows so one vector holds one k-group of many rows); the kernel here is written for VNNI.
 #pragma once
 
@@ -28,15 +28,14 @@ namespace razorkv {
 /** True for the weight types int8Gemm takes: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. */
 bool int8GemmSupports(GgmlType type);
 
-/** True when this CPU (and OS) runs the AVX-512 VNNI micro-kernel; otherwise int8Gemm runs the scalar dot kernel. */
+/** True when this CPU (and OS) has AVX-512 VNNI (checked at run time): int8Gemm needs it. */
 bool int8GemmVnni();
 
 /**
  * out[m · N + n] = Σ_k W[n, k] · x_m[k] for W [N × K] as blocks of `type` (int8GemmSupports; rowBytes per row) and
- * act: M rows of x in activationFormat(type), row m at act + m · actStride. `simd` false forces the scalar kernel
- * (tests). K must be a positive multiple of the type's block (checked by the caller). Threads split N.
+ * act: M rows of x in activationFormat(type), row m at act + m · actStride. K must be a positive multiple of the
+ * type's block (checked by the caller). Threads split N. Throws std::logic_error unless int8GemmVnni().
  */
-void int8Gemm(GgmlType type, const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStride, float* out, int M, int N,
-              int K, bool simd);
+void int8Gemm(GgmlType type, const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStride, float* out, int M, int N, int K);
 
 }  // namespace razorkv

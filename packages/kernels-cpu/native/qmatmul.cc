@@ -240,12 +240,14 @@ void quantMatmul(GgmlType type, const uint8_t* w, const float* x, float* out, in
   if (path == QuantPath::Auto) path = M <= kQuantDotMaxRows ? QuantPath::Dot : QuantPath::Dequant;
   const size_t rowBytes = ggmlRowBytes(type, K);
   const bool simd = backend != GemmBackend::Scalar && quantSimdCompiled();
-  if (path == QuantPath::Int8 && int8GemmSupports(type)) {
+  // the 8-bit GEMM where it runs (the scalar backend asks for the plain kernels: the dot path's scalar ones, whose
+  // bits the GEMM gives); elsewhere the int8 path is the dot path, the same 8-bit arithmetic
+  if (path == QuantPath::Int8 && int8GemmSupports(type) && int8GemmVnni() && backend != GemmBackend::Scalar) {
     const ActivationFormat format = activationFormat(type);
     const size_t actBytes = activationRowBytes(format, K);
     uint8_t* act = static_cast<uint8_t*>(t_activations.get(actBytes * M));
     quantizeActivations(format, x, act, actBytes, M, K, threadsFor(static_cast<double>(M) * N * K), simd);
-    int8Gemm(type, w, rowBytes, act, actBytes, out, M, N, K, backend != GemmBackend::Scalar);
+    int8Gemm(type, w, rowBytes, act, actBytes, out, M, N, K);
   } else if (path == QuantPath::Dot || path == QuantPath::Int8) {
     const QuantMatmulOperand operand{type, w, out, N};
     matmulDotMany(&operand, 1, x, M, K, simd);

@@ -13,11 +13,12 @@
 //             of gemm.h (OpenBLAS or the own kernel) on x and the panel; threads split N into panels. Prefill: the
 //             decode is paid once per M rows of x. Up to 4 rows of x (a prefill's last-row logits) W is instead
 //             decoded row by row into an L1 buffer and dotted in f32 with each row of x: no f32 copy of W is written.
-//   Int8      the Dot path's 8-bit activations for a prefill: for a W of int8GemmSupports the 8-bit GEMM of qgemm.h
-//             at every M (W decoded once per call, products on AVX-512 VNNI when the CPU has it; each out[m, n]
-//             the scalar dot kernel's bits, so a row's result does not depend on M: a chunked prefill is bit for
-//             bit one run); F32, F16, BF16, IQ4_NL, Q2_K, Q3_K and IQ4_XS take the Dot path. Opt-in: a prefill's
-//             outputs then move within the 8-bit bound of the activations, not by f32 rounding. Never chosen by Auto.
+//   Int8      the Dot path's 8-bit activations for a prefill: for a W of int8GemmSupports, on a CPU with AVX-512
+//             VNNI, the 8-bit GEMM of qgemm.h at every M (W decoded once per call; each out[m, n] the scalar dot
+//             kernel's bits, so a row's result does not depend on M: a chunked prefill is bit for bit one run);
+//             otherwise (F32, F16, BF16, IQ4_NL, Q2_K, Q3_K, IQ4_XS; no VNNI; the Scalar backend) the Dot path.
+//             Opt-in: a prefill's outputs then move within the 8-bit bound of the activations, not by f32
+//             rounding. Never chosen by Auto.
 // Auto takes Dot up to kQuantDotMaxRows rows and Dequant above (figures at the constant in qmatmul.cc).
 #pragma once
 

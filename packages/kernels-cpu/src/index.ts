@@ -180,7 +180,7 @@ export interface CpuKernels {
   gemmBackends(): GemmBackend[];
   /** SIMD the addon was compiled with. */
   simd(): "avx2" | "none";
-  /** True when quantMatmul's "int8" path runs its AVX-512 VNNI GEMM on this CPU (checked at run time). */
+  /** True when quantMatmul's "int8" path runs its AVX-512 VNNI GEMM on this CPU (checked at run time); else the dot path. */
   int8GemmVnni(): boolean;
   /** Threads the kernels (OpenBLAS's GEMM included) use: RAZORKV_THREADS, else the hardware threads. */
   threads(): number;
@@ -216,9 +216,9 @@ export interface CpuKernels {
    * depends only on its row of x and its row of W (a sequence gets the same bits in a batch as alone).
    * path "dequant" (auto for M > 48: prefill): panels of W rows decoded to f32, then the f32 SGEMM (`backend`).
    * path "int8" (opt-in, a prefill at llama.cpp's arithmetic): the dot path's 8-bit activations and error bound
-   * for every M. For Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K it runs the 8-bit GEMM (native/qgemm.h: W
-   * decoded once per call into a vpdpbusd layout, AVX-512 VNNI when `int8GemmVnni`), each output the bits of the
-   * scalar dot kernel ("scalar" backend: that kernel itself), whatever M is; other types take the dot path.
+   * for every M. For Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K on a CPU with AVX-512 VNNI (`int8GemmVnni`)
+   * it runs the 8-bit GEMM (native/qgemm.h: W decoded once per call into a vpdpbusd layout), each output the bits
+   * of the scalar dot kernel ("scalar" backend: that kernel itself), whatever M is; otherwise the dot path.
    * Throws RangeError naming the argument on a wrong type, size or K.
    */
   quantMatmul(type: GgmlWeightType | number, blocks: Uint8Array, x: Float32Array, out: Float32Array, M: number, N: number, K: number, options?: QuantMatmulOptions): void;
