@@ -3,10 +3,11 @@
 // the default "f32"): `node bench/prefill-nll.js --model REF_OR_FILE [--model …] [--tokens 1024] [--essays 8]`.
 //
 // For each model and each of the first --essays Paul Graham essays of at least --tokens tokens
-// (../shared/data/paul-graham-essays, sorted by name; the first --tokens tokens of each, encoded as data), one prefill per arithmetic with logits at every
+// (../shared/data/paul-graham-essays, sorted by name; the first --tokens tokens of each, encoded as data after the
+// special tokens its tokenizer adds itself: none for SmolLM2), one prefill per arithmetic with logits at every
 // position; per essay the mean NLL (nats per token) of each, and over all positions the largest |Δ log-prob| of
 // the next token and how often the two argmaxes agree. Prints one JSON document; BENCHMARKS.md ("Prefill with
-// 8-bit products") quotes it with this command.
+// 8-bit products") quotes bench/results-prefill-nll.json, this script's output.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";

@@ -14,7 +14,7 @@
 // GGUF blocks since #19's integration), and kernel-level, bench/lib/kernel-forward.js: every kernel call of a Llama
 // forward pass over the file's own blocks without model-zoo around it (what the kernels alone allow). A third,
 // model-int8, is the model-level side with LlamaModelOptions.prefillProducts "int8" (8-bit activations in the prefill,
-// llama.cpp's arithmetic; opt-in, since the default f32 prefill is what the parity tests hold to transformers): it
+// as llama.cpp multiplies; opt-in, since the default f32 prefill is what the parity tests hold to transformers): it
 // runs the prefill and generate cases (a decode step is 8-bit on the model side already).
 //
 // Cases, per file: prefill of 512 and 2048 tokens (llama-bench -p), decode at short context (-n, empty cache) and at

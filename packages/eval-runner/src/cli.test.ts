@@ -57,7 +57,7 @@ describe("razorkv CLI on the real model", () => {
     expect(out.tokens).toBe(512);
     expect(out.prefillProducts).toBe("f32");
     expect(Math.abs(out.ppl - fixture.ppl.ppl) / fixture.ppl.ppl).toBeLessThan(0.01);
-    // llama.cpp's arithmetic: another number (8-bit activations), still within 1% of the f32 model's perplexity
+    // llama.cpp-style 8-bit activations: another number, still within 1% of the f32 model's perplexity
     const int8 = await run(["ppl", "--model", "smollm2-135m-instruct", "--file", essay, "--max-tokens", "512", "--prefill-products", "int8"]);
     expect(int8.code).toBe(0);
     const q = JSON.parse(int8.stdout) as { nll: number; ppl: number; prefillProducts: string };

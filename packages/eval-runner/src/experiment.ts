@@ -128,7 +128,10 @@ export async function runExperiment(manifest: Manifest, options: RunOptions): Pr
   for (const modelRef of manifest.models) {
     const lm = await loadLanguageModel(modelRef, { model: { prefillProducts: manifest.prefillProducts } });
     const digest = modelDigest(lm.loaded);
-    log(`model ${modelRef}: ${lm.model.config.numLayers} layers, ${lm.model.config.numKvHeads} KV heads, backend ${lm.model.backend.name}, sha256 ${digest.slice(0, 12)}`);
+    log(
+      `model ${modelRef}: ${lm.model.config.numLayers} layers, ${lm.model.config.numKvHeads} KV heads, backend ${lm.model.backend.name}, ` +
+        `${lm.model.prefillProducts} prefill products, sha256 ${digest.slice(0, 12)}`,
+    );
     const cells = await modelCells(manifest, outDir, modelRef, lm, digest, log);
     const allUnits = modelUnits(manifest, modelRef, lm);
     const keyed = (u: Unit): KeyedCell[] =>

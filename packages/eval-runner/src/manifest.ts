@@ -49,8 +49,9 @@ export const manifestSchema = z.strictObject({
   answerProtocol: z.enum(ANSWER_PROTOCOLS as [AnswerProtocol, ...AnswerProtocol[]]).default("append"),
   /**
    * The arithmetic of every multi-token forward's products (a sample's prefill, a question fed to a cell):
-   * "f32" (default, transformers' result within rounding) or "int8" (8-bit activations, llama.cpp's arithmetic:
-   * 1.6–1.8× the prefill speed on K-quant files; model-zoo's LlamaModelOptions.prefillProducts). A continuation
+   * "f32" (default, transformers' result within rounding) or "int8" (llama.cpp-style 8-bit activations: 1.4–1.9×
+   * the f32 prefill's speed on SmolLM2 and a 1B-shaped Q4_K_M file; model-zoo's LlamaModelOptions.prefillProducts,
+   * which needs the native kernels; F32/F16/BF16 matrices stay f32). A continuation
    * target's scoring forwards stay f32 (over a context prefilled with this arithmetic); preparation (head
    * profiles, calibrations) always runs f32. Part of every row's key when "int8".
    */

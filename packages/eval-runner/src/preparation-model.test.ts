@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { attentionWeights, type AttentionView } from "@razorkv/core";
-import { LlamaModel, randomWeights, tinyConfig, typescriptBackend, type LanguageModel, type LlamaConfig, type Tokenizer } from "@razorkv/model-zoo";
+import { defaultBackend, LlamaModel, randomBlockWeights, randomWeights, tinyConfig, typescriptBackend, type LanguageModel, type LlamaConfig, type Tokenizer } from "@razorkv/model-zoo";
 import { preparationModel } from "./preparation-model.js";
 
 const tokenizer = { bosId: 1, eosId: 2, vocabSize: 97 } as Tokenizer;
@@ -37,6 +37,21 @@ describe("preparationModel", () => {
     expect(viaView.logits).toEqual(own.logits);
     expect(viaView.stats).toEqual(own.stats);
     expect(viaView.sequence.length).toBe(tokens.length);
+  });
+
+  it("an int8 model prepares in f32: what a preparation computes does not depend on the sweep's prefillProducts", async () => {
+    const native = await defaultBackend();
+    expect(native, "the native kernels (int8 needs them)").not.toBe(typescriptBackend);
+    const config = tinyConfig({ numLayers: 2, hiddenSize: 256, intermediateSize: 512, numHeads: 8, numKvHeads: 2, headDim: 32, vocabSize: 97 });
+    const weights = randomBlockWeights(config, "Q4_K", 5);
+    const int8 = new LlamaModel(weights, native, { prefillProducts: "int8" });
+    const lm: LanguageModel = { ref: "tiny-q4k", loaded: { weights } as LanguageModel["loaded"], model: int8, tokenizer };
+    const stats = { repeatedSequence: { period: 8, firstPosition: 0 }, accumulated: true };
+    const prepared = preparationModel(lm, "d").prefill(tokens, { stats, logits: "all" });
+    const f32 = new LlamaModel(weights, native).prefill(tokens, { stats, logits: "all" });
+    expect(prepared.logits).toEqual(f32.logits);
+    expect(prepared.stats).toEqual(f32.stats);
+    expect(prepared.logits).not.toEqual(int8.prefill(tokens, { logits: "all" }).logits);
   });
 
   it("observers see every layer's queries and keys; a decode step's statistics are its attention probabilities", () => {

@@ -86,9 +86,13 @@ export function rotaryOf(model: LlamaModel): RotaryEmbedding {
   };
 }
 
-/** `lm` as a PreparationModel; `digest` is model-zoo's `modelDigest(lm.loaded)`, as result rows carry it. */
+/**
+ * `lm` as a PreparationModel; `digest` is model-zoo's `modelDigest(lm.loaded)`, as result rows carry it. Preparation
+ * always runs the f32 prefill: an artefact is cached per model file and shared by every sweep of it, whatever the
+ * sweep's prefillProducts, so an int8 model prepares through an f32 twin on the same weights and backend.
+ */
 export function preparationModel(lm: LanguageModel, digest: string): PreparationModel {
-  const model = lm.model;
+  const model = lm.model.prefillProducts === "f32" ? lm.model : new LlamaModel(lm.loaded.weights, lm.model.backend);
   const c = model.config;
   const shape: ModelShape = {
     numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim, vocabSize: c.vocabSize,

@@ -69,6 +69,7 @@ describe("rerunning an edited manifest (real model)", () => {
     // the prefill's arithmetic is an input of every row: 8-bit products recompute all 20, none is kept
     const int8Log = await runManifest(manifest(24, "edited", "int8"));
     expect(int8Log).toMatch(/computed 20 rows, kept 0 from .*results\.jsonl, left out 20 stored rows/);
+    expect(int8Log).toMatch(/model smollm2-135m-instruct: .*, int8 prefill products, sha256/); // the model the rows came from
     const int8 = csv("edited");
     expect(int8.map((r) => r.key).filter((k) => after.some((a) => a.key === k))).toEqual([]);
     expect(jsonl("edited").map((r) => r.key).sort()).toEqual(int8.map((r) => r.key).sort());

@@ -51,6 +51,7 @@ struct alignas(64) PackedB32 {
 #define RAZORKV_VNNI512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 // GCC 12's _mm512_cvtepi32_ps passes _mm512_undefined_ps() (a self-initialized variable) as its unused source,
 // which -Wmaybe-uninitialized reports at every inlined call; nothing here reads an uninitialized value.
+#pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 /** Writes lane `lane` of p: the scales, group weights, d and dmin of one row's block (k), or zeros (k null). */
@@ -229,13 +230,16 @@ RAZORKV_VNNI512 void packPanel32T(const uint8_t* w, size_t rowBytes, int N, int 
         PackedB32& p = panel[kPanelGroups * (b + h) + group];
         for (int g = 0; g < 8; g++) _mm512_store_si512(p.q[g], r[8 * h + g]);
         for (int lane = 0; lane < kLanes; lane++) {
+          p.d[lane] = p.m[lane] = 0;
+          if (lane >= rows) continue;
           const uint8_t* block = w + (first + lane) * rowBytes + (b + h) * blockBytes;
-          const bool real = lane < rows;
-          uint16_t d = 0, m = 0;
-          if (real) std::memcpy(&d, block, 2);  // every one of these layouts starts with f16 d
-          if (real && (T == GgmlType::Q4_1 || T == GgmlType::Q5_1)) std::memcpy(&m, block + 2, 2);  // then f16 m
-          p.d[lane] = real ? f16ToF32(d) : 0;
-          p.m[lane] = real && (T == GgmlType::Q4_1 || T == GgmlType::Q5_1) ? f16ToF32(m) : 0;
+          uint16_t half;
+          std::memcpy(&half, block, 2);  // every one of these layouts starts with f16 d
+          p.d[lane] = f16ToF32(half);
+          if constexpr (T == GgmlType::Q4_1 || T == GgmlType::Q5_1) {
+            std::memcpy(&half, block + 2, 2);  // then f16 m
+            p.m[lane] = f16ToF32(half);
+          }
         }
       }
     }
@@ -434,6 +438,8 @@ void gemm32(const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStr
     }
   });
 }
+
+#pragma GCC diagnostic pop
 
 #endif  // RAZORKV_INT8GEMM_VNNI
 

@@ -238,6 +238,9 @@ void quantMatmul(GgmlType type, const uint8_t* w, const float* x, float* out, in
     return;
   }
   if (path == QuantPath::Auto) path = M <= kQuantDotMaxRows ? QuantPath::Dot : QuantPath::Dequant;
+  // F32, F16, BF16 have no 8-bit arithmetic (their dot kernels take x in f32): a prefill asking for int8 gets the
+  // f32 GEMM, as it would without asking, not the per-row dots
+  if (path == QuantPath::Int8 && activationFormat(type) == ActivationFormat::F32) path = QuantPath::Dequant;
   const size_t rowBytes = ggmlRowBytes(type, K);
   const bool simd = backend != GemmBackend::Scalar && quantSimdCompiled();
   // the 8-bit GEMM where it runs (the scalar backend asks for the plain kernels: the dot path's scalar ones, whose

@@ -16,7 +16,8 @@
 //   Int8      the Dot path's 8-bit activations for a prefill: for a W of int8GemmSupports, on a CPU with AVX-512
 //             VNNI, the 8-bit GEMM of qgemm.h at every M (W decoded once per call; each out[m, n] the scalar dot
 //             kernel's bits, so a row's result does not depend on M: a chunked prefill is bit for bit one run);
-//             otherwise (F32, F16, BF16, IQ4_NL, Q2_K, Q3_K, IQ4_XS; no VNNI; the Scalar backend) the Dot path.
+//             otherwise (IQ4_NL, Q2_K, Q3_K, IQ4_XS; no VNNI; the Scalar backend) the Dot path. F32, F16 and
+//             BF16, which have no 8-bit arithmetic, take the Dequant path.
 //             Opt-in: a prefill's outputs then move within the 8-bit bound of the activations, not by f32
 //             rounding. Never chosen by Auto.
 // Auto takes Dot up to kQuantDotMaxRows rows and Dequant above (figures at the constant in qmatmul.cc).

@@ -215,10 +215,11 @@ export interface CpuKernels {
    * (amax = the block's largest |x|), so |out − x·Wᵀ| ≤ Σ_blocks amax/254 · Σ|w| plus f32 rounding. An output
    * depends only on its row of x and its row of W (a sequence gets the same bits in a batch as alone).
    * path "dequant" (auto for M > 48: prefill): panels of W rows decoded to f32, then the f32 SGEMM (`backend`).
-   * path "int8" (opt-in, a prefill at llama.cpp's arithmetic): the dot path's 8-bit activations and error bound
+   * path "int8" (opt-in, a prefill with llama.cpp-style 8-bit activations): the dot path's 8-bit activations and error bound
    * for every M. For Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K on a CPU with AVX-512 VNNI (`int8GemmVnni`)
    * it runs the 8-bit GEMM (native/qgemm.h: W decoded once per call into a vpdpbusd layout), each output the bits
-   * of the scalar dot kernel ("scalar" backend: that kernel itself), whatever M is; otherwise the dot path.
+   * of the scalar dot kernel ("scalar" backend: that kernel itself), whatever M is; other block types, or no VNNI:
+   * the dot path; F32, F16 and BF16 (no 8-bit arithmetic): the dequant path. Bits for finite x.
    * Throws RangeError naming the argument on a wrong type, size or K.
    */
   quantMatmul(type: GgmlWeightType | number, blocks: Uint8Array, x: Float32Array, out: Float32Array, M: number, N: number, K: number, options?: QuantMatmulOptions): void;

@@ -4,7 +4,7 @@ export { LlamaModel, PREFILL_UBATCH_ROWS, type ForwardOptions, type ForwardResul
 export { Rope, ropeFrequencies, type RopeFrequencies } from "./model/rope.js";
 export { typescriptBackend, type ComputeBackend } from "./model/backend.js";
 export { matmulTransposedReference, logSoftmax, logProbability, argmax } from "./model/ops.js";
-export { randomWeights, tinyConfig, weightsFromMap } from "./model/random-model.js";
+export { randomBlockWeights, randomWeights, tinyConfig, weightsFromMap } from "./model/random-model.js";
 export { continueGreedy, generateGreedy, tokenLogProbs, type GreedyOptions } from "./generate.js";
 export { loadLanguageModel, defaultBackend, type LanguageModel, type LoadOptions } from "./language-model.js";
 export { openModel, type LoadedModel } from "./load.js";

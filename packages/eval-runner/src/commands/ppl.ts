@@ -2,7 +2,8 @@
  * `razorkv ppl --model <ref> --file <text file> [--max-tokens n] [--prefill-products f32|int8]`: mean next-token NLL
  * (nats per token) and perplexity of the file's first n tokens with the full cache, in one prefill. Prints one JSON
  * line on stdout: {"tokens", "nll", "ppl", "prefillProducts"}; nothing on stderr unless something fails. int8 takes
- * llama.cpp's arithmetic (8-bit activations; what llama-perplexity computes), f32 (default) transformers'.
+ * llama.cpp-style 8-bit activations (as llama.cpp's matrix products; not llama-perplexity's protocol, which scores
+ * the second half of n_ctx windows over an f16 cache), f32 (default) transformers' result within rounding.
  */
 import { readFile } from "node:fs/promises";
 import { Command, Option } from "commander";
@@ -18,7 +19,7 @@ export function pplCommand(): Command {
     // N tokens give N − 1 predictions: one token predicts nothing
     .addOption(new Option("--max-tokens <n>", "score the first n tokens (n − 1 predictions), n ≥ 2").argParser(positiveInteger("--max-tokens", 2)).default(1024))
     .addOption(
-      new Option("--prefill-products <kind>", "the prefill's arithmetic: f32 (transformers') or int8 (8-bit activations, llama.cpp's)")
+      new Option("--prefill-products <kind>", "the prefill's arithmetic: f32 (transformers') or int8 (llama.cpp-style 8-bit activations)")
         .argParser(oneOf<PrefillProducts>("--prefill-products", ["f32", "int8"]))
         .default("f32"),
     )

@@ -10,7 +10,7 @@
  * sliding-window layer is the model's own business: after every forward the pass drops what no later query of that
  * layer can attend (core's `trimToWindows`), so such a head holds the last min(N, W) positions (DESIGN §3).
  */
-import { KvCache, trimToWindows, type AttentionStatsRequest, type CacheLayout, type LayerAttentionStats } from "@razorkv/core";
+import { KvCache, RazorkvError, trimToWindows, type AttentionStatsRequest, type CacheLayout, type LayerAttentionStats } from "@razorkv/core";
 import { matmulWeight, matmulWeightsDot, typescriptBackend, weightRow, type ComputeBackend, type QuantPath } from "./backend.js";
 import { checkNoUnusedTensors } from "../formats/llama-tensors.js";
 import { addBias, addInPlace, gegluTanh, softcapInPlace } from "./ops.js";
@@ -89,11 +89,13 @@ export interface LlamaModelOptions {
    * The arithmetic of a prefill's products with quantized weights (the rows of multi-token segments):
    * - "f32" (default): W decoded to f32 panels and the f32 GEMM: transformers' float result within rounding (the
    *   parity tests' 1e-3).
-   * - "int8": llama.cpp's — each row of x quantized to 8 bits per block and integer dot products, as a decode step
-   *   already computes (kernels-cpu's "int8" path: an AVX-512 VNNI GEMM for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K,
-   *   Q5_K and Q6_K, about twice the f32 path's products on this project's machine). A prefill's logits then move within the 8-bit bound of the activations;
-   *   BENCHMARKS.md ("Prefill with 8-bit products") gives the NLL it costs. ForwardOptions.exactProducts still forces
-   *   f32. The TypeScript backend computes in f32 either way.
+   * - "int8": llama.cpp-style 8-bit activations — each row of x quantized to 8 bits per block and integer dot
+   *   products, as a decode step already computes (kernels-cpu's "int8" path: an AVX-512 VNNI GEMM for Q8_0, Q4_0,
+   *   Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K, about twice the f32 path's products on this project's machine; the
+   *   per-row dot kernels for the other block types, and on a CPU without VNNI). A prefill's logits then move
+   *   within the 8-bit bound of the activations; BENCHMARKS.md ("Prefill with 8-bit products") gives the NLL it
+   *   costs. F32, F16 and BF16 matrices stay f32. ForwardOptions.exactProducts still forces f32. Needs the native
+   *   backend (throws RazorkvError on the TypeScript one, which computes in f32 only).
    */
   readonly prefillProducts?: PrefillProducts;
 }
@@ -114,7 +116,9 @@ export class LlamaModel {
   private readonly windows: readonly (number | null)[];
   /** LlamaModelOptions.prefillChunkRows, or null for the default rule (see PREFILL_UBATCH_ROWS). */
   private readonly prefillChunkRows: number | null;
-  /** The quantized products' path for prefill rows: "dequant" (f32) or "int8" (LlamaModelOptions.prefillProducts). */
+  /** LlamaModelOptions.prefillProducts. */
+  readonly prefillProducts: PrefillProducts;
+  /** The quantized products' path for prefill rows: "dequant" (f32) or "int8". */
   private readonly prefillPath: QuantPath;
   /** Bytes of the weight matrices (the tied embedding once): what a forward's row buffers are weighed against. */
   private readonly weightBytes: number;
@@ -128,6 +132,12 @@ export class LlamaModel {
     this.prefillChunkRows = chunkRows ?? null;
     const products = options.prefillProducts ?? "f32";
     if (products !== "f32" && products !== "int8") throw new Error(`LlamaModel: prefillProducts must be "f32" or "int8", got ${JSON.stringify(products)}`);
+    // the TypeScript reference multiplies in f32 whatever it is asked: an int8 model on it would be an f32 model
+    // under an int8 label (and an int8 row key)
+    if (products === "int8" && !backend.quantMatmul) {
+      throw new RazorkvError(`LlamaModel: prefillProducts "int8" needs the native kernels (kernels-cpu); the ${backend.name} backend multiplies in f32`);
+    }
+    this.prefillProducts = products;
     this.prefillPath = products === "int8" ? "int8" : "dequant";
     // a tensor the pass would not read means a model we do not implement, not a harmless extra
     if (weights.tensorNames) checkNoUnusedTensors(weights.source ?? "model", c, weights.tensorNames());
