@@ -52,7 +52,8 @@ export function runCommand(): Command {
       await checkPolicies(manifest);
       if (opts.dryRun) {
         for (const modelRef of manifest.models) {
-          const lm = await loadLanguageModel(modelRef);
+          // the sweep's own model: an int8 manifest on a machine without the native kernels is refused here too
+          const lm = await loadLanguageModel(modelRef, { model: { prefillProducts: manifest.prefillProducts } });
           // a shard's plan is its own share of the units, as the run assigns them
           const all = modelUnits(manifest, modelRef, lm);
           const inShard = unitsInShard(all, shard);
