@@ -247,6 +247,25 @@ RAZORKV_VNNI512 void packPanel32T(const uint8_t* w, size_t rowBytes, int N, int 
 }
 
 /**
+ * part[r][c] = Σ over k-groups [g0, g1) of group c's q (one W row per lane) × row r's 4 activation bytes there
+ * (xq[r]: the row's block of int8 qs): two loads of W and 2R vpdpbusd per k-group.
+ */
+template <int R>
+RAZORKV_VNNI512 inline void dotGroups(__m512i (&part)[R][kPanelGroups], const uint8_t (*q0)[kLanes][4], const uint8_t (*q1)[kLanes][4],
+                                      const int8_t* const (&xq)[R], int g0, int g1) {
+  for (int r = 0; r < R; r++) part[r][0] = part[r][1] = _mm512_setzero_si512();
+  for (int g = g0; g < g1; g++) {
+    const __m512i w0 = _mm512_load_si512(q0[g]);
+    const __m512i w1 = _mm512_load_si512(q1[g]);
+    for (int r = 0; r < R; r++) {
+      const __m512i a = broadcastDword(xq[r] + 4 * g);
+      part[r][0] = _mm512_dpbusd_epi32(part[r][0], w0, a);
+      part[r][1] = _mm512_dpbusd_epi32(part[r][1], w1, a);
+    }
+  }
+}
+
+/**
  * tileVnni for the 32-element types: per block of 32 k and (row, group), the integer sum of 8 vpdpbusd and the
  * scalar kernel's epilogue (dotQ8_0Scalar …), fused as there —
  *   Q8_0        sum = fma(d·dx, isum − 128·Σqx, sum)            (asum: Σqx per row and block)
@@ -262,17 +281,10 @@ RAZORKV_VNNI512 void tileVnni32(const PackedB32* panel, int nb, const uint8_t* a
   for (int b = 0; b < nb; b++) {
     const PackedB32& w0 = panel[kPanelGroups * b];
     const PackedB32& w1 = panel[kPanelGroups * b + 1];
+    const int8_t* xq[R];
+    for (int r = 0; r < R; r++) xq[r] = x[r][b].qs;
     __m512i part[R][kPanelGroups];
-    for (int r = 0; r < R; r++) part[r][0] = part[r][1] = _mm512_setzero_si512();
-    for (int g = 0; g < 8; g++) {
-      const __m512i q0 = _mm512_load_si512(w0.q[g]);
-      const __m512i q1 = _mm512_load_si512(w1.q[g]);
-      for (int r = 0; r < R; r++) {
-        const __m512i a = broadcastDword(x[r][b].qs + 4 * g);
-        part[r][0] = _mm512_dpbusd_epi32(part[r][0], q0, a);
-        part[r][1] = _mm512_dpbusd_epi32(part[r][1], q1, a);
-      }
-    }
+    dotGroups<R>(part, w0.q, w1.q, xq, 0, 8);
     const __m512 d[2] = {_mm512_load_ps(w0.d), _mm512_load_ps(w1.d)};
     for (int r = 0; r < R; r++) {
       const __m512 dx = _mm512_set1_ps(x[r][b].d);
@@ -314,18 +326,11 @@ RAZORKV_VNNI512 void tileVnni(const PackedK* panel, int nb, const uint8_t* act, 
     const PackedK& w1 = panel[kPanelGroups * b + 1];
     __m512i isum[R][kPanelGroups];
     for (int r = 0; r < R; r++) isum[r][0] = isum[r][1] = _mm512_setzero_si512();
+    const int8_t* xq[R];
+    for (int r = 0; r < R; r++) xq[r] = x[r][b].qs;
     for (int s = 0; s < subs; s++) {
       __m512i part[R][kPanelGroups];
-      for (int r = 0; r < R; r++) part[r][0] = part[r][1] = _mm512_setzero_si512();
-      for (int g = s * groupsPerSub; g < (s + 1) * groupsPerSub; g++) {
-        const __m512i q0 = _mm512_load_si512(w0.q[g]);
-        const __m512i q1 = _mm512_load_si512(w1.q[g]);
-        for (int r = 0; r < R; r++) {
-          const __m512i a = broadcastDword(x[r][b].qs + 4 * g);
-          part[r][0] = _mm512_dpbusd_epi32(part[r][0], q0, a);
-          part[r][1] = _mm512_dpbusd_epi32(part[r][1], q1, a);
-        }
-      }
+      dotGroups<R>(part, w0.q, w1.q, xq, s * groupsPerSub, (s + 1) * groupsPerSub);
       const __m512i sc0 = _mm512_load_si512(w0.scales[s]);
       const __m512i sc1 = _mm512_load_si512(w1.scales[s]);
       for (int r = 0; r < R; r++) {
