@@ -9,7 +9,7 @@ import { registerMissing, SHARED_DIR } from "@razorkv/core/testing";
 import { resolveModelRef } from "@razorkv/model-zoo";
 import { userArgs } from "./commands/parse.js";
 import { checkOwnFolder, folderExperiment } from "./commands/run.js";
-import { checkChromium, checkMemory, checkNode, formatCheck, sampleBytes } from "./commands/doctor.js";
+import { checkChromium, checkMemory, checkNode, checkPrefillProducts, formatCheck, sampleBytes } from "./commands/doctor.js";
 
 const cli = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
 const repo = fileURLToPath(new URL("../../../", import.meta.url));
@@ -211,6 +211,14 @@ describe("razorkv doctor", () => {
     expect(formatCheck(checkChromium("/no/chromium"))).toMatch(/^warn    chromium: no \/no\/chromium.* — fix: sudo apt-get install chromium/);
     expect(checkMemory(2 * 1024 ** 3, 1024 ** 3, "x").level).toBe("problem");
     expect(checkMemory(1024 ** 3, 2 * 1024 ** 3, "x").level).toBe("ok");
+  });
+
+  it("a manifest asking for int8 prefills: a problem without the native kernels, a warning without AVX-512 VNNI", () => {
+    const kernels = (native: { int8GemmVnni(): boolean } | null) =>
+      ({ loadKernels: () => native, kernelsUnavailableReason: () => "off", kernelsDisabledByEnv: () => true }) as unknown as Parameters<typeof checkPrefillProducts>[0];
+    expect(formatCheck(checkPrefillProducts(kernels(null)))).toMatch(/^PROBLEM int8 prefill: the manifest asks for prefillProducts: int8, which needs the native kernels/);
+    expect(formatCheck(checkPrefillProducts(kernels({ int8GemmVnni: () => false })))).toMatch(/^warn    int8 prefill: no AVX-512 VNNI on this CPU/);
+    expect(formatCheck(checkPrefillProducts(kernels({ int8GemmVnni: () => true })))).toBe("ok      int8 prefill: 8-bit GEMM on AVX-512 VNNI");
   });
 
   it("counts the full cache, each cell's copy at its budget, and the prefill's activations", () => {

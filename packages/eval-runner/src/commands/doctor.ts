@@ -4,7 +4,8 @@
  *   `warn    <check>: <what is missing> — fix: <command>`      (optional: slower, or a test that skips)
  *   `PROBLEM <check>: <what is missing> — fix: <command>`      (required: runs would fail)
  * Checks: the Node version, the native CPU kernels and their GEMM, the model in the local hub cache, chromium for
- * the report's browser test, and, given a manifest, the memory its largest sample needs against what is available.
+ * the report's browser test, and, given a manifest, the memory its largest sample needs against what is available
+ * and, when it asks for prefillProducts: int8, whether the 8-bit GEMM runs here.
  * Exit status 1 when a required check fails, else 0. Loads nothing but the model (and only for the memory check).
  */
 import { existsSync, statSync } from "node:fs";
@@ -49,7 +50,7 @@ export function checkNode(version = process.versions.node): Check {
 
 /** What kernels-cpu exports that the doctor reads (model-zoo depends on it; eval-runner reaches it through there). */
 interface KernelsModule {
-  loadKernels(): { name: string; gemmBackend(): string; gemmBackends(): string[]; simd(): string; threads(): number } | null;
+  loadKernels(): { name: string; gemmBackend(): string; gemmBackends(): string[]; simd(): string; threads(): number; int8GemmVnni(): boolean } | null;
   kernelsUnavailableReason(): string | null;
   kernelsDisabledByEnv(): boolean;
 }
@@ -81,6 +82,21 @@ export function checkKernels(k: KernelsModule): Check[] {
     });
   }
   return checks;
+}
+
+/**
+ * A manifest asking for 8-bit prefill products (prefillProducts: int8): they need the native kernels (a run is
+ * refused without them), and they are fast only where the 8-bit GEMM runs (AVX-512 VNNI; elsewhere the per-row dot
+ * kernels, slower than the f32 prefill on long prompts).
+ */
+export function checkPrefillProducts(k: KernelsModule): Check {
+  const native = k.loadKernels();
+  if (native === null) {
+    return { name: "int8 prefill", level: "problem", detail: "the manifest asks for prefillProducts: int8, which needs the native kernels (they are not loaded)", fix: "the native kernels' fix above, or prefillProducts: f32" };
+  }
+  return native.int8GemmVnni()
+    ? { name: "int8 prefill", level: "ok", detail: "8-bit GEMM on AVX-512 VNNI" }
+    : { name: "int8 prefill", level: "warn", detail: "no AVX-512 VNNI on this CPU: 8-bit prefills run the per-row dot kernels, slower than f32 on long prompts", fix: "prefillProducts: f32, or a CPU with AVX-512 VNNI" };
 }
 
 /** Where the model is, or how to get it: ../shared/bin/seed-hf-cache when the repository has one beside it. */
@@ -150,8 +166,10 @@ async function checkManifestMemory(path: string, lm: LanguageModel): Promise<Che
 export async function doctorChecks(manifestPath: string | undefined, model: string): Promise<Check[]> {
   const root = findWorkspaceRoot(process.cwd());
   const checks: Check[] = [checkNode()];
-  checks.push(...checkKernels(await importKernels()));
+  const kernels = await importKernels();
+  checks.push(...checkKernels(kernels));
   const manifest = manifestPath === undefined ? undefined : loadManifest(manifestPath);
+  if (manifest?.prefillProducts === "int8") checks.push(checkPrefillProducts(kernels));
   const modelToCheck = manifest?.models[0] ?? model;
   const { check, path } = await checkModel(modelToCheck, root);
   checks.push(check, checkChromium());

@@ -65,7 +65,7 @@ export function runCommand(): Command {
           process.stdout.write(
             `${share}${manifest.name} on ${modelRef}: ${e.samples} samples × ${e.cells} cells = ${e.samples * e.cells} result rows; ` +
               `${e.prefillTokens} prefill tokens, ${e.decodeSteps} answer tokens per cell at most; estimated ${formatDuration(e.seconds * 1000)} at most ` +
-              `(${opts.sharePrefill ? "shared prefill" : "prefill per cell"}, backend ${lm.model.backend.name})\n`,
+              `(${opts.sharePrefill ? "shared prefill" : "prefill per cell"}, ${manifest.prefillProducts} prefill products, backend ${lm.model.backend.name})\n`,
           );
           const infeasible = findInfeasible(lm, units, await sweepCells(manifest, modelRef));
           const rows = infeasible.reduce((n, c) => n + c.samples, 0);
