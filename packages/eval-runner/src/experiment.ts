@@ -69,6 +69,7 @@ export interface Unit {
  * time, infeasible rows, whole predictions, documents tokenized as data. 3: weights stay in their file's type, and a
  * generation step multiplies them with 8-bit activations (#19), so a greedy answer can fork after a near-tie
  * (teacher-forced NLLs keep the f32 products); a cell's key holds the digest of its policy's prepared artefact.
+ * The row field prefillProducts came without a bump: every older row was prefilled in f32 and reads as such.
  */
 export const ROW_VERSION = 3;
 

@@ -74,5 +74,8 @@ describe("rerunning an edited manifest (real model)", () => {
     expect(int8.map((r) => r.key).filter((k) => after.some((a) => a.key === k))).toEqual([]);
     expect(jsonl("edited").map((r) => r.key).sort()).toEqual(int8.map((r) => r.key).sort());
     expect(int8.every((r) => r.status === "ok")).toBe(true);
+    // and every row says so, in results.csv as in the report's raw table: an int8 row cannot pass for an f32 one
+    expect(int8.map((r) => r.prefillProducts)).toEqual(int8.map(() => "int8"));
+    expect(after.map((r) => r.prefillProducts)).toEqual(after.map(() => "f32"));
   }, 600_000);
 });

@@ -47,7 +47,9 @@ export class ResultsStore {
           throw new RazorkvError(`${store.jsonlPath}:${i + 1}: not a JSON result row; move the file away to start over`);
         }
         // a row of an older harness has no key: nothing can match it, so it is recomputed and left out of the csv
-        if (typeof row.key === "string") store.done.set(row.key, row);
+        if (typeof row.key !== "string") return;
+        // a row from before prefillProducts existed was prefilled in f32 (and keyed as f32 rows still are)
+        store.done.set(row.key, row.prefillProducts === undefined ? { ...row, prefillProducts: "f32" } : row);
       });
     }
     return store;

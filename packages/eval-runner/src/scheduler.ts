@@ -107,7 +107,7 @@ export function runSample(ctx: SampleContext, sample: Sample, cells: readonly Ke
   const where = (cell: Cell) => `${ctx.task} sample ${sample.id}, cell ${cell.id}`;
   const identity = ({ cell, key }: KeyedCell) => ({
     experiment: ctx.experiment, key, model: ctx.modelRef, modelDigest: ctx.modelDigest, task: ctx.task, sampleId: sample.id,
-    mode: ctx.mode, protocol: ctx.protocol, targetLength: sample.contextLength, promptTokens, depth: sample.depth ?? null,
+    mode: ctx.mode, protocol: ctx.protocol, prefillProducts: ctx.model.prefillProducts, targetLength: sample.contextLength, promptTokens, depth: sample.depth ?? null,
     policy: cell.policy.name, policyParams: cell.params, policyLabel: cell.label, cell: cell.id, metric: target.metric,
   });
   const infeasible = (c: KeyedCell, budgetNominal: number, reason: string): InfeasibleRow => ({

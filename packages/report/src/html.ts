@@ -278,6 +278,7 @@ function rawTable(rows: readonly ResultRow[]): TableData {
     { key: "model", label: "model", numeric: false },
     { key: "mode", label: "mode", numeric: false },
     { key: "protocol", label: "answer protocol", numeric: false },
+    { key: "prefillProducts", label: "prefill products", numeric: false },
   ] as const;
   return {
     columns,

@@ -118,6 +118,15 @@ describe("loadResults", () => {
     expectInputError(() => parseResultsJsonl(line(noAnswer), file), /:1: field "budgetAnswer": expected a finite number, found nothing/);
     expectInputError(() => parseResultsJsonl(line({ ...ok, protocol: "evict" }), file), /:1: field "protocol": expected "append" or "hold-budget", found "evict"/);
     expectInputError(() => parseResultsJsonl(line({ ...bad, key: 7 }), file), /:1: field "key": expected a string, found 7/);
+    expectInputError(() => parseResultsJsonl(line({ ...ok, prefillProducts: "fp8" }), file), /:1: field "prefillProducts": expected "f32" or "int8", found "fp8"/);
+  });
+
+  it("reads a row from before prefillProducts existed as an f32 row, and keeps an int8 row's", () => {
+    const ok = fixtureRows().find((r) => r.status === "ok")!;
+    const { prefillProducts: _, ...before } = ok;
+    const file = "/r/results.jsonl";
+    expect(parseResultsJsonl(`${JSON.stringify(before)}\n`, file)[0].prefillProducts).toBe("f32");
+    expect(parseResultsJsonl(`${JSON.stringify({ ...ok, prefillProducts: "int8" })}\n`, file)[0].prefillProducts).toBe("int8");
   });
 
   it("names summary.json and head-selection files that are not what they should be", () => {

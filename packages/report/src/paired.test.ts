@@ -9,7 +9,7 @@ import { newcombePairedInterval } from "./stats.js";
 function row(policyLabel: string, budgetNominal: number, sample: number, score: number | "infeasible", task = "passkey", metric = "contains"): ResultRow {
   const identity = {
     experiment: "t", key: `${policyLabel}/${budgetNominal}/${sample}`, model: "m", modelDigest: "d", task, sampleId: `s${sample}`,
-    mode: "query-agnostic" as const, protocol: "append" as const, targetLength: 100, promptTokens: 110, depth: null, policy: policyLabel,
+    mode: "query-agnostic" as const, protocol: "append" as const, prefillProducts: "f32" as const, targetLength: 100, promptTokens: 110, depth: null, policy: policyLabel,
     policyParams: "{}", policyLabel, cell: `${policyLabel}@${budgetNominal}`, budgetNominal, metric,
   };
   if (score === "infeasible") return { ...identity, status: "infeasible", reason: `s${sample}: cannot` };

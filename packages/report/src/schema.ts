@@ -33,6 +33,14 @@ export function lowerIsBetter(metric: string): boolean {
 export type AnswerProtocol = "append" | "hold-budget";
 export const ANSWER_PROTOCOLS: readonly AnswerProtocol[] = ["append", "hold-budget"];
 
+/**
+ * The arithmetic of a row's prefill products with quantized weights (the manifest's prefillProducts): "f32"
+ * (transformers' result within rounding) or "int8" (llama.cpp-style 8-bit activations). A row written before the
+ * field existed was f32, and reads as such.
+ */
+export type PrefillProducts = "f32" | "int8";
+export const PREFILL_PRODUCTS: readonly PrefillProducts[] = ["f32", "int8"];
+
 /** What identifies a row and the cell it belongs to, whether or not it could be scored. */
 interface RowIdentity {
   readonly experiment: string;
@@ -49,6 +57,7 @@ interface RowIdentity {
   readonly sampleId: string;
   readonly mode: Mode;
   readonly protocol: AnswerProtocol;
+  readonly prefillProducts: PrefillProducts;
   /** Context length the task aimed at, and the tokens the prompt really had (context + query). */
   readonly targetLength: number;
   readonly promptTokens: number;
@@ -112,7 +121,7 @@ export function isScored(row: ResultRow): row is ScoredRow {
 
 /** Every column results.csv has, in order: the deterministic fields (timings live in results.jsonl only). */
 export const RESULT_COLUMNS = [
-  "experiment", "key", "model", "modelDigest", "task", "sampleId", "mode", "protocol", "targetLength", "promptTokens",
+  "experiment", "key", "model", "modelDigest", "task", "sampleId", "mode", "protocol", "prefillProducts", "targetLength", "promptTokens",
   "prefillTokens", "depth", "policy", "policyParams", "policyLabel", "cell", "status", "reason", "budgetNominal",
   "budgetRealized", "budgetAnswer", "budgetEnd", "kvBytes", "kvBytesAnswer", "kvBytesEnd", "kvBytesFull", "metric",
   "score", "prediction", "decodeTokens",

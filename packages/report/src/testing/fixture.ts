@@ -128,6 +128,7 @@ export function fixtureRows(seed = 7): ResultRow[] {
           sampleId: s.sampleId,
           mode,
           protocol: "append" as const,
+          prefillProducts: "f32" as const,
           targetLength: s.targetLength,
           promptTokens,
           depth: s.depth,
