@@ -56,14 +56,14 @@ describe("manifest validation", () => {
   it("one prefill arithmetic for the sweep: f32 by default, int8 when asked, nothing else", () => {
     expect(parseManifest(good, "m.yaml", dir).prefillProducts).toBe("f32");
     expect(parseManifest(good.replace("seed: 1", "seed: 1\nprefillProducts: int8"), "m.yaml", dir).prefillProducts).toBe("int8");
-    expect(errorOf(good.replace("seed: 1", "seed: 1\nprefillProducts: fp8"))).toMatch(/m\.yaml:3: prefillProducts: expected one of "f32", "int8"$/);
+    expect(errorOf(good.replace("seed: 1", "seed: 1\nprefillProducts: fp8"))).toMatch(/m\.yaml:3: prefillProducts: expected one of "f32", "int8", got "fp8"$/);
   });
 
   it("one answer protocol for every cell: append by default, hold-budget when asked, nothing else", () => {
     expect(parseManifest(good, "m.yaml", dir).answerProtocol).toBe("append");
     expect(parseManifest(good.replace("seed: 1", "seed: 1\nanswerProtocol: hold-budget"), "m.yaml", dir).answerProtocol).toBe("hold-budget");
     expect(errorOf(good.replace("seed: 1", "seed: 1\nanswerProtocol: evict-some"))).toMatch(
-      /m\.yaml:3: answerProtocol: expected one of "append", "hold-budget"$/,
+      /m\.yaml:3: answerProtocol: expected one of "append", "hold-budget", got "evict-some"$/,
     );
   });
 

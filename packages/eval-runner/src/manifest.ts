@@ -127,7 +127,7 @@ export function parseManifest(text: string, path: string, cwd = process.cwd()): 
   const parsed = manifestSchema.safeParse(doc.toJS());
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new RazorkvError(`${at(issue.path)}: ${describeIssue(issue)}`);
+    throw new RazorkvError(`${at(issue.path)}: ${describeIssue(issue, valueAt(doc.toJS(), issue.path))}`);
   }
   const m = parsed.data;
   const defaultBudgets = m.budgets.map((b, i) => parseBudget(b, at(["budgets", i])));
@@ -190,12 +190,19 @@ function formatPath(path: readonly PropertyKey[]): string {
   return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join("");
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+/** The value at `path` in the manifest as parsed (what an issue was about), or undefined. */
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v = root;
+  for (const key of path) v = v !== null && typeof v === "object" ? (v as Record<PropertyKey, unknown>)[key] : undefined;
+  return v;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, given: unknown): string {
   switch (issue.code) {
     case "unrecognized_keys":
       return `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`;
     case "invalid_value":
-      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, got ${given === undefined ? "nothing" : JSON.stringify(given)}`;
     case "invalid_union": {
       // a budget: say what the forms are, and the most specific reason
       const inner = issue.errors.flat().find((e) => e.code === "too_small" || e.code === "too_big");
