@@ -2,15 +2,14 @@
 #include "qgemm.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "qdot.h"
+#include "scratch.h"
 #include "threadpool.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -378,41 +377,35 @@ void withRows(int rows, F f) {
   }
 }
 
-/** A 64-byte-aligned per-thread buffer (a packed panel), grown on demand and kept for the thread's life. */
-struct Scratch {
-  void* data = nullptr;
-  size_t capacity = 0;
-  ~Scratch() { std::free(data); }
-  template <typename T>
-  T* get(size_t count) {
-    const size_t bytes = count * sizeof(T);
-    if (bytes > capacity) {
-      std::free(data);
-      data = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-      capacity = data ? bytes : 0;
-      if (!data) throw std::bad_alloc();
-    }
-    return static_cast<T*>(data);
-  }
-};
-thread_local Scratch t_packed;
+thread_local Scratch t_packed;  // a thread's packed panel
 
-/** The VNNI path for the K-quants (x: BlockQ8_K rows). Threads take panels of 32 rows of W. */
-void gemmK(GgmlType type, const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStride, float* out, int M, int N, int nb, int threads) {
+/**
+ * The driver both families share: threads take panels of 32 rows of W; each packs its panel into its scratch
+ * (pack(n0, panel)) and sweeps all M rows of x over it, kTileRows at a time (tile(R, panel, m, cols), R a
+ * std::integral_constant). Packed is PackedK or PackedB32, nb its blocks per row.
+ */
+template <typename Packed, typename Pack, typename Tile>
+void runPanels(int M, int N, int nb, int threads, Pack pack, Tile tile) {
   const int panels = (N + kPanelRows - 1) / kPanelRows;
   parallelFor(panels, threads, [&](int c, int) {
     const int n0 = c * kPanelRows, cols = std::min(kPanelRows, N - n0);
-    PackedK* panel = t_packed.get<PackedK>(static_cast<size_t>(kPanelGroups) * nb);
-    packPanelVnni(type, w, rowBytes, N, n0, nb, panel);
+    Packed* panel = static_cast<Packed*>(t_packed.get(sizeof(Packed) * kPanelGroups * static_cast<size_t>(nb)));
+    pack(n0, panel);
     for (int m = 0; m < M; m += kTileRows) {
-      float* o = out + static_cast<size_t>(m) * N + n0;
-      const uint8_t* a = act + m * actStride;
-      withRows(std::min(kTileRows, M - m), [&](auto R) {
-        if (type == GgmlType::Q6_K) tileVnni<decltype(R)::value, true>(panel, nb, a, actStride, o, N, cols);
-        else tileVnni<decltype(R)::value, false>(panel, nb, a, actStride, o, N, cols);
-      });
+      withRows(std::min(kTileRows, M - m), [&](auto R) { tile(R, panel, m, n0, cols); });
     }
   });
+}
+
+/** The VNNI path for the K-quants (x: BlockQ8_K rows). */
+void gemmK(GgmlType type, const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStride, float* out, int M, int N, int nb, int threads) {
+  runPanels<PackedK>(
+      M, N, nb, threads, [&](int n0, PackedK* panel) { packPanelVnni(type, w, rowBytes, N, n0, nb, panel); },
+      [&](auto R, const PackedK* panel, int m, int n0, int cols) {
+        float* o = out + static_cast<size_t>(m) * N + n0;
+        if (type == GgmlType::Q6_K) tileVnni<decltype(R)::value, true>(panel, nb, act + m * actStride, actStride, o, N, cols);
+        else tileVnni<decltype(R)::value, false>(panel, nb, act + m * actStride, actStride, o, N, cols);
+      });
 }
 
 /** The VNNI path for one 32-element type (x: BlockQ8x32 rows); Q8_0 first sums each row's qx per block. */
@@ -430,18 +423,12 @@ void gemm32(const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStr
       }
     }
   }
-  const int panels = (N + kPanelRows - 1) / kPanelRows;
-  parallelFor(panels, threads, [&](int c, int) {
-    const int n0 = c * kPanelRows, cols = std::min(kPanelRows, N - n0);
-    PackedB32* panel = t_packed.get<PackedB32>(static_cast<size_t>(kPanelGroups) * nb);
-    packPanel32T<T>(w, rowBytes, N, n0, nb, panel);
-    for (int m = 0; m < M; m += kTileRows) {
-      float* o = out + static_cast<size_t>(m) * N + n0;
-      const uint8_t* a = act + m * actStride;
-      const int32_t* s = asum.empty() ? nullptr : asum.data() + static_cast<size_t>(m) * nb;
-      withRows(std::min(kTileRows, M - m), [&](auto R) { tileVnni32<decltype(R)::value, T>(panel, nb, a, actStride, s, o, N, cols); });
-    }
-  });
+  runPanels<PackedB32>(
+      M, N, nb, threads, [&](int n0, PackedB32* panel) { packPanel32T<T>(w, rowBytes, N, n0, nb, panel); },
+      [&](auto R, const PackedB32* panel, int m, int n0, int cols) {
+        const int32_t* s = asum.empty() ? nullptr : asum.data() + static_cast<size_t>(m) * nb;
+        tileVnni32<decltype(R)::value, T>(panel, nb, act + m * actStride, actStride, s, out + static_cast<size_t>(m) * N + n0, N, cols);
+      });
 }
 
 #pragma GCC diagnostic pop
@@ -470,12 +457,12 @@ bool int8GemmVnni() {
 #endif
 }
 
-void int8Gemm(GgmlType type, const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStride, float* out, int M, int N, int K) {
+void int8Gemm(GgmlType type, const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStride, float* out, int M, int N, int K,
+              int threads) {
   if (!int8GemmVnni()) throw std::logic_error("int8Gemm: this CPU has no AVX-512 VNNI (callers check int8GemmVnni() first)");
   if (M <= 0 || N <= 0) return;
 #ifdef RAZORKV_INT8GEMM_VNNI
   const int nb = K / ggmlTypeInfo(type).blockSize;
-  const int threads = static_cast<double>(M) * N * K < (1 << 15) ? 1 : kernelThreads();
   switch (type) {
     case GgmlType::Q8_0: return gemm32<GgmlType::Q8_0>(w, rowBytes, act, actStride, out, M, N, nb, threads);
     case GgmlType::Q4_0: return gemm32<GgmlType::Q4_0>(w, rowBytes, act, actStride, out, M, N, nb, threads);

@@ -34,8 +34,10 @@ bool int8GemmVnni();
 /**
  * out[m · N + n] = Σ_k W[n, k] · x_m[k] for W [N × K] as blocks of `type` (int8GemmSupports; rowBytes per row) and
  * act: M rows of x in activationFormat(type), row m at act + m · actStride. K must be a positive multiple of the
- * type's block (checked by the caller). Threads split N. Throws std::logic_error unless int8GemmVnni().
+ * type's block (checked by the caller). Up to `threads` threads split N (the caller's threadsFor the call's work).
+ * Throws std::logic_error unless int8GemmVnni().
  */
-void int8Gemm(GgmlType type, const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStride, float* out, int M, int N, int K);
+void int8Gemm(GgmlType type, const uint8_t* w, size_t rowBytes, const uint8_t* act, size_t actStride, float* out, int M, int N, int K,
+              int threads);
 
 }  // namespace razorkv

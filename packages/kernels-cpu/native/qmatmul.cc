@@ -3,15 +3,14 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "qdot.h"
 #include "qgemm.h"
+#include "scratch.h"
 #include "threadpool.h"
 
 #ifndef RAZORKV_PREFETCH_BYTES
@@ -49,24 +48,6 @@ constexpr int kDequantRowwiseMaxRows = 4;
 // The rows of quantized x a Dot chunk sweeps per weight row are cut into tiles of about this many bytes (in L2).
 constexpr size_t kActivationTileBytes = 256 << 10;
 
-/** A 64-byte-aligned scratch buffer, grown on demand and kept for the owner's life. */
-struct Scratch {
-  void* data = nullptr;
-  size_t capacity = 0;
-  ~Scratch() { std::free(data); }
-  void* get(size_t bytes) {
-    if (bytes > capacity) {
-      std::free(data);
-      capacity = (bytes + 63) / 64 * 64;
-      data = std::aligned_alloc(64, capacity);
-      if (!data) {
-        capacity = 0;
-        throw std::bad_alloc();
-      }
-    }
-    return data;
-  }
-};
 thread_local Scratch t_activations, t_panel;
 
 // While a weight row is computed, the row about kPrefetchBytes ahead is requested from memory. One core's hardware
@@ -249,8 +230,9 @@ void quantMatmul(GgmlType type, const uint8_t* w, const float* x, float* out, in
     const ActivationFormat format = activationFormat(type);
     const size_t actBytes = activationRowBytes(format, K);
     uint8_t* act = static_cast<uint8_t*>(t_activations.get(actBytes * M));
-    quantizeActivations(format, x, act, actBytes, M, K, threadsFor(static_cast<double>(M) * N * K), simd);
-    int8Gemm(type, w, rowBytes, act, actBytes, out, M, N, K);
+    const int threads = threadsFor(static_cast<double>(M) * N * K);
+    quantizeActivations(format, x, act, actBytes, M, K, threads, simd);
+    int8Gemm(type, w, rowBytes, act, actBytes, out, M, N, K, threads);
   } else if (path == QuantPath::Dot || path == QuantPath::Int8) {
     const QuantMatmulOperand operand{type, w, out, N};
     matmulDotMany(&operand, 1, x, M, K, simd);
