@@ -10,7 +10,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { join } from "node:path";
 import { stringify } from "csv-stringify/sync";
 import { RazorkvError } from "@razorkv/core";
-import { RESULT_COLUMNS, summarizeRows, type ResultRow, type Summary } from "@razorkv/report";
+import { RESULT_COLUMNS, summarizeRows, withPrefillProducts, type ResultRow, type Summary } from "@razorkv/report";
 
 export class ResultsStore {
   readonly dir: string;
@@ -49,7 +49,7 @@ export class ResultsStore {
         // a row of an older harness has no key: nothing can match it, so it is recomputed and left out of the csv
         if (typeof row.key !== "string") return;
         // a row from before prefillProducts existed was prefilled in f32 (and keyed as f32 rows still are)
-        store.done.set(row.key, row.prefillProducts === undefined ? { ...row, prefillProducts: "f32" } : row);
+        store.done.set(row.key, withPrefillProducts(row));
       });
     }
     return store;

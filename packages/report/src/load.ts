@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ANSWER_PROTOCOLS, HEAD_SELECTION_FORMAT, PREFILL_PRODUCTS, type AnswerProtocol, type HeadSelection, type PrefillProducts, type InfeasibleCell, type ResultRow, type Summary, type SummaryCell,
+  ANSWER_PROTOCOLS, HEAD_SELECTION_FORMAT, PREFILL_PRODUCTS, withPrefillProducts, type AnswerProtocol, type HeadSelection, type PrefillProducts, type InfeasibleCell, type ResultRow, type Summary, type SummaryCell,
 } from "./schema.js";
 import { summarizeRows } from "./summarize.js";
 
@@ -87,9 +87,9 @@ export function parseResultRow(value: unknown, where: string): ResultRow {
   if (v.mode !== "query-agnostic" && v.mode !== "query-aware") fail("mode", `"query-agnostic" or "query-aware"`);
   if (!ANSWER_PROTOCOLS.includes(v.protocol as AnswerProtocol)) fail("protocol", ANSWER_PROTOCOLS.map((p) => `"${p}"`).join(" or "));
   // a row from before the field existed was prefilled in f32 (its key is the same: the field enters keys only as int8)
-  if (v.prefillProducts === undefined) return { ...v, prefillProducts: "f32" } as unknown as ResultRow;
-  if (!PREFILL_PRODUCTS.includes(v.prefillProducts as PrefillProducts)) fail("prefillProducts", PREFILL_PRODUCTS.map((p) => `"${p}"`).join(" or "));
-  return value as ResultRow;
+  const row = withPrefillProducts(v);
+  if (!PREFILL_PRODUCTS.includes(row.prefillProducts as PrefillProducts)) fail("prefillProducts", PREFILL_PRODUCTS.map((p) => `"${p}"`).join(" or "));
+  return row as unknown as ResultRow;
 }
 
 /** Parses results.jsonl text; blank lines are skipped, anything else must be one valid row. */

@@ -41,6 +41,11 @@ export const ANSWER_PROTOCOLS: readonly AnswerProtocol[] = ["append", "hold-budg
 export type PrefillProducts = "f32" | "int8";
 export const PREFILL_PRODUCTS: readonly PrefillProducts[] = ["f32", "int8"];
 
+/** A stored row as the current schema reads it: one from before prefillProducts existed gets "f32". */
+export function withPrefillProducts<R extends object>(row: R): R & { prefillProducts: unknown } {
+  return "prefillProducts" in row && row.prefillProducts !== undefined ? (row as R & { prefillProducts: unknown }) : { ...row, prefillProducts: "f32" };
+}
+
 /** What identifies a row and the cell it belongs to, whether or not it could be scored. */
 interface RowIdentity {
   readonly experiment: string;

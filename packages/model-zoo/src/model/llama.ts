@@ -118,8 +118,6 @@ export class LlamaModel {
   private readonly prefillChunkRows: number | null;
   /** LlamaModelOptions.prefillProducts. */
   readonly prefillProducts: PrefillProducts;
-  /** The quantized products' path for prefill rows: "dequant" (f32) or "int8". */
-  private readonly prefillPath: QuantPath;
   /** Bytes of the weight matrices (the tied embedding once): what a forward's row buffers are weighed against. */
   private readonly weightBytes: number;
 
@@ -138,7 +136,6 @@ export class LlamaModel {
       throw new RazorkvError(`LlamaModel: prefillProducts "int8" needs the native kernels (kernels-cpu); the ${backend.name} backend multiplies in f32`);
     }
     this.prefillProducts = products;
-    this.prefillPath = products === "int8" ? "int8" : "dequant";
     // a tensor the pass would not read means a model we do not implement, not a harmless extra
     if (weights.tensorNames) checkNoUnusedTensors(weights.source ?? "model", c, weights.tensorNames());
     this.config = c;
@@ -359,7 +356,8 @@ export class LlamaModel {
     // rows [0, P) belong to multi-token segments, [P, T) to single-token ones
     const P = options.exactProducts ? T : layout.reduce((n, s) => n + (s.tokens.length > 1 ? s.tokens.length : 0), 0);
     const backend = this.backend;
-    const prefillPath = options.exactProducts ? "dequant" : this.prefillPath;
+    // the quantized products' path for prefill rows
+    const prefillPath: QuantPath = this.prefillProducts === "int8" && !options.exactProducts ? "int8" : "dequant";
     // outs[i] = input · ws[i]ᵀ over the T rows: the prefill rows [0, P) on the prefill path one matrix at a time, the
     // decode rows [P, T) on the dot path in one call for all the matrices (they share the input: Q, K, V; gate, up)
     const mm = (ws: readonly WeightMatrix[], input: Float32Array, outs: readonly Float32Array[], K: number): void => {
